@@ -1,0 +1,118 @@
+"""Checkpoints: one ``torch.save`` file of plain types and tensors, loaded without pickled code.
+
+A checkpoint is a dict holding at least
+
+- ``format``: the string :data:`CHECKPOINT_FORMAT`,
+- ``model_args``: the :class:`~eigen_depth_ros.model.EigenDepthConfig` as a plain dict,
+- ``state_dict``: the network's tensors,
+
+plus whatever the caller adds (training step, optimiser state, options, metrics). Saving is
+atomic (a temporary file in the same folder, flushed, then renamed over the target), so a
+crash or a full disk never leaves a half-written checkpoint under the final name. Loading uses
+``torch.load(weights_only=True)``, which refuses pickles that would run code.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .model import EigenDepthNet, config_from_dict, config_to_dict
+
+CHECKPOINT_FORMAT = 'eigen_depth_ros/1'
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable, of another format or does not fit the net."""
+
+
+def save_checkpoint(path: str | os.PathLike, model: EigenDepthNet, **extra: Any) -> Path:
+    """Write ``model`` (and ``extra`` entries) to ``path`` atomically.
+
+    :param path: destination file; its folder is created if needed.
+    :param model: the network (a DDP wrapper's ``.module`` is taken).
+    :param extra: further plain-type or tensor entries (step, optimizer, options, ...).
+    :return: the path written.
+    """
+    path = Path(path)
+    model = getattr(model, 'module', model)
+    payload = dict(extra)
+    payload.update(format=CHECKPOINT_FORMAT, model_args=config_to_dict(model.config),
+                   state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()})
+    write_atomically(path, payload)
+    return path
+
+
+def write_atomically(path: Path, payload: Any) -> None:
+    """``torch.save`` ``payload`` into a temporary file beside ``path``, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'wb') as tmp:
+            torch.save(payload, tmp)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 'cpu'
+                    ) -> dict[str, Any]:
+    """Load and check a checkpoint dict without building the network.
+
+    :raises CheckpointError: naming the file, when it is missing, truncated or corrupt,
+        would run code when unpickled, or lacks the format marker or a required entry.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'{path}: checkpoint file not found')
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else 'refused'
+        raise CheckpointError(f'{path}: refused, the file holds more than plain data and '
+                              f'tensors ({first_line})') from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise CheckpointError(f'{path}: not a readable checkpoint (truncated or corrupt: '
+                              f'{str(exc).strip().splitlines()[0] if str(exc) else exc!r})'
+                              ) from None
+    if not isinstance(payload, dict) or payload.get('format') != CHECKPOINT_FORMAT:
+        found = payload.get('format') if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f'{path}: format is {found!r}, expected {CHECKPOINT_FORMAT!r}')
+    for key in ('model_args', 'state_dict'):
+        if key not in payload:
+            raise CheckpointError(f'{path}: missing entry {key!r}')
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 'cpu'
+                    ) -> tuple[EigenDepthNet, dict[str, Any]]:
+    """Rebuild the network from a checkpoint and load its weights strictly.
+
+    :param path: checkpoint file written by :func:`save_checkpoint`.
+    :param map_location: where the tensors go (``'cpu'``, ``'cuda:0'``, ...).
+    :return: ``(model in eval mode, the rest of the checkpoint dict)``.
+    :raises CheckpointError: naming the file and the problem (see :func:`read_checkpoint`;
+        also bad ``model_args`` and missing, unexpected or mis-shaped weights).
+    """
+    payload = read_checkpoint(path, map_location)
+    try:
+        model = EigenDepthNet(config_from_dict(payload['model_args']))
+    except ValueError as exc:
+        raise CheckpointError(f'{path}: {exc}') from None
+    state_dict = payload.pop('state_dict')
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise CheckpointError(f'{path}: weights do not fit the network: '
+                              f'{" ".join(lines[1:3]) or lines[0]}') from None
+    model.to(map_location).eval()
+    return model, payload

@@ -1,0 +1,52 @@
+"""The ``eigen-depth`` console script: one subcommand per job, each in its own module.
+
+Every subcommand module has ``main(argv: list[str] | None) -> int`` with its own argparse
+parser, so ``eigen-depth SUB --help`` shows that subcommand's options. Modules are imported
+only when their subcommand runs, keeping ``eigen-depth --help`` fast.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    'synth': ('eigen_depth_training.synth', 'write a synthetic drive in the KITTI raw layout'),
+    'train': ('eigen_depth_training.train', 'train the network on KITTI raw drives'),
+    'eval': ('eigen_depth_training.evaluate', 'evaluate a checkpoint on KITTI raw (Eigen '
+             'protocol)'),
+    'synth-bag': ('eigen_depth_ros.synth_bag', 'write a ROS 2 bag from a synthetic drive'),
+    'bag-eval': ('eigen_depth_ros.bag_eval', 'evaluate on a recorded ROS 2 bag'),
+    'bench': ('eigen_depth_ros.bench', 'benchmark the model and the node (JSON)'),
+    'export': ('eigen_depth_ros.export', 'export a checkpoint to ONNX or TorchScript'),
+    'demo': ('eigen_depth_ros.demo', 'the whole system on the built-in synthetic world'),
+}
+
+
+def usage() -> str:
+    """The top-level help text listing the subcommands."""
+    lines = ['usage: eigen-depth SUBCOMMAND [options]   (eigen-depth SUBCOMMAND --help)', '',
+             'subcommands:']
+    lines += [f'  {name:<10} {summary}' for name, (_, summary) in SUBCOMMANDS.items()]
+    return '\n'.join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch ``eigen-depth SUBCOMMAND ...`` to the subcommand's ``main``."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ('-h', '--help'):
+        print(usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f'eigen-depth: error: unknown subcommand {name!r}\n{usage()}', file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    try:
+        return int(module.main(rest) or 0)
+    except KeyboardInterrupt:
+        print(f'eigen-depth {name}: interrupted', file=sys.stderr)
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Where the network looks: camera image -> network input -> output map, and back.
+
+The chain, per axis, in pixel-centre coordinates (pixel k has its centre at k):
+
+1. **resize** the camera image (w x h) by ``scale`` to ``round(w * scale) x round(h * scale)``;
+   a resized pixel u_r sits at camera coordinate ``(u_r + 0.5) / s - 0.5`` where ``s`` is the
+   exact per-axis ratio of the rounded size to the camera size (OpenCV's convention);
+2. **crop** the network input (``input_width x input_height``) out of the resized image at
+   ``(crop_x, crop_y)``;
+3. the network's output pixel j is the receptive-field centre of the fine stack's 9x9
+   stride-2 conv and 2x2 pool: input coordinate ``4 j + 5`` (columns) and
+   ``4 i + 5 + fine_row_start`` (rows).
+
+So output pixel (j, i) sits at camera pixel ``(a_x j + b_x, a_y i + b_y)`` with
+``a = 4 / s`` and ``b = (5 + offset + crop + 0.5) / s - 0.5``, and a pinhole camera
+(fx, fy, cx, cy) seen through the output map has ``fx' = fx / a_x``,
+``cx' = (cx - b_x) / a_x`` (likewise for y): see :meth:`InputGeometry.output_intrinsics`.
+
+By default the image is scaled so the input window just fits inside it and the window is
+centred (the paper's single centre crop at test time); training moves and scales it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .model import EigenDepthConfig
+
+OUTPUT_STRIDE = 4  # input pixels per output pixel (fine conv stride 2, pool 2)
+OUTPUT_OFFSET = 5  # input coordinate of output pixel 0 (receptive-field centre)
+
+
+@dataclass(frozen=True)
+class InputGeometry:
+    """Resize-and-crop of one camera image size onto the network input.
+
+    :param image_width: camera image width in pixels.
+    :param image_height: camera image height in pixels.
+    :param resized_width: width of the resized image the input is cropped from.
+    :param resized_height: height of the resized image.
+    :param crop_x: column of the input window in the resized image.
+    :param crop_y: row of the input window in the resized image.
+    :param config: the network configuration (input and output sizes, fine rows).
+    """
+
+    image_width: int
+    image_height: int
+    resized_width: int
+    resized_height: int
+    crop_x: int
+    crop_y: int
+    config: EigenDepthConfig
+
+    @classmethod
+    def fit(cls, image_width: int, image_height: int, config: EigenDepthConfig,
+            extra_scale: float = 1.0, crop_fraction: tuple[float, float] = (0.5, 0.5)
+            ) -> 'InputGeometry':
+        """Scale the image so the input window fits (times ``extra_scale`` >= 1), then place
+        the window at ``crop_fraction`` of the free room (0.5, 0.5 = centre crop).
+
+        :raises ValueError: for a non-positive image size or an ``extra_scale`` below 1.
+        """
+        if image_width < 1 or image_height < 1:
+            raise ValueError(f'image size {image_width}x{image_height} is empty')
+        if extra_scale < 1.0:
+            raise ValueError(f'extra_scale must be >= 1, got {extra_scale}')
+        scale = extra_scale * max(config.input_width / image_width,
+                                  config.input_height / image_height)
+        resized_w = max(config.input_width, round(image_width * scale))
+        resized_h = max(config.input_height, round(image_height * scale))
+        fx, fy = crop_fraction
+        return cls(image_width, image_height, resized_w, resized_h,
+                   int(round(fx * (resized_w - config.input_width))),
+                   int(round(fy * (resized_h - config.input_height))), config)
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """(width, height) of the network output map."""
+        return self.config.output_size
+
+    def output_to_image_affine(self) -> tuple[float, float, float, float]:
+        """``(a_x, b_x, a_y, b_y)``: output pixel (j, i) lies at camera pixel
+        ``(a_x j + b_x, a_y i + b_y)``."""
+        sx = self.resized_width / self.image_width
+        sy = self.resized_height / self.image_height
+        off_x = OUTPUT_OFFSET + self.crop_x
+        off_y = OUTPUT_OFFSET + self.config.fine_row_start + self.crop_y
+        return (OUTPUT_STRIDE / sx, (off_x + 0.5) / sx - 0.5,
+                OUTPUT_STRIDE / sy, (off_y + 0.5) / sy - 0.5)
+
+    def output_intrinsics(self, fx: float, fy: float, cx: float, cy: float
+                          ) -> tuple[float, float, float, float]:
+        """Intrinsics ``(fx', fy', cx', cy')`` of the output map for a camera (fx, fy, cx, cy):
+        ``fx' = fx / a_x``, ``cx' = (cx - b_x) / a_x``, likewise for y."""
+        a_x, b_x, a_y, b_y = self.output_to_image_affine()
+        return fx / a_x, fy / a_y, (cx - b_x) / a_x, (cy - b_y) / a_y
+
+    def crop_input(self, rgb: np.ndarray) -> np.ndarray:
+        """Resize an (H, W, C) camera image and cut out the network input window
+        (input_height, input_width, C), with area interpolation when shrinking."""
+        h, w = rgb.shape[:2]
+        if (w, h) != (self.image_width, self.image_height):
+            raise ValueError(f'image is {w}x{h}, geometry is for '
+                             f'{self.image_width}x{self.image_height}')
+        shrinking = self.resized_width < w
+        resized = cv2.resize(rgb, (self.resized_width, self.resized_height),
+                             interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        cfg = self.config
+        return resized[self.crop_y:self.crop_y + cfg.input_height,
+                       self.crop_x:self.crop_x + cfg.input_width]
+
+    def output_to_image(self, output_map: np.ndarray, fill_outside: bool = False
+                        ) -> np.ndarray:
+        """Resample an output map (H_out, W_out) to the camera size (H, W), bilinearly.
+
+        :param fill_outside: False puts NaN where the output map does not reach (what the
+            node publishes); True extends its border values (what evaluation needs, as the
+            protocol resizes predictions to the whole ground-truth image).
+        """
+        a_x, b_x, a_y, b_y = self.output_to_image_affine()
+        # Camera pixel (u, v) -> output coordinates ((u - b_x) / a_x, (v - b_y) / a_y).
+        inverse = np.array([[1 / a_x, 0, -b_x / a_x], [0, 1 / a_y, -b_y / a_y]])
+        border = cv2.BORDER_REPLICATE if fill_outside else cv2.BORDER_CONSTANT
+        out = cv2.warpAffine(np.ascontiguousarray(output_map, dtype=np.float32), inverse,
+                             (self.image_width, self.image_height),
+                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                             borderMode=border, borderValue=float('nan'))
+        if not fill_outside:
+            # warpAffine blends the border into the outermost half pixel: cut it exactly.
+            u = (np.arange(self.image_width) - b_x) / a_x
+            v = (np.arange(self.image_height) - b_y) / a_y
+            w_out, h_out = self.output_size
+            out[:, (u < 0) | (u > w_out - 1)] = np.nan
+            out[(v < 0) | (v > h_out - 1), :] = np.nan
+        return out
+
+    def sparse_depth_to_output(self, depth: np.ndarray) -> np.ndarray:
+        """Bin a sparse camera-size depth map (0 = no point) into the output grid, keeping
+        the nearest point of each cell (as the KITTI devkit keeps the nearest per pixel).
+
+        :return: (H_out, W_out) float32, 0 where no point falls into a cell.
+        """
+        a_x, b_x, a_y, b_y = self.output_to_image_affine()
+        v, u = np.nonzero(depth > 0)
+        j = np.rint((u - b_x) / a_x).astype(np.int64)
+        i = np.rint((v - b_y) / a_y).astype(np.int64)
+        w_out, h_out = self.output_size
+        inside = (j >= 0) & (j < w_out) & (i >= 0) & (i < h_out)
+        out = np.full(h_out * w_out, np.inf, dtype=np.float32)
+        np.minimum.at(out, i[inside] * w_out + j[inside], depth[v[inside], u[inside]])
+        out[np.isinf(out)] = 0.0
+        return out.reshape(h_out, w_out)

@@ -1,0 +1,31 @@
+"""Environment for processes that talk DDS: loopback only, large messages over shared memory."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+FASTDDS_PROFILE_NAME = 'fastdds_shm.xml'
+
+
+def fastdds_profile_path() -> Path:
+    """Path of the shipped Fast DDS shared-memory profile (source tree or install share/)."""
+    source = Path(__file__).resolve().parent.parent / 'config' / FASTDDS_PROFILE_NAME
+    if source.is_file():
+        return source
+    from ament_index_python.packages import get_package_share_directory
+    return Path(get_package_share_directory('eigen_depth_ros')) / 'config' / FASTDDS_PROFILE_NAME
+
+
+def local_dds_env(domain_id: int, base: dict[str, str] | None = None) -> dict[str, str]:
+    """A copy of ``base`` (default ``os.environ``) that keeps DDS on this machine.
+
+    Sets ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``, ``ROS_DOMAIN_ID=domain_id``, the Fast
+    DDS rmw, and ``FASTDDS_DEFAULT_PROFILES_FILE`` to the shared-memory profile (unless one is
+    set already).
+    """
+    env = dict(os.environ if base is None else base)
+    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    env['ROS_DOMAIN_ID'] = str(domain_id)
+    env.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+    env.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(fastdds_profile_path()))
+    return env

@@ -1,0 +1,38 @@
+"""Shared fixtures. Every DDS participant started by the tests stays on loopback."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from eigen_depth_ros.checkpoint import save_checkpoint
+from eigen_depth_ros.model import KITTI, EigenDepthConfig, EigenDepthNet
+from eigen_depth_ros.ros_env import local_dds_env
+
+# One domain per test session (pid-based), so sessions running side by side never meet.
+TEST_DOMAIN_ID = 10 + os.getpid() % 90
+os.environ.update(local_dds_env(TEST_DOMAIN_ID))
+
+# The KITTI sizes with narrow layers: same geometry, milliseconds per forward pass.
+SMALL_KITTI = EigenDepthConfig('kitti-small', KITTI.input_width, KITTI.input_height,
+                               KITTI.fine_row_start, KITTI.fine_input_height,
+                               coarse_channels=(8, 16, 16, 16, 16), fc_width=64,
+                               fine_channels=8)
+
+
+@pytest.fixture
+def ros_env() -> dict[str, str]:
+    """Environment for child processes: loopback DDS on this session's domain."""
+    return local_dds_env(TEST_DOMAIN_ID)
+
+
+@pytest.fixture
+def small_checkpoint(tmp_path):
+    """A checkpoint of :data:`SMALL_KITTI` whose output is log(10 m) everywhere plus a
+    little structure, so predictions are finite and positive."""
+    torch.manual_seed(0)
+    model = EigenDepthNet(SMALL_KITTI)
+    with torch.no_grad():
+        model.fine.conv4.bias.fill_(float(torch.log(torch.tensor(10.0))))
+    return save_checkpoint(tmp_path / 'small.pt', model)

@@ -1,0 +1,110 @@
+"""Checkpoint round trip and every bad-checkpoint case."""
+import os
+import pickle
+
+import pytest
+import torch
+
+from eigen_depth_ros.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, load_checkpoint,
+                                        save_checkpoint)
+from eigen_depth_ros.model import EigenDepthNet, config_to_dict
+
+from conftest import SMALL_KITTI
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(3)
+    return EigenDepthNet(SMALL_KITTI)
+
+
+def test_round_trip(tmp_path, model):
+    path = save_checkpoint(tmp_path / 'sub' / 'm.pt', model, step=7, options={'lr': 0.1})
+    loaded, meta = load_checkpoint(path)
+    assert meta['step'] == 7 and meta['options'] == {'lr': 0.1}
+    assert meta['format'] == CHECKPOINT_FORMAT and 'state_dict' not in meta
+    assert loaded.config == SMALL_KITTI and not loaded.training
+    for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+    assert [p.name for p in tmp_path.joinpath('sub').iterdir()] == ['m.pt']  # no temp left
+
+
+def test_plain_dict_loads_with_weights_only(tmp_path, model):
+    path = save_checkpoint(tmp_path / 'm.pt', model)
+    raw = torch.load(path, weights_only=True)
+    assert raw['model_args'] == config_to_dict(SMALL_KITTI)
+
+
+def test_save_is_atomic_when_writing_fails(tmp_path, model, monkeypatch):
+    path = save_checkpoint(tmp_path / 'm.pt', model, step=1)
+    before = path.read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(torch, 'save', disk_full)
+    with pytest.raises(OSError):
+        save_checkpoint(path, model, step=2)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ['m.pt']
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match='nope.pt: checkpoint file not found'):
+        load_checkpoint(tmp_path / 'nope.pt')
+
+
+def test_truncated_file(tmp_path, model):
+    path = save_checkpoint(tmp_path / 'm.pt', model)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match=r'm.pt: not a readable checkpoint'):
+        load_checkpoint(path)
+
+
+def test_wrong_format(tmp_path, model):
+    path = tmp_path / 'other.pt'
+    torch.save({'format': 'someone-else/3', 'state_dict': model.state_dict()}, path)
+    with pytest.raises(CheckpointError, match="other.pt: format is 'someone-else/3'"):
+        load_checkpoint(path)
+    torch.save(model.state_dict(), path)  # a bare state dict
+    with pytest.raises(CheckpointError, match='other.pt: format is None'):
+        load_checkpoint(path)
+
+
+def test_mismatched_weights(tmp_path, model):
+    path = tmp_path / 'm.pt'
+    state = model.state_dict()
+    state['coarse.fc7.weight'] = torch.zeros(3, 3)
+    torch.save({'format': CHECKPOINT_FORMAT, 'model_args': config_to_dict(SMALL_KITTI),
+                'state_dict': state}, path)
+    with pytest.raises(CheckpointError, match=r'm.pt: weights do not fit.*coarse.fc7.weight'):
+        load_checkpoint(path)
+    del state['coarse.fc7.weight']
+    torch.save({'format': CHECKPOINT_FORMAT, 'model_args': config_to_dict(SMALL_KITTI),
+                'state_dict': state}, path)
+    with pytest.raises(CheckpointError, match='Missing key'):
+        load_checkpoint(path)
+
+
+def test_bad_model_args(tmp_path, model):
+    path = tmp_path / 'm.pt'
+    torch.save({'format': CHECKPOINT_FORMAT, 'model_args': {'name': 'x'},
+                'state_dict': model.state_dict()}, path)
+    with pytest.raises(CheckpointError, match='m.pt: bad model_args'):
+        load_checkpoint(path)
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (os.system, ('touch pwned',))
+
+
+def test_code_running_pickle_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / 'evil.pt'
+    torch.save({'format': CHECKPOINT_FORMAT, 'payload': RunsCode()}, path)
+    with pytest.raises(CheckpointError, match='evil.pt: refused'):
+        load_checkpoint(path)
+    path.write_bytes(pickle.dumps(RunsCode()))  # a legacy plain pickle
+    with pytest.raises(CheckpointError, match='evil.pt'):
+        load_checkpoint(path)
+    assert not (tmp_path / 'pwned').exists()

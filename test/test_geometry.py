@@ -1,0 +1,71 @@
+"""Camera <-> network geometry: sizes, the affine map, intrinsics and resampling."""
+import numpy as np
+import pytest
+
+from eigen_depth_ros.geometry import InputGeometry
+from eigen_depth_ros.model import KITTI, NYU
+
+
+def test_kitti_centre_crop_sizes():
+    g = InputGeometry.fit(1242, 375, KITTI)
+    assert (g.resized_width, g.resized_height) == (576, 174)
+    assert (g.crop_x, g.crop_y) == (0, 1)
+    window = g.crop_input(np.zeros((375, 1242, 3), np.uint8))
+    assert window.shape == (172, 576, 3)
+
+
+def test_affine_map_of_output_pixels():
+    g = InputGeometry.fit(1242, 375, KITTI)
+    a_x, b_x, a_y, b_y = g.output_to_image_affine()
+    sx, sy = 576 / 1242, 174 / 375
+    assert a_x == pytest.approx(4 / sx) and a_y == pytest.approx(4 / sy)
+    # output pixel 0 is the centre of input column 5 / row 57 + 5 (+ crop row 1)
+    assert b_x == pytest.approx(5.5 / sx - 0.5)
+    assert b_y == pytest.approx((5 + 57 + 1 + 0.5) / sy - 0.5)
+
+
+def test_output_intrinsics_project_points_consistently():
+    g = InputGeometry.fit(640, 480, NYU)
+    fx, fy, cx, cy = 500.0, 510.0, 320.0, 240.0
+    fx2, fy2, cx2, cy2 = g.output_intrinsics(fx, fy, cx, cy)
+    a_x, b_x, a_y, b_y = g.output_to_image_affine()
+    point = np.array([0.7, -0.4, 3.0])
+    u, v = fx * point[0] / point[2] + cx, fy * point[1] / point[2] + cy
+    j, i = fx2 * point[0] / point[2] + cx2, fy2 * point[1] / point[2] + cy2
+    assert (a_x * j + b_x, a_y * i + b_y) == pytest.approx((u, v))
+
+
+def test_output_to_image_is_nan_outside_and_linear_inside():
+    g = InputGeometry.fit(1242, 375, KITTI)
+    w_out, h_out = g.output_size
+    ramp = np.tile(np.arange(w_out, dtype=np.float32), (h_out, 1))  # value = column j
+    full = g.output_to_image(ramp)
+    assert full.shape == (375, 1242)
+    a_x, b_x, _, b_y = g.output_to_image_affine()
+    assert np.isnan(full[0]).all() and np.isnan(full[:, 0]).all()  # above/left of the map
+    row = int(np.ceil(b_y)) + 5
+    cols = np.arange(int(np.ceil(b_x)), int((w_out - 1) * a_x + b_x))
+    assert np.allclose(full[row, cols], (cols - b_x) / a_x, atol=1e-3)
+    filled = g.output_to_image(ramp, fill_outside=True)
+    assert np.isfinite(filled).all() and filled[0, 0] == 0.0
+
+
+def test_sparse_depth_binning_keeps_the_nearest():
+    g = InputGeometry.fit(1242, 375, KITTI)
+    a_x, b_x, a_y, b_y = g.output_to_image_affine()
+    depth = np.zeros((375, 1242), np.float32)
+    u, v = int(round(10 * a_x + b_x)), int(round(5 * a_y + b_y))
+    depth[v, u] = 12.0
+    depth[v, u + 1] = 9.0       # same cell, nearer
+    depth[2, 2] = 30.0          # outside the output map
+    out = g.sparse_depth_to_output(depth)
+    assert out.shape == (27, 142)
+    assert out[5, 10] == 9.0 and np.count_nonzero(out) == 1
+
+
+def test_bad_sizes():
+    with pytest.raises(ValueError, match='empty'):
+        InputGeometry.fit(0, 375, KITTI)
+    g = InputGeometry.fit(640, 480, KITTI)
+    with pytest.raises(ValueError, match='geometry is for 640x480'):
+        g.crop_input(np.zeros((10, 10, 3), np.uint8))

@@ -1,0 +1,78 @@
+"""Metrics on hand-made arrays and crop masks against the protocol's fractions."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from eigen_depth_ros.metrics import (compute_depth_metrics, eigen_crop_mask, evaluate_depth,
+                                     format_metric_table, garg_crop_mask, mean_metrics,
+                                     valid_depth_mask)
+
+
+def test_hand_made_values():
+    gt = np.array([[1.0, 2.0], [4.0, 0.0]])       # the 0 is ignored
+    pred = np.array([[1.0, 3.0], [2.0, 7.0]])
+    m = compute_depth_metrics(pred, gt)
+    assert m['n'] == 3
+    assert m['abs_rel'] == pytest.approx((0 + 0.5 + 0.5) / 3)
+    assert m['sq_rel'] == pytest.approx((0 + 1 / 2 + 4 / 4) / 3)
+    assert m['rmse'] == pytest.approx(math.sqrt((0 + 1 + 4) / 3))
+    d = np.log([1.0, 1.5, 0.5])
+    assert m['rmse_log'] == pytest.approx(math.sqrt(np.mean(d ** 2)))
+    assert m['si_rmse_log'] == pytest.approx(math.sqrt(np.mean(d ** 2) - np.mean(d) ** 2))
+    # ratios 1, 1.5, 2: < 1.25 -> 1/3; < 1.5625 -> 2/3; < 1.953 -> 2/3
+    assert (m['a1'], m['a2'], m['a3']) == pytest.approx((1 / 3, 2 / 3, 2 / 3))
+
+
+def test_torch_input_nan_and_mask():
+    gt = torch.tensor([[2.0, float('nan'), 5.0]])
+    pred = torch.tensor([[2.0, 1.0, 50.0]])
+    m = compute_depth_metrics(pred, gt, mask=np.array([[True, True, False]]))
+    assert m['n'] == 1 and m['abs_rel'] == 0.0 and m['a1'] == 1.0
+
+
+def test_scale_invariant_rmse_ignores_scale():
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(1, 50, (20, 30))
+    pred = gt * rng.uniform(0.8, 1.2, gt.shape)
+    assert compute_depth_metrics(pred * 3, gt)['si_rmse_log'] == \
+        pytest.approx(compute_depth_metrics(pred, gt)['si_rmse_log'])
+
+
+def test_no_valid_pixel_is_an_error():
+    with pytest.raises(ValueError, match='no valid pixel'):
+        compute_depth_metrics(np.ones((2, 2)), np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize('fn, rows', [(garg_crop_mask, (0.40810811, 0.99189189)),
+                                      (eigen_crop_mask, (0.3324324, 0.91351351))])
+def test_crop_masks_follow_the_fractions(fn, rows):
+    h, w = 375, 1242
+    mask = fn(h, w)
+    ys, xs = np.nonzero(mask)
+    assert ys.min() == int(rows[0] * h) and ys.max() == int(rows[1] * h) - 1
+    assert xs.min() == int(0.03594771 * w) and xs.max() == int(0.96405229 * w) - 1
+    assert mask.sum() == (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+
+
+def test_caps_crop_and_median_scaling():
+    gt = np.full((375, 1242), 10.0)
+    gt[200, 600] = 90.0                       # beyond the 80 m cap: not evaluated
+    assert not valid_depth_mask(gt, max_depth=80)[200, 600]
+    assert not valid_depth_mask(gt, crop='garg')[10, 600]
+    assert not valid_depth_mask(gt, max_depth=50)[200, 600]
+    m = evaluate_depth(gt * 2.0, gt, median_scaling=True)
+    assert m['scale'] == pytest.approx(0.5) and m['abs_rel'] == pytest.approx(0.0)
+    capped = evaluate_depth(np.full_like(gt, 500.0), gt, max_depth=80)
+    assert capped['abs_rel'] == pytest.approx(7.0)   # prediction capped to 80 m
+
+
+def test_mean_and_table():
+    agg = mean_metrics([{k: 1.0 for k in ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'a1', 'a2',
+                                          'a3', 'si_rmse_log')},
+                        {k: 3.0 for k in ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'a1', 'a2',
+                                          'a3', 'si_rmse_log')}])
+    assert agg['rmse'] == 2.0 and agg['n'] == 2
+    table = format_metric_table({'coarse': agg})
+    assert 'd<1.25' in table and 'RMSE log sc.-inv.' in table and '2.000' in table
