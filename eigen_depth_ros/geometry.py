@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from .model import EigenDepthConfig
+from .projection import nearest_depth_image
 
 OUTPUT_STRIDE = 4  # input pixels per output pixel (fine conv stride 2, pool 2)
 OUTPUT_OFFSET = 5  # input coordinate of output pixel 0 (receptive-field centre)
@@ -144,11 +145,5 @@ class InputGeometry:
         """
         a_x, b_x, a_y, b_y = self.output_to_image_affine()
         v, u = np.nonzero(depth > 0)
-        j = np.rint((u - b_x) / a_x).astype(np.int64)
-        i = np.rint((v - b_y) / a_y).astype(np.int64)
-        w_out, h_out = self.output_size
-        inside = (j >= 0) & (j < w_out) & (i >= 0) & (i < h_out)
-        out = np.full(h_out * w_out, np.inf, dtype=np.float32)
-        np.minimum.at(out, i[inside] * w_out + j[inside], depth[v[inside], u[inside]])
-        out[np.isinf(out)] = 0.0
-        return out.reshape(h_out, w_out)
+        return nearest_depth_image(np.rint((u - b_x) / a_x), np.rint((v - b_y) / a_y),
+                                   depth[v, u], *self.output_size)

@@ -4,6 +4,10 @@ The camera image is resized and centre-cropped onto the network input as
 :class:`~eigen_depth_ros.geometry.InputGeometry` describes; the prediction comes back at the
 output-map resolution (with :meth:`DepthEstimator.output_intrinsics` for its pinhole model)
 or resampled to the camera image (NaN where the network does not see).
+
+The forward pass runs on one of the backends of :mod:`eigen_depth_ros.backends`
+(``backend='eager'``, float32 PyTorch, unless asked otherwise; ``'auto'`` picks the fastest
+measured one for the device, see docs/speed.md).
 """
 from __future__ import annotations
 
@@ -11,14 +15,20 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
+import cv2
 import numpy as np
 import torch
 
+from .backends import Backend, build_backend
 from .checkpoint import load_checkpoint
 from .geometry import InputGeometry
 from .model import EigenDepthNet, Stage, normalize_image
 
 Resolution = Literal['network', 'input']
+
+BACKEND_ENV = 'EIGEN_DEPTH_BACKEND'
+"""Environment variable naming the backend :meth:`DepthEstimator.from_checkpoint` uses when
+its ``backend`` argument is None (e.g. ``EIGEN_DEPTH_BACKEND=auto ros2 run ...``)."""
 
 
 def select_device(spec: str = 'auto') -> torch.device:
@@ -60,25 +70,53 @@ class DepthPrediction:
 class DepthEstimator:
     """Runs an :class:`EigenDepthNet` on camera images.
 
-    :param model: the network (put in eval mode and moved to ``device``).
+    :param model: the float32 network; it is converted in place for the backend (moved to
+        ``device``, cast, quantised), so hand over a model you do not use elsewhere.
     :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-    :param half: run in float16 (CUDA only; ignored with a warning flag on CPU).
+    :param half: run in float16 (CUDA only; ignored on CPU). Kept for compatibility: on
+        CUDA it turns ``backend='eager'`` into ``'fp16'``.
+    :param backend: a name from :data:`eigen_depth_ros.backends.BACKENDS`, ``'auto'``, or on
+        CUDA a name with ``+graph`` (see :mod:`eigen_depth_ros.backends`).
+    :param onnx_path: for ``backend='onnx'``, an exported file to run instead of exporting
+        the model on the fly.
+    :raises ValueError: for a bad device or backend name, or a backend the device cannot run.
+
+    On a CPU device, OpenCV is set to one thread (``cv2.setNumThreads(1)``, process-wide):
+    OpenCV's worker threads keep spinning after a resize and slowed the next PyTorch
+    operation by about 20 ms on the 2-core development machine (docs/speed.md).
     """
 
-    def __init__(self, model: EigenDepthNet, device: str = 'auto', half: bool = False) -> None:
+    def __init__(self, model: EigenDepthNet, device: str = 'auto', half: bool = False,
+                 backend: str = 'eager', onnx_path: str | os.PathLike | None = None
+                 ) -> None:
         self.device = select_device(device)
-        self.half = bool(half) and self.device.type == 'cuda'
-        self.dtype = torch.float16 if self.half else torch.float32
-        self.model = model.to(self.device, self.dtype).eval()
+        if half and self.device.type == 'cuda' and backend == 'eager':
+            backend = 'fp16'
         self.config = model.config
+        self.backend: Backend = build_backend(backend, model, self.device,
+                                              onnx_path=onnx_path)
+        self.dtype = self.backend.input_dtype
+        self.half = self.dtype == torch.float16
+        self.model = self.backend.module if self.backend.module is not None else model
         self._geometries: dict[tuple[int, int], InputGeometry] = {}
+        self._pinned: torch.Tensor | None = None  # CUDA: page-locked staging buffer
+        self._copied: torch.cuda.Event | None = None
+        if self.device.type == 'cpu':
+            cv2.setNumThreads(1)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = 'auto',
-                        half: bool = False) -> 'DepthEstimator':
-        """Load a checkpoint (see :func:`~eigen_depth_ros.checkpoint.load_checkpoint`)."""
+                        half: bool = False, backend: str | None = None,
+                        onnx_path: str | os.PathLike | None = None) -> 'DepthEstimator':
+        """Load a checkpoint (see :func:`~eigen_depth_ros.checkpoint.load_checkpoint`).
+
+        :param backend: as for :class:`DepthEstimator`; None means the environment variable
+            :data:`BACKEND_ENV` when set, else ``'eager'``.
+        """
+        if backend is None:
+            backend = os.environ.get(BACKEND_ENV, '').strip() or 'eager'
         model, _ = load_checkpoint(path, map_location='cpu')
-        return cls(model, device=device, half=half)
+        return cls(model, device=device, half=half, backend=backend, onnx_path=onnx_path)
 
     def geometry(self, width: int, height: int) -> InputGeometry:
         """The (cached) centre-crop geometry for camera images of ``width x height``."""
@@ -88,23 +126,46 @@ class DepthEstimator:
         return self._geometries[key]
 
     def preprocess(self, rgb: np.ndarray) -> tuple[torch.Tensor, InputGeometry]:
-        """Resize/crop an RGB uint8 (H, W, 3) image into the normalised input (1, 3, h, w)."""
+        """Resize/crop an RGB uint8 (H, W, 3) image into the normalised input (1, 3, h, w).
+
+        One resize (OpenCV) and one normalising pass; the crop and the HWC -> NCHW permute
+        are views, so the result comes out in channels-last memory order, which the
+        channels-last backends use as it is. On CUDA the uint8 window goes through a
+        page-locked buffer, is copied asynchronously and normalised on the GPU.
+        """
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f'expected an RGB uint8 (H, W, 3) image, got {rgb.dtype} '
                              f'{rgb.shape}')
         geometry = self.geometry(rgb.shape[1], rgb.shape[0])
-        window = geometry.crop_input(rgb)                        # (h, w, 3) uint8
-        x = torch.from_numpy(np.ascontiguousarray(window)).to(self.device)
-        x = normalize_image(x.permute(2, 0, 1).unsqueeze(0))     # (1, 3, h, w) float32
+        window = geometry.crop_input(rgb)                        # (h, w, 3) uint8 view
+        if self.device.type == 'cuda':
+            pixels = self._to_gpu(window)
+        else:
+            pixels = torch.from_numpy(window)
+        x = normalize_image(pixels.permute(2, 0, 1).unsqueeze(0))  # (1, 3, h, w) float32
         return x.to(self.dtype), geometry
+
+    def _to_gpu(self, window: np.ndarray) -> torch.Tensor:
+        """Copy a uint8 (h, w, 3) window to the GPU through a reused page-locked buffer."""
+        shape = tuple(window.shape)
+        if self._pinned is None or tuple(self._pinned.shape) != shape:
+            self._pinned = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+            self._copied = None
+        if self._copied is not None:
+            self._copied.synchronize()  # the previous frame's copy has left the buffer
+        self._pinned.numpy()[...] = window
+        pixels = self._pinned.to(self.device, non_blocking=True)
+        self._copied = torch.cuda.Event()
+        self._copied.record()
+        return pixels
 
     @torch.inference_mode()
     def predict_log(self, rgb: np.ndarray, stage: Stage = 'fine'
                     ) -> tuple[np.ndarray, InputGeometry]:
         """Log depth (H_out, W_out) float32 of one RGB image, and its geometry."""
         x, geometry = self.preprocess(rgb)
-        log_depth = self.model(x, stage=stage)[0, 0]  # (H_out, W_out)
-        return log_depth.float().cpu().numpy(), geometry
+        log_depth = self.backend(x, stage)[0, 0]  # (H_out, W_out) float32
+        return log_depth.cpu().numpy(), geometry
 
     def predict(self, rgb: np.ndarray, resolution: Resolution = 'network',
                 stage: Stage = 'fine') -> DepthPrediction:
@@ -114,10 +175,10 @@ class DepthEstimator:
             ``'input'`` for the camera image size (NaN where the network does not see).
         :param stage: ``'fine'`` (coarse + fine) or ``'coarse'``.
         """
+        if resolution not in ('network', 'input'):
+            raise ValueError(f"resolution must be 'network' or 'input', got {resolution!r}")
         log_depth, geometry = self.predict_log(rgb, stage)
-        depth = np.exp(log_depth).astype(np.float32)
+        depth = np.exp(log_depth, dtype=np.float32)
         if resolution == 'input':
             depth = geometry.output_to_image(depth)
-        elif resolution != 'network':
-            raise ValueError(f"resolution must be 'network' or 'input', got {resolution!r}")
         return DepthPrediction(depth, geometry, resolution)

@@ -7,13 +7,18 @@ from pathlib import Path
 FASTDDS_PROFILE_NAME = 'fastdds_shm.xml'
 
 
-def fastdds_profile_path() -> Path:
-    """Path of the shipped Fast DDS shared-memory profile (source tree or install share/)."""
-    source = Path(__file__).resolve().parent.parent / 'config' / FASTDDS_PROFILE_NAME
+def config_file(name: str) -> Path:
+    """Path of a shipped file of ``config/``: the source tree's, else the install's share/."""
+    source = Path(__file__).resolve().parent.parent / 'config' / name
     if source.is_file():
         return source
     from ament_index_python.packages import get_package_share_directory
-    return Path(get_package_share_directory('eigen_depth_ros')) / 'config' / FASTDDS_PROFILE_NAME
+    return Path(get_package_share_directory('eigen_depth_ros')) / 'config' / name
+
+
+def fastdds_profile_path() -> Path:
+    """Path of the shipped Fast DDS shared-memory profile."""
+    return config_file(FASTDDS_PROFILE_NAME)
 
 
 def local_dds_env(domain_id: int, base: dict[str, str] | None = None) -> dict[str, str]:

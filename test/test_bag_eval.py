@@ -1,0 +1,221 @@
+"""Offline bag evaluation: both storage formats, raw and compressed images, LiDAR and depth
+ground truth, the projection against the synthetic world, and each bad-input case."""
+import json
+
+import numpy as np
+import pytest
+from rosbags.highlevel import AnyReader
+from rosbags.rosbag2 import StoragePlugin, Writer
+
+from eigen_depth_ros import bag_eval, synth_bag
+from eigen_depth_ros.bag_eval import BagEvalError, BagGroundTruth
+from eigen_depth_training.synth import write_synthetic_kitti
+
+DRIVE = '2011_09_26_drive_0002'
+def error_lines(err: str) -> list[str]:
+    """The error lines of a CLI's stderr (tqdm's progress lines left out)."""
+    return [line for line in err.splitlines() if 'error:' in line]
+
+
+COMMON = ['--image-topic', '/camera/image_raw', '--camera-info-topic', '/camera/camera_info']
+
+
+@pytest.fixture(scope='module')
+def kitti_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp('kitti')
+    write_synthetic_kitti(root, drives=1, frames=3, seed=4, drive_names=[DRIVE])
+    return root
+
+
+@pytest.fixture(scope='module')
+def mcap_bag(kitti_root, tmp_path_factory):
+    return synth_bag.write_bag(kitti_root, DRIVE, tmp_path_factory.mktemp('b') / 'raw',
+                               storage='mcap', depth_gt='32FC1', progress=False)
+
+
+@pytest.fixture(scope='module')
+def sqlite_bag(kitti_root, tmp_path_factory):
+    return synth_bag.write_bag(kitti_root, DRIVE, tmp_path_factory.mktemp('b') / 'jpeg',
+                               storage='sqlite3', compressed='jpeg', depth_gt='16UC1',
+                               progress=False)
+
+
+def test_bag_layout_and_storage(mcap_bag, sqlite_bag):
+    assert list(mcap_bag.glob('*.mcap')) and list(sqlite_bag.glob('*.db3'))
+    source = BagGroundTruth(sqlite_bag, '/camera/image_raw/compressed', '/camera/camera_info',
+                            '/velodyne_points', None)
+    assert source.reader.topics['/camera/image_raw/compressed'].msgtype == \
+        'sensor_msgs/msg/CompressedImage'
+    assert source.image_count == 3 and len(source.pairs) == 3
+    source.close()
+
+
+def test_lidar_projection_matches_the_dense_world(mcap_bag, kitti_root):
+    source = BagGroundTruth(mcap_bag, '/camera/image_raw', '/camera/camera_info',
+                            '/velodyne_points', None)
+    frames = [f for f in source.frames()]
+    source.close()
+    assert len(frames) == 3
+    for index, (_, rgb, gt) in enumerate(frames):
+        dense = np.load(kitti_root / '2011_09_26' / f'{DRIVE}_sync' / 'synthetic_depth_02'
+                        / f'{index:010d}.npy')
+        hit = gt > 0
+        assert rgb.shape == (375, 1242, 3) and hit.sum() > 5000
+        rel = np.abs(gt[hit] - dense[hit]) / dense[hit]
+        assert np.mean(rel < 0.01) > 0.95   # the rest sit on depth edges
+
+
+def run_eval(tmp_path, bag, small_checkpoint, *extra):
+    out = tmp_path / 'out'
+    code = bag_eval.main([str(bag), '--checkpoint', str(small_checkpoint), '--out', str(out),
+                          '--device', 'cpu', *extra])
+    return code, out
+
+
+@pytest.mark.parametrize('gt_args', [['--lidar-topic', '/velodyne_points'],
+                                     ['--depth-topic', '/ground_truth/depth']])
+def test_offline_eval_mcap_raw(tmp_path, mcap_bag, small_checkpoint, gt_args):
+    code, out = run_eval(tmp_path, mcap_bag, small_checkpoint, *COMMON, *gt_args)
+    assert code == 0
+    result = json.loads((out / 'metrics.json').read_text())
+    assert result['frames_evaluated'] == 3 and result['skipped'] == {}
+    agg = result['aggregate']
+    # the small checkpoint predicts about 10 m everywhere: the metrics must say so
+    per_frame = result['per_frame']
+    assert len(per_frame) == 3 and all(f['n'] > 1000 for f in per_frame)
+    assert agg['abs_rel'] == pytest.approx(np.mean([f['abs_rel'] for f in per_frame]))
+    assert 0.1 < agg['abs_rel'] < 5 and 0 < agg['a1'] < 1
+    assert set(result['by_distance']) <= {'0-10 m', '10-20 m', '20-40 m', '40-80 m'}
+    near, far = result['by_distance']['0-10 m'], result['by_distance']['40-80 m']
+    assert far['rmse'] > near['rmse']  # a 10 m guess is worse far away
+    assert (out / 'report.png').stat().st_size > 10_000
+
+
+def test_offline_eval_sqlite_compressed_16uc1(tmp_path, sqlite_bag, small_checkpoint):
+    code, out = run_eval(tmp_path, sqlite_bag, small_checkpoint, '--image-topic',
+                         '/camera/image_raw/compressed', '--depth-topic', '/ground_truth/depth')
+    assert code == 0
+    assert json.loads((out / 'metrics.json').read_text())['frames_evaluated'] == 3
+
+
+def test_lidar_and_depth_truth_agree_on_metrics(tmp_path, mcap_bag, small_checkpoint):
+    results = []
+    for gt_args in (['--lidar-topic', '/velodyne_points'],
+                    ['--depth-topic', '/ground_truth/depth']):
+        out = tmp_path / gt_args[1].strip('/').replace('/', '_')
+        assert bag_eval.main([str(mcap_bag), '--checkpoint', str(small_checkpoint), *COMMON,
+                              *gt_args, '--out', str(out), '--device', 'cpu',
+                              '--max-depth', '30']) == 0
+        results.append(json.loads((out / 'metrics.json').read_text())['aggregate'])
+    # LiDAR samples the same world sparsely: the same prediction scores about the same
+    assert results[0]['abs_rel'] == pytest.approx(results[1]['abs_rel'], rel=0.25)
+
+
+def test_missing_topic_lists_what_the_bag_has(tmp_path, mcap_bag, small_checkpoint, capsys):
+    code, _ = run_eval(tmp_path, mcap_bag, small_checkpoint, '--image-topic', '/cam/image',
+                       '--depth-topic', '/ground_truth/depth')
+    err = capsys.readouterr().err
+    assert code == 1 and len(error_lines(err)) == 1
+    assert "no topic '/cam/image'" in err and '/velodyne_points [sensor_msgs/msg/PointCloud2]' \
+        in err
+
+
+def test_wrong_type_no_pairs_and_missing_bag(tmp_path, mcap_bag, small_checkpoint, capsys):
+    assert run_eval(tmp_path, mcap_bag, small_checkpoint, *COMMON,
+                    '--depth-topic', '/velodyne_points')[0] == 1
+    assert 'is sensor_msgs/msg/PointCloud2, expected sensor_msgs/msg/Image' in \
+        capsys.readouterr().err
+    # LiDAR stamps are a few ms off the camera's: a 1 us tolerance pairs nothing
+    assert run_eval(tmp_path, mcap_bag, small_checkpoint, *COMMON, '--lidar-topic',
+                    '/velodyne_points', '--tolerance', '1e-6')[0] == 1
+    assert 'has a /velodyne_points message within 1e-06 s' in capsys.readouterr().err
+    assert run_eval(tmp_path, tmp_path / 'nope', small_checkpoint, *COMMON,
+                    '--depth-topic', '/d')[0] == 1
+    assert 'nope: bag not found' in capsys.readouterr().err
+
+
+def test_truncated_bag(tmp_path, mcap_bag, small_checkpoint, capsys):
+    broken = tmp_path / 'broken'
+    broken.mkdir()
+    for item in mcap_bag.iterdir():
+        data = item.read_bytes()
+        (broken / item.name).write_bytes(data[: len(data) // 3] if item.suffix == '.mcap'
+                                         else data)
+    code, _ = run_eval(tmp_path, broken, small_checkpoint, *COMMON,
+                       '--lidar-topic', '/velodyne_points')
+    err = capsys.readouterr().err
+    assert code == 1 and 'broken' in err and len(error_lines(err)) == 1
+
+
+def write_custom_bag(path, image_size, info_size, fx=500.0):
+    """A bag with one image, one depth image and one camera_info of the given sizes."""
+    ts = synth_bag.TYPESTORE
+    w, h = image_size
+    stamp = 1_000_000_000
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        conns = {topic: writer.add_connection(topic, kind, typestore=ts) for topic, kind in (
+            ('/camera/image_raw', 'sensor_msgs/msg/Image'),
+            ('/camera/camera_info', 'sensor_msgs/msg/CameraInfo'),
+            ('/depth', 'sensor_msgs/msg/Image'))}
+        msgs = {'/camera/camera_info': synth_bag.camera_info_message(
+                    stamp, *info_size, (fx, fx, info_size[0] / 2, info_size[1] / 2)),
+                '/camera/image_raw': synth_bag.image_message(
+                    stamp, np.full((h, w, 3), 128, np.uint8), 'rgb8'),
+                '/depth': synth_bag.image_message(stamp, np.full((h, w), 5.0, '<f4'), '32FC1')}
+        for topic, msg in msgs.items():
+            writer.write(conns[topic], stamp, ts.serialize_cdr(msg, conns[topic].msgtype))
+    return path
+
+
+@pytest.mark.parametrize('image_size, info_size, fx, reason', [
+    ((100, 40), (100, 40), 500.0, 'image too small for the network input'),
+    ((640, 480), (320, 240), 500.0, 'camera_info size does not match the image'),
+    ((640, 480), (640, 480), 0.0, 'no valid camera_info before the image'),
+])
+def test_bad_frames_are_counted_and_explained(tmp_path, small_checkpoint, capsys, image_size,
+                                              info_size, fx, reason):
+    bag = write_custom_bag(tmp_path / 'custom', image_size, info_size, fx)
+    code, _ = run_eval(tmp_path, bag, small_checkpoint, *COMMON, '--depth-topic', '/depth')
+    err = capsys.readouterr().err
+    assert code == 1 and f'1 {reason}' in err and len(error_lines(err)) == 1
+
+
+def test_good_custom_bag_and_explicit_transform_parsing(tmp_path, small_checkpoint):
+    bag = write_custom_bag(tmp_path / 'custom', (640, 480), (640, 480))
+    code, out = run_eval(tmp_path, bag, small_checkpoint, *COMMON, '--depth-topic', '/depth')
+    assert code == 0
+    frame = json.loads((out / 'metrics.json').read_text())['per_frame'][0]
+    assert frame['n'] == 640 * 480
+    transform = bag_eval.parse_transform('1 2 3 0 0 0 1')
+    assert np.allclose(transform[:3, 3], [1, 2, 3]) and np.allclose(transform[:3, :3], np.eye(3))
+    with pytest.raises(BagEvalError, match='7 numbers'):
+        bag_eval.parse_transform('1 2 3')
+
+
+def test_nearest_pairs():
+    pairs = bag_eval.nearest_pairs([100, 200, 300], [95, 210, 500], tolerance_ns=10)
+    assert pairs == {100: 95, 200: 210}
+
+
+@pytest.mark.ros
+def test_live_through_a_real_node_agrees_with_offline(tmp_path, mcap_bag, small_checkpoint):
+    results = {}
+    for mode in ('offline', 'live'):
+        extra = ['--live', '--record', str(tmp_path / 'rec')] if mode == 'live' else []
+        out = tmp_path / mode
+        assert bag_eval.main([str(mcap_bag), '--checkpoint', str(small_checkpoint), *COMMON,
+                              '--lidar-topic', '/velodyne_points', '--out', str(out),
+                              '--device', 'cpu', *extra]) == 0
+        results[mode] = json.loads((out / 'metrics.json').read_text())
+    live = results['live']['live']
+    assert live['frames_sent'] == 3 and live['depth_received'] + live['dropped'] == 3
+    assert live['depth_received'] >= 2 and live['points_received'] >= 2
+    assert 0 < live['latency_depth']['p50_ms'] < 5000
+    offline_frames = {f['stamp']: f for f in results['offline']['per_frame']}
+    for frame in results['live']['per_frame']:  # the node computes exactly what we do
+        for key in ('abs_rel', 'rmse', 'a1'):
+            assert frame[key] == pytest.approx(offline_frames[frame['stamp']][key], rel=1e-5)
+    with AnyReader([tmp_path / 'rec'], default_typestore=synth_bag.TYPESTORE) as reader:
+        assert {'/eigen_depth/depth', '/eigen_depth/points',
+                '/eigen_depth/depth/camera_info'} <= set(reader.topics)
+        assert reader.topics['/eigen_depth/depth'].msgcount == live['depth_received']

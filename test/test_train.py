@@ -1,0 +1,173 @@
+"""Training: options, a short run that learns, exact resume, NaN and Ctrl-C handling."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+from eigen_depth_ros.checkpoint import load_checkpoint, read_checkpoint
+from eigen_depth_ros.model import KITTI
+from eigen_depth_training import train as train_module
+from eigen_depth_training.options import (build_parser, default_options, learning_rates,
+                                          model_config, parse_options, stage_steps)
+from eigen_depth_training.train import NonFiniteLossError, main, train
+
+from conftest import SMALL_KITTI
+from test_dataset import synthetic_kitti
+
+
+def small_options(out, **overrides):
+    """Options for a seconds-long run on the shared synthetic drives."""
+    root, splits = synthetic_kitti()
+    values = dict(data_root=root, train_split=splits / 'train_files.txt',
+                  val_split=splits / 'val_files.txt', out=out, cache_dir=out.parent / 'cache',
+                  batch_size=4, coarse_samples=16, fine_samples=16, workers=0,
+                  checkpoint_every=1000, val_every=0, no_progress=True, no_tensorboard=True,
+                  device='cpu')
+    values.update(overrides)
+    return default_options(**values)
+
+
+def cli_args(options):
+    """The command line equivalent of (the path options of) ``small_options``."""
+    return ['--data-root', str(options.data_root), '--train-split', str(options.train_split),
+            '--out', str(options.out), '--cache-dir', str(options.cache_dir),
+            '--batch-size', str(options.batch_size), '--width-mult', '0.0625',
+            '--coarse-samples', str(options.coarse_samples), '--fine-samples',
+            str(options.fine_samples), '--workers', '0', '--no-progress', '--no-tensorboard',
+            '--device', 'cpu']
+
+
+def poisoned_loss(monkeypatch, at_step, action):
+    """Wrap the training loss so that training call number ``at_step`` runs ``action``."""
+    real = train_module.scale_invariant_loss
+    calls = {'n': 0}
+
+    def wrapped(pred, gt, mask, lam=0.5):
+        loss = real(pred, gt, mask, lam=lam)
+        if pred.requires_grad:  # training steps only, not validation
+            calls['n'] += 1
+            if calls['n'] == at_step:
+                return action(loss)
+        return loss
+
+    monkeypatch.setattr(train_module, 'scale_invariant_loss', wrapped)
+
+
+def test_defaults_are_the_paper_recipe():
+    opts = default_options()
+    assert (opts.batch_size, opts.momentum, opts.lam) == (32, 0.9, 0.5)
+    assert learning_rates(opts) == {'coarse_conv': 1e-3, 'coarse_fc': 0.1,
+                                    'fine_outer': 1e-3, 'fine_middle': 1e-2}
+    assert stage_steps(opts) == {'coarse': 46875, 'fine': 31250}  # 1.5M and 1M samples
+    assert (opts.scale_max, tuple(opts.colour_range), opts.flip_prob) == (1.2, (0.8, 1.2), 0.5)
+    assert opts.stage == 'both' and model_config(opts) == KITTI
+    narrow = model_config(default_options(width_mult=0.125))
+    assert narrow.coarse_channels == (12, 32, 48, 48, 32) and narrow.fc_width == 512
+    assert narrow.output_size == KITTI.output_size and 'narrow' in narrow.name
+    # every option has a help text
+    for action in build_parser()._actions:
+        assert action.help, action.dest
+    with pytest.raises(SystemExit):
+        parse_options(['--data-root', 'r', '--train-split', 's'])  # no --out
+    with pytest.raises(ValueError, match='--init'):
+        default_options(stage='fine')
+
+
+def test_short_training_lowers_the_validation_loss(tmp_path):
+    opts = small_options(tmp_path / 'run', coarse_samples=96, fine_samples=48,
+                         checkpoint_every=10, no_tensorboard=False)
+    result = train(opts, SMALL_KITTI)
+    assert result.status == 'finished' and result.steps == {'coarse': 24, 'fine': 12}
+    history = result.val_history
+    assert [(v['stage'], v['step']) for v in history] == [
+        ('coarse', 0), ('coarse', 24), ('fine', 0), ('fine', 12)]
+    assert history[1]['loss'] < history[0]['loss']
+    assert history[-1]['loss'] < 0.8 * history[0]['loss']
+    assert history[-1]['abs_rel'] < history[0]['abs_rel']
+    for name in ('last', 'coarse', 'final'):
+        model, meta = load_checkpoint(tmp_path / 'run' / f'{name}.pt')
+        assert set(meta) >= {'step', 'stage', 'optimizer', 'rng', 'sampler', 'options'}
+    coarse, _ = load_checkpoint(tmp_path / 'run' / 'coarse.pt')
+    final, meta = load_checkpoint(tmp_path / 'run' / 'final.pt')
+    assert meta['stage'] == 'fine' and meta['step'] == 12
+    # the fine stage left the frozen coarse stack untouched
+    for (name, a), b in zip(coarse.coarse.state_dict().items(),
+                            final.coarse.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert not torch.equal(coarse.fine.conv3[0].weight, final.fine.conv3[0].weight)
+    saved = json.loads((tmp_path / 'run' / 'options.json').read_text())
+    assert saved['options']['batch_size'] == 4 and saved['model_args']['fc_width'] == 64
+    assert list((tmp_path / 'run' / 'tb').glob('events.out.tfevents.*'))
+    assert result.data_report['usable'] == 20 and result.samples_per_second > 0
+
+
+def test_resume_gives_the_same_weights(tmp_path):
+    common = dict(coarse_samples=16, fine_samples=12, batch_size=2, val_split=None,
+                  checkpoint_every=2)
+    straight = train(small_options(tmp_path / 'a', **common), SMALL_KITTI)
+    assert straight.status == 'finished'
+    # the same run in three pieces: stop inside coarse, stop inside fine, finish
+    first = train(small_options(tmp_path / 'b', stop_after=5, **common), SMALL_KITTI)
+    assert first.status == 'stopped' and (first.stage, first.step) == ('coarse', 5)
+    second = train(small_options(tmp_path / 'b', stop_after=6, resume='last', workers=1,
+                                 **common))
+    assert second.status == 'stopped' and (second.stage, second.step) == ('fine', 3)
+    third = train(small_options(tmp_path / 'b', resume='last', **common))
+    assert third.status == 'finished'
+    a = read_checkpoint(tmp_path / 'a' / 'final.pt')
+    b = read_checkpoint(tmp_path / 'b' / 'final.pt')
+    for key, value in a['state_dict'].items():
+        assert torch.equal(value, b['state_dict'][key]), key
+    assert a['sampler'] == b['sampler'] and a['samples_seen'] == b['samples_seen']
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    opts = small_options(tmp_path / 'run', coarse_samples=40, checkpoint_every=2,
+                         val_split=None)
+    poisoned_loss(monkeypatch, 5, lambda loss: loss * float('nan'))
+    with pytest.raises(NonFiniteLossError) as err:
+        train(opts, SMALL_KITTI)
+    assert 'coarse step 5' in str(err.value) and 'last.pt' in str(err.value)
+    last = read_checkpoint(tmp_path / 'run' / 'last.pt')
+    assert (last['stage'], last['step']) == ('coarse', 4)
+    assert all(torch.isfinite(v).all() for v in last['state_dict'].values())
+    assert not (tmp_path / 'run' / 'final.pt').exists()
+    # the command line says so in one line and exits non-zero
+    poisoned_loss(monkeypatch, 3, lambda loss: loss + float('inf'))
+    code = main(cli_args(opts) + ['--out', str(tmp_path / 'cli'), '--checkpoint-every', '2'])
+    assert code == 3
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if 'non-finite' in ln]
+    assert len(lines) == 1 and 'coarse step 3' in lines[0] and 'coarse step 2' in lines[0]
+
+
+def test_ctrl_c_saves_and_exits(tmp_path, monkeypatch):
+    opts = small_options(tmp_path / 'run', coarse_samples=40, val_split=None)
+    poisoned_loss(monkeypatch, 3, lambda loss: (os.kill(os.getpid(), signal.SIGINT), loss)[1])
+    result = train(opts, SMALL_KITTI)
+    assert result.status == 'interrupted' and result.step == 3
+    last = read_checkpoint(tmp_path / 'run' / 'last.pt')
+    assert (last['stage'], last['step']) == ('coarse', 3)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_bad_input_gives_a_one_line_error(tmp_path, capsys):
+    opts = small_options(tmp_path / 'run')
+    split = tmp_path / 'absent.txt'
+    split.write_text('2011_09_28/2011_09_28_drive_0037_sync 0000000001 l\n'
+                     '2011_10_03/2011_10_03_drive_0042_sync 0000000002 l\n')
+    args = cli_args(opts)
+    args[args.index('--train-split') + 1] = str(split)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and '2011_09_28_drive_0037_sync' in err[0] \
+        and '2011_10_03_drive_0042_sync' in err[0]
+    split.write_text('')
+    assert main(args) == 2
+    assert 'no frame' in capsys.readouterr().err
+    args[args.index('--train-split') + 1] = str(opts.train_split)
+    assert main(args + ['--batch-size', '64']) == 2
+    assert 'fewer than one batch' in capsys.readouterr().err

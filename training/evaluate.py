@@ -1,0 +1,380 @@
+"""``eigen-depth eval``: a checkpoint (or a baseline) on KITTI raw, Eigen protocol, Table 2 layout.
+
+For every frame of the split (``<date>/<drive> <frame> <l|r>`` lines, usually the 697-frame
+Eigen test list):
+
+1. the ground truth is the Velodyne scan projected into the frame's camera
+   (:func:`~eigen_depth_training.kitti.velodyne_depth_map`, camera-image size);
+2. the prediction is made on the single centre crop
+   (:meth:`~eigen_depth_ros.inference.DepthEstimator.predict_log`), exponentiated, and
+   resampled to the ground-truth size over the **whole** image, its border values
+   extended (:meth:`~eigen_depth_ros.geometry.InputGeometry.output_to_image` with
+   ``fill_outside=True``);
+3. the metrics (:func:`~eigen_depth_ros.metrics.evaluate_depth`) are taken on ground-truth
+   pixels in ``[min_depth, max_depth]`` (1e-3 .. 80 m, or 50 m) inside the Garg or Eigen
+   crop, the prediction clipped to the same range, optionally median-scaled per image;
+4. the per-image metrics are averaged over images.
+
+Baselines, evaluated the same way: ``mean`` predicts for every image the per-pixel mean
+depth map of the training frames on the output grid (cells never hit by LiDAR: the overall
+mean), the paper's "mean" row; ``constant`` predicts the overall mean training depth
+everywhere.
+
+Written to ``--out``: ``metrics.json`` (every metric, aggregate and per image, the skipped
+frames and the options), ``examples.png`` (image, prediction, ground truth and error of a
+few frames) and, printed, the paper's Table 2 rows beside ours.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from eigen_depth_ros.checkpoint import CheckpointError
+from eigen_depth_ros.geometry import InputGeometry
+from eigen_depth_ros.metrics import METRIC_NAMES, evaluate_depth, format_metric_table, \
+    mean_metrics
+from eigen_depth_ros.model import EigenDepthConfig, resolve_config
+
+from .dataset import KittiDepthDataset, mean_depth_map
+from .kitti import KittiFormatError, read_image
+from .splits import SplitError, read_split_file
+
+PathLike = str | os.PathLike
+
+#: The paper's KITTI results (Table 2); the mean baseline row only reports two numbers.
+PAPER_KITTI: dict[str, dict[str, float]] = {
+    'paper: mean': {'a1': 0.556, 'a2': float('nan'), 'a3': float('nan'),
+                    'abs_rel': float('nan'), 'sq_rel': float('nan'), 'rmse': 9.635,
+                    'rmse_log': float('nan'), 'si_rmse_log': float('nan')},
+    'paper: coarse': {'a1': 0.679, 'a2': 0.897, 'a3': 0.967, 'abs_rel': 0.194,
+                      'sq_rel': 1.531, 'rmse': 7.216, 'rmse_log': 0.273,
+                      'si_rmse_log': 0.248},
+    'paper: coarse + fine': {'a1': 0.692, 'a2': 0.899, 'a3': 0.967, 'abs_rel': 0.190,
+                             'sq_rel': 1.515, 'rmse': 7.156, 'rmse_log': 0.270,
+                             'si_rmse_log': 0.246},
+}
+
+# A predictor maps an RGB image to (depth on the output grid in metres, its geometry).
+Predictor = Callable[[np.ndarray], tuple[np.ndarray, InputGeometry]]
+
+
+def network_predictors(checkpoint: PathLike, stages: tuple[str, ...] = ('fine',),
+                       device: str = 'auto') -> tuple[dict[str, Predictor], EigenDepthConfig]:
+    """Predictors (single centre crop) of a checkpoint's network, one per stage, and the
+    network's configuration."""
+    from eigen_depth_ros.inference import DepthEstimator
+
+    estimator = DepthEstimator.from_checkpoint(checkpoint, device=device)
+
+    def predictor(stage: str) -> Predictor:
+        def predict(rgb: np.ndarray) -> tuple[np.ndarray, InputGeometry]:
+            log_depth, geometry = estimator.predict_log(rgb, stage=stage)  # (H_out, W_out)
+            return np.exp(log_depth), geometry
+        return predict
+
+    return {stage: predictor(stage) for stage in stages}, estimator.config
+
+
+def map_predictor(depth_map: np.ndarray, config: EigenDepthConfig) -> Predictor:
+    """Predictor that returns ``depth_map`` (H_out, W_out) metres for every image, placed
+    by the centre-crop geometry (the mean and constant baselines)."""
+    depth_map = np.asarray(depth_map, dtype=np.float32)
+    if depth_map.shape != config.output_size[::-1]:
+        raise ValueError(f'depth map {depth_map.shape} is not the output grid '
+                         f'{config.output_size[::-1]}')
+
+    def predict(rgb: np.ndarray) -> tuple[np.ndarray, InputGeometry]:
+        return depth_map, InputGeometry.fit(rgb.shape[1], rgb.shape[0], config)
+
+    return predict
+
+
+def baseline_map(kind: str, data_root: PathLike, train_split: PathLike,
+                 config: EigenDepthConfig, min_depth: float = 1e-3, max_depth: float = 80.0,
+                 cache_dir: PathLike | None = None, progress: bool = False) -> np.ndarray:
+    """Output-grid depth map of a baseline from the training frames' centre-crop targets.
+
+    :param kind: ``'mean'`` (per-pixel mean depth map) or ``'constant'`` (the overall
+        mean depth everywhere).
+    """
+    if kind not in ('mean', 'constant'):
+        raise ValueError(f"baseline must be 'mean' or 'constant', got {kind!r}")
+    train_set = KittiDepthDataset(data_root, read_split_file(train_split), config,
+                                  cache_dir=cache_dir, min_depth=min_depth,
+                                  max_depth=max_depth, progress=progress)
+    mean_map = mean_depth_map(train_set, progress=progress)
+    if kind == 'mean':
+        return mean_map
+    total = count = 0.0
+    for entry in train_set.entries:  # the pixel-weighted overall mean
+        depth = train_set.cache.load(entry)
+        geometry = InputGeometry.fit(depth.shape[1], depth.shape[0], config)
+        target = geometry.sparse_depth_to_output(depth)
+        valid = (target >= min_depth) & (target <= max_depth)
+        total += float(target[valid].sum())
+        count += float(valid.sum())
+    return np.full_like(mean_map, total / count)
+
+
+def _round_floats(value: Any) -> Any:
+    if isinstance(value, float):
+        return None if not np.isfinite(value) else round(value, 6)
+    if isinstance(value, dict):
+        return {k: _round_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_round_floats(v) for v in value]
+    return value
+
+
+def comparison_table(rows: dict[str, dict[str, float]]) -> str:
+    """The paper's Table 2 rows followed by ``rows``, in the Table 2 column layout
+    (``-`` where the paper gives no number)."""
+    table = format_metric_table({**PAPER_KITTI, **rows})
+    return table.replace('      nan', '        -')
+
+
+def evaluate(data_root: PathLike, split: PathLike, checkpoint: PathLike | None = None,
+             stages: tuple[str, ...] = ('fine',), baseline: str | None = None,
+             train_split: PathLike | None = None, config: str | EigenDepthConfig = 'kitti',
+             crop: str | None = 'garg', min_depth: float = 1e-3, max_depth: float = 80.0,
+             median_scaling: bool = False, out: PathLike | None = None,
+             device: str = 'auto', cache_dir: PathLike | None = None, max_images: int = 0,
+             examples: int = 4, progress: bool = False) -> dict[str, Any]:
+    """Evaluate a checkpoint's stages and/or a baseline on a split (Eigen protocol).
+
+    :param data_root: KITTI raw root.
+    :param split: split file of the frames to evaluate.
+    :param checkpoint: network checkpoint (None to evaluate only a baseline).
+    :param stages: which outputs of the network: ``'coarse'`` and/or ``'fine'``.
+    :param baseline: ``'mean'`` or ``'constant'`` (needs ``train_split``), or None.
+    :param train_split: training split the baselines average over.
+    :param config: network configuration of the baselines' geometry (ignored for a
+        checkpoint, which carries its own).
+    :param crop: ``'garg'``, ``'eigen'`` or None.
+    :param min_depth: smallest evaluated depth (m).
+    :param max_depth: largest evaluated depth (m): 80, or 50 for the second variant.
+    :param median_scaling: scale each prediction by median(gt) / median(pred).
+    :param out: folder for ``metrics.json`` and ``examples.png`` (nothing written if None).
+    :param device: where the network runs.
+    :param cache_dir: depth cache folder shared with training (None: in memory).
+    :param max_images: evaluate at most this many frames, evenly spread (0: all).
+    :param examples: frames shown in ``examples.png``.
+    :return: ``{'results': {method: {'aggregate': {...}, 'per_image': [...]}}, 'table':
+        str, 'skipped': {...}, 'images': int, 'options': {...}, 'paper': {...}}``; the
+        methods are ``'coarse'``, ``'fine'`` and ``'baseline: <kind>'``.
+    :raises ValueError: bad arguments, an empty split, drives absent from the root (listed),
+        no frame with ground truth; :class:`~eigen_depth_ros.checkpoint.CheckpointError`
+        for a bad checkpoint.
+    """
+    if crop not in ('garg', 'eigen', None):
+        raise ValueError(f"crop must be 'garg', 'eigen' or None, got {crop!r}")
+    if checkpoint is None and baseline is None:
+        raise ValueError('nothing to evaluate: give a checkpoint or a baseline')
+    if baseline is not None and train_split is None:
+        raise ValueError(f'the {baseline} baseline needs the training split (--train-split)')
+    for stage in stages:
+        if stage not in ('coarse', 'fine'):
+            raise ValueError(f"stage must be 'coarse' or 'fine', got {stage!r}")
+    options = {'data_root': str(data_root), 'split': str(split),
+               'checkpoint': None if checkpoint is None else str(checkpoint),
+               'stages': list(stages) if checkpoint is not None else [],
+               'baseline': baseline, 'train_split': None if train_split is None
+               else str(train_split), 'crop': crop, 'min_depth': min_depth,
+               'max_depth': max_depth, 'median_scaling': median_scaling,
+               'max_images': max_images}
+    predictors: dict[str, Predictor] = {}
+    if checkpoint is not None:
+        predictors, config = network_predictors(checkpoint, stages, device)
+    config = resolve_config(config)
+    if baseline is not None:
+        depth_map = baseline_map(baseline, data_root, train_split, config, min_depth,
+                                 max_depth, cache_dir, progress)
+        predictors[f'baseline: {baseline}'] = map_predictor(depth_map, config)
+
+    test_set = KittiDepthDataset(data_root, read_split_file(split), config,
+                                 cache_dir=cache_dir, progress=progress)
+    entries = list(test_set.entries)
+    if max_images and len(entries) > max_images:
+        keep = sorted({int(i) for i in np.linspace(0, len(entries) - 1, max_images).round()})
+        entries = [entries[i] for i in keep]
+    shown = set(np.linspace(0, len(entries) - 1, min(examples, len(entries))).round()
+                .astype(int).tolist()) if examples else set()
+    # examples.png shows the network's last stage, else the baseline
+    drawn = stages[-1] if checkpoint is not None else list(predictors)[-1]
+    per_image: dict[str, list[dict[str, Any]]] = {name: [] for name in predictors}
+    skipped = {'unreadable_image': 0, 'no_ground_truth': 0, 'examples': []}
+    panels: list[dict[str, Any]] = []
+
+    from tqdm import tqdm
+    for k, entry in enumerate(tqdm(entries, desc='evaluating', unit='frame',
+                                   disable=not progress)):
+        try:
+            rgb = read_image(entry.image_path(data_root))  # (H, W, 3) uint8
+        except KittiFormatError as exc:
+            skipped['unreadable_image'] += 1
+            skipped['examples'].append(f'{entry.line()}: {exc}')
+            continue
+        gt = test_set.cache.load(entry)                         # (H, W) metres, 0 = none
+        predictions = {}
+        for name, predict in predictors.items():
+            depth, geometry = predict(rgb)                       # (H_out, W_out)
+            predictions[name] = geometry.output_to_image(depth, fill_outside=True)  # (H, W)
+        try:
+            metrics = {name: evaluate_depth(pred, gt, min_depth, max_depth, crop,
+                                            median_scaling)
+                       for name, pred in predictions.items()}
+        except ValueError:  # no ground-truth pixel in range and crop
+            skipped['no_ground_truth'] += 1
+            skipped['examples'].append(f'{entry.line()}: no ground truth in range')
+            continue
+        for name, values in metrics.items():
+            per_image[name].append({'frame': entry.line(), **values})
+        if k in shown:
+            panels.append({'name': entry.line(), 'rgb': rgb, 'gt': gt,
+                           'pred': predictions[drawn], 'scale': metrics[drawn]['scale']})
+    if not any(per_image.values()):
+        raise ValueError(f'{split}: no frame with ground truth to evaluate '
+                         f'({test_set.report.summary()})')
+    results = {name: {'aggregate': mean_metrics(rows), 'per_image': rows}
+               for name, rows in per_image.items()}
+    table = comparison_table({f'ours: {name}': r['aggregate'] for name, r in results.items()})
+    report = {'options': options, 'images': len(next(iter(per_image.values()))),
+              'results': results, 'skipped': {**skipped, **test_set.report.as_dict()},
+              'paper': PAPER_KITTI, 'table': table, 'model_name': config.name}
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / 'metrics.json').write_text(json.dumps(_round_floats(report), indent=2) + '\n',
+                                          encoding='utf-8')
+        if panels:
+            write_examples_png(out / 'examples.png', panels, min_depth, max_depth, crop,
+                               title=f'{drawn} ({config.name})')
+    return report
+
+
+def write_examples_png(path: PathLike, panels: list[dict[str, Any]], min_depth: float,
+                       max_depth: float, crop: str | None, title: str = '') -> Path:
+    """A figure with one row per frame: image, prediction, ground truth (LiDAR points,
+    enlarged), and the absolute relative error at the ground-truth points (0 .. 0.5).
+
+    Depths share one colour scale (inverse depth, magma); the evaluated crop is outlined.
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import cv2
+
+    from eigen_depth_ros.metrics import valid_depth_mask
+
+    rows = len(panels)
+    fig, axes = plt.subplots(rows, 4, figsize=(22, 1.9 * rows + 0.6), squeeze=False)
+    for row, panel in zip(axes, panels):
+        gt, pred = panel['gt'], np.clip(panel['pred'] * panel['scale'], min_depth, max_depth)
+        valid = valid_depth_mask(gt, min_depth, max_depth, crop)
+        shown_gt = cv2.dilate(np.where(valid, gt, 0).astype(np.float32), np.ones((3, 3)))
+        error = np.where(valid, np.abs(pred - gt) / np.maximum(gt, min_depth), np.nan)
+        error = cv2.dilate(np.nan_to_num(error, nan=0.0).astype(np.float32), np.ones((3, 3)))
+        near = float(np.percentile(gt[valid], 1)) if valid.any() else float(pred.min())
+        vmax = 1.0 / max(near, min_depth)
+        row[0].imshow(panel['rgb'])
+        row[0].set_title(panel['name'], fontsize=8)
+        row[1].imshow(1.0 / pred, cmap='magma', vmin=0, vmax=vmax)
+        row[1].set_title('prediction (inverse depth)', fontsize=8)
+        row[2].imshow(np.ma.masked_equal(1.0 / np.maximum(shown_gt, 1e-6) *
+                                         (shown_gt > 0), 0), cmap='magma', vmin=0, vmax=vmax)
+        row[2].set_title('ground truth (LiDAR)', fontsize=8)
+        im = row[3].imshow(np.ma.masked_where(shown_gt == 0, error), cmap='viridis',
+                           vmin=0, vmax=0.5)
+        row[3].set_title('abs rel error', fontsize=8)
+        fig.colorbar(im, ax=row[3], fraction=0.02)
+        for ax in row:
+            ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return Path(path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Parser of ``eigen-depth eval``."""
+    parser = argparse.ArgumentParser(
+        prog='eigen-depth eval', formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description='Evaluate a checkpoint (or a mean-depth baseline) on KITTI raw with the '
+                    'Eigen protocol and print the paper\'s Table 2 beside the result.')
+    parser.add_argument('--checkpoint', type=Path, default=None,
+                        help='network checkpoint (e.g. <train out>/final.pt)')
+    parser.add_argument('--data-root', type=Path, required=True, help='KITTI raw root')
+    parser.add_argument('--split', type=Path, required=True,
+                        help='split file of the evaluated frames (e.g. the Eigen test list)')
+    parser.add_argument('--out', type=Path, required=True,
+                        help='output folder for metrics.json and examples.png')
+    parser.add_argument('--stage', choices=('coarse', 'fine', 'both'), default='fine',
+                        help='network output evaluated: coarse stack, coarse + fine, or both')
+    parser.add_argument('--crop', choices=('garg', 'eigen', 'none'), default='garg',
+                        help='evaluated region: the Garg crop (what most papers call '
+                             '"eigen"), the Eigen crop, or the whole image')
+    parser.add_argument('--min-depth', type=float, default=1e-3,
+                        help='smallest evaluated depth (m)')
+    parser.add_argument('--max-depth', type=float, default=80.0,
+                        help='largest evaluated depth (m): 80, or 50 for the capped variant')
+    parser.add_argument('--median-scaling', action='store_true',
+                        help='scale each prediction by median(gt) / median(prediction)')
+    parser.add_argument('--baseline', choices=('mean', 'constant'), default=None,
+                        help='also evaluate a baseline computed from --train-split: the '
+                             'per-pixel mean depth map (the paper\'s "mean") or the '
+                             'overall mean depth')
+    parser.add_argument('--train-split', type=Path, default=None,
+                        help='training split the baseline averages over')
+    parser.add_argument('--config', choices=('kitti', 'nyu'), default='kitti',
+                        help='network size whose geometry the baseline uses (without '
+                             '--checkpoint)')
+    parser.add_argument('--cache-dir', type=Path, default=None,
+                        help='depth cache folder (e.g. the one of training); default: in '
+                             'memory')
+    parser.add_argument('--max-images', type=int, default=0,
+                        help='evaluate at most this many frames, evenly spread (0: all)')
+    parser.add_argument('--examples', type=int, default=4,
+                        help='frames drawn in examples.png')
+    parser.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``eigen-depth eval``; returns 0, or 2 with a one-line error on bad input."""
+    args = build_parser().parse_args(argv)
+    stages = ('coarse', 'fine') if args.stage == 'both' else (args.stage,)
+    try:
+        report = evaluate(args.data_root, args.split, checkpoint=args.checkpoint,
+                          stages=stages, baseline=args.baseline, train_split=args.train_split,
+                          config=args.config, crop=None if args.crop == 'none' else args.crop,
+                          min_depth=args.min_depth, max_depth=args.max_depth,
+                          median_scaling=args.median_scaling, out=args.out,
+                          device=args.device, cache_dir=args.cache_dir,
+                          max_images=args.max_images, examples=args.examples,
+                          progress=not args.no_progress)
+    except (SplitError, KittiFormatError, CheckpointError, ValueError, OSError) as exc:
+        print(f'eigen-depth eval: error: {exc}', file=sys.stderr)
+        return 2
+    skipped = report['skipped']
+    print(f"KITTI, {report['images']} images, crop {args.crop}, depth "
+          f"{args.min_depth:g}..{args.max_depth:g} m"
+          f"{', median scaling' if args.median_scaling else ''}; skipped: "
+          f"{skipped['missing']} missing, {skipped['corrupt_image']} corrupt image, "
+          f"{skipped['corrupt_velodyne']} corrupt scan, {skipped['unreadable_image']} "
+          f"unreadable, {skipped['no_ground_truth']} without ground truth")
+    print(report['table'])
+    print(f'wrote {args.out / "metrics.json"} and {args.out / "examples.png"}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,964 @@
+"""A procedural driving world written in the exact KITTI raw layout (``eigen-depth synth``).
+
+A camera rig drives along a straight street: asphalt road with lane markings, kerbs and
+paved pavements, building facades (blocks, plaster or siding, with windows) set back at
+varied distances, front-garden fences and trees, street lamps, parked cars along the
+parking lanes, oncoming and leading cars, a distant skyline and a sky with clouds. Every
+object is an axis-aligned box over the ground plane, so rays of all pixels (and all
+LiDAR beams) are intersected at once with numpy. Surfaces carry procedural textures (value
+noise, blocks, tiles, windows, slats), Lambert shading and distance haze, so the usual
+monocular cues exist.
+
+The world frame is the rectified camera-0 frame of the first frame (x right, y down,
+z forward along the road, the road plane at ``y = CAMERA_HEIGHT``); the rig translates
+along z. The images are rendered in the rectified frames of cameras 2 and 3 defined by the
+written ``P_rect_02``/``P_rect_03``, with the convention the KITTI devkit's ``round() - 1``
+implies: ``P_rect`` maps to 1-based pixel coordinates, so the pixel in row ``r`` and column
+``c`` of a PNG is the ray through ``(u, v) = (c + 1, r + 1)``. The Velodyne scan is cast
+from the Velodyne origin of ``calib_velo_to_cam.txt``, so projecting it with the written
+calibration lands every point on the pixel that sees it.
+
+Beyond the KITTI layout each drive gets ``synthetic_depth_02/%010d.npy``: the dense true
+depth of every ``image_02`` pixel (float32 metres along the optical axis of rectified
+camera 2, ``inf`` for sky). Real KITTI has no such folder. See ``docs/kitti.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import zlib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from .kitti import OXTS_FIELDS, PathLike, normalise_drive
+from .splits import EIGEN_TEST_DRIVES
+
+#: Default image size (width, height), that of the 2011_09_26 drives.
+DEFAULT_SIZE = (1242, 375)
+#: Height (m) of rectified camera 0 above the road.
+CAMERA_HEIGHT = 1.65
+#: Nominal time (s) between frames (KITTI records at about 10 Hz).
+FRAME_PERIOD = 0.1036
+#: Elevation (deg) of the 64 beams: HDL-64E-like upper block +2 .. -8.33 and lower block
+#: -8.83 .. -24.8.
+LIDAR_ELEVATIONS_DEG = np.concatenate([np.linspace(2.0, -8.33, 32), np.linspace(-8.83, -24.8, 32)])
+#: Horizontal step (deg) between LiDAR firings over the 360 degree sweep.
+LIDAR_AZIMUTH_STEP_DEG = 0.3
+#: LiDAR returns farther than this (m) are dropped.
+LIDAR_RANGE = 120.0
+#: Per-drive folder with the dense true depth of image_02 (not part of KITTI).
+SYNTHETIC_DEPTH_DIR = 'synthetic_depth_02'
+
+# Intrinsics at the reference size 1242x375 (scaled for other sizes).
+_REF_FOCAL = 721.5377
+_REF_CENTRE = (609.5593, 172.854)
+# Translation t of each rectified camera, P_rect_0c = K [I | t]: camera 2 sits about 6 cm
+# left of camera 0 (t_x = +0.06 m), camera 3 about 47 cm right, camera 1 54 cm right.
+_CAM_OFFSETS = ((0.0, 0.0, 0.0), (-0.5372, 0.0, 0.0), (0.0599, -0.0004, 0.0027),
+                (-0.4730, 0.0024, 0.0027))
+# Small rotation vectors (rad) of the rig: rectification of camera 0 and the Velodyne mount.
+_R_RECT_00_ROTVEC = (0.0043, -0.0074, -0.0099)
+_VELO_ROTVEC = (0.0148, -0.0006, 0.0075)
+# Velodyne origin in camera-0 coordinates: 0.27 m behind, 0.076 m above camera 0.
+_VELO_T = (-0.0041, -0.0763, -0.2718)
+# Velodyne axes (x forward, y left, z up) in camera axes (x right, y down, z forward).
+_VELO_AXES = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
+
+# Materials of the world's surfaces.
+_GROUND, _PAVEMENT, _BUILDING, _CAR, _GLASS, _TYRE, _POLE, _TRUNK, _FOLIAGE, _FENCE, \
+    _BACKDROP = range(11)
+_SKY = -2
+_SUN = np.array([-0.45, -1.0, -0.35]) / np.linalg.norm([-0.45, -1.0, -0.35])
+_HAZE = np.array([0.74, 0.79, 0.85], dtype=np.float32)
+_HAZE_DISTANCE = 400.0
+_CAR_COLOURS = np.array([[0.85, 0.85, 0.83], [0.55, 0.56, 0.58], [0.08, 0.08, 0.09],
+                         [0.55, 0.08, 0.07], [0.10, 0.18, 0.45], [0.25, 0.27, 0.28],
+                         [0.72, 0.66, 0.50]], dtype=np.float32)
+_FACADE_COLOURS = np.array([[0.62, 0.36, 0.26], [0.80, 0.74, 0.62], [0.70, 0.70, 0.68],
+                            [0.85, 0.80, 0.55], [0.55, 0.50, 0.45], [0.90, 0.88, 0.84],
+                            [0.60, 0.66, 0.70]], dtype=np.float32)
+
+_OXTS_DESCRIPTIONS = (
+    'latitude of the oxts-unit (deg)', 'longitude of the oxts-unit (deg)',
+    'altitude of the oxts-unit (m)', 'roll angle (rad), 0 = level, positive = left side up',
+    'pitch angle (rad), 0 = level, positive = front down',
+    'heading (rad), 0 = east, positive = counter clockwise',
+    'velocity towards north (m/s)', 'velocity towards east (m/s)',
+    'forward velocity, parallel to earth surface (m/s)',
+    'leftward velocity, parallel to earth surface (m/s)',
+    'upward velocity, perpendicular to earth surface (m/s)',
+    'acceleration in x, the vehicle front direction (m/s^2)',
+    'acceleration in y, the vehicle left direction (m/s^2)',
+    'acceleration in z, the vehicle top direction (m/s^2)',
+    'forward acceleration (m/s^2)', 'leftward acceleration (m/s^2)',
+    'upward acceleration (m/s^2)', 'angular rate around x (rad/s)',
+    'angular rate around y (rad/s)', 'angular rate around z (rad/s)',
+    'angular rate around forward axis (rad/s)', 'angular rate around leftward axis (rad/s)',
+    'angular rate around upward axis (rad/s)', 'position accuracy (north/east in m)',
+    'velocity accuracy (north/east in m/s)', 'navigation status',
+    'number of satellites tracked by primary GPS receiver',
+    'position mode of primary GPS receiver', 'velocity mode of primary GPS receiver',
+    'orientation mode of primary GPS receiver')
+
+
+class SynthError(ValueError):
+    """Bad arguments for the synthetic world, or an output that would be clobbered."""
+
+
+@dataclass(frozen=True)
+class DriveInfo:
+    """One written synthetic drive.
+
+    :ivar date: date folder, e.g. ``2011_09_26``.
+    :ivar drive: drive folder, e.g. ``2011_09_26_drive_0002_sync``.
+    :ivar path: ``<out_dir>/<date>/<drive>``.
+    :ivar frames: number of frames.
+    :ivar stationary_frames: ids of the frames at standstill (speed 0) at the start.
+    """
+
+    date: str
+    drive: str
+    path: Path
+    frames: int
+    stationary_frames: tuple[int, ...]
+
+    @property
+    def name(self) -> str:
+        """``<date>/<drive>``, the drive's name in split files."""
+        return f'{self.date}/{self.drive}'
+
+
+# ----------------------------------------------------------------------------- calibration
+
+def _rotation(rotvec: tuple[float, float, float]) -> np.ndarray:
+    r"""Rodrigues: :math:`R = I + \sin\theta K + (1 - \cos\theta) K^2` for the unit axis
+    :math:`k = r / \theta`, :math:`\theta = |r|` and :math:`K = [k]_\times`."""
+    r = np.asarray(rotvec, dtype=np.float64)
+    theta = float(np.linalg.norm(r))
+    k = r / theta
+    skew = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + np.sin(theta) * skew + (1.0 - np.cos(theta)) * skew @ skew
+
+
+def _written(values: np.ndarray | tuple | list) -> np.ndarray:
+    """``values`` rounded as the calibration files store them (``%.6e``)."""
+    a = np.asarray(values, dtype=np.float64)
+    return np.array([float(f'{v:.6e}') for v in a.ravel()]).reshape(a.shape)
+
+
+def calibration_values(size: tuple[int, int] = DEFAULT_SIZE) -> dict[str, dict[str, np.ndarray]]:
+    r"""The numeric calibration written for image size ``size = (width, height)``, keyed by
+    file name (``calib_cam_to_cam.txt``, ``calib_velo_to_cam.txt``,
+    ``calib_imu_to_velo.txt``) and then by key, rounded exactly as written.
+
+    Rectified cameras share :math:`K` (focal 721.5377 px and principal point
+    (609.5593, 172.854) at 1242x375, scaled with the size); ``P_rect_0c = K [I | t_c]`` with
+    :math:`t_2 \approx (0.06, 0, 0)` m and :math:`t_3 \approx (-0.47, 0, 0)` m.
+    """
+    width, height = size
+    focal = _REF_FOCAL * width / DEFAULT_SIZE[0]
+    k_rect = np.array([[focal, 0.0, _REF_CENTRE[0] * width / DEFAULT_SIZE[0]],
+                       [0.0, focal, _REF_CENTRE[1] * height / DEFAULT_SIZE[1]],
+                       [0.0, 0.0, 1.0]])
+    raw = (round(width * 1392 / DEFAULT_SIZE[0]), round(height * 512 / DEFAULT_SIZE[1]))
+    cam: dict[str, np.ndarray] = {'corner_dist': _written([9.95e-02])}
+    for c, offset in enumerate(_CAM_OFFSETS):
+        k_raw = np.array([[focal * 1.364 - 3.1 * c, 0.0, raw[0] * (0.4957 + 0.0021 * c)],
+                          [0.0, focal * 1.359 - 2.3 * c, raw[1] * (0.4554 - 0.0017 * c)],
+                          [0.0, 0.0, 1.0]])
+        rect_rot = _rotation(_R_RECT_00_ROTVEC) if c == 0 else \
+            _rotation((0.0021 * c, -0.0037 * c, 0.0011 * (c - 2.5)))
+        cam_rot = np.eye(3) if c == 0 else _rotation((-0.0016 * c, 0.0031, 0.0009 * c))
+        cam[f'S_0{c}'] = _written(raw)
+        cam[f'K_0{c}'] = _written(k_raw.ravel())
+        cam[f'D_0{c}'] = _written([-0.3728 + 0.0021 * c, 0.2037 - 0.0013 * c, 0.0022,
+                                   0.0014, -0.0723 + 0.0008 * c])
+        cam[f'R_0{c}'] = _written(cam_rot.ravel())
+        cam[f'T_0{c}'] = _written(np.asarray(offset) + [0.0, 0.0012 * c, -0.0009 * c])
+        cam[f'S_rect_0{c}'] = _written(size)
+        cam[f'R_rect_0{c}'] = _written(rect_rot.ravel())
+        cam[f'P_rect_0{c}'] = _written(np.column_stack([k_rect, k_rect @ offset]).ravel())
+    velo = {'R': _written((_rotation(_VELO_ROTVEC) @ _VELO_AXES).ravel()),
+            'T': _written(_VELO_T), 'delta_f': _written([0.0, 0.0]),
+            'delta_c': _written([0.0, 0.0])}
+    imu = {'R': _written(_rotation((0.0148, -0.0020, 0.0008)).ravel()),
+           'T': _written((-0.8087, 0.3196, -0.7997))}
+    return {'calib_cam_to_cam.txt': cam, 'calib_velo_to_cam.txt': velo,
+            'calib_imu_to_velo.txt': imu}
+
+
+def _calibration_texts(date: str, size: tuple[int, int]) -> dict[str, str]:
+    day = datetime.strptime(date, '%Y_%m_%d')
+    times = {'calib_cam_to_cam.txt': '13:57:47', 'calib_velo_to_cam.txt': '11:37:16',
+             'calib_imu_to_velo.txt': '16:47:16'}
+    texts = {}
+    for name, values in calibration_values(size).items():
+        lines = [f'calib_time: {day:%d-%b-%Y} {times[name]}']
+        lines += [f'{key}: ' + ' '.join(f'{v:.6e}' for v in value)
+                  for key, value in values.items()]
+        texts[name] = '\n'.join(lines) + '\n'
+    return texts
+
+
+@dataclass(frozen=True)
+class _Rig:
+    """Render geometry derived from the calibration exactly as written."""
+
+    K: dict[int, np.ndarray]            # 3x3 intrinsics of rectified cameras 2 and 3
+    centre: dict[int, np.ndarray]       # camera centres in rectified camera-0 coordinates
+    velo_origin: np.ndarray             # Velodyne origin in rectified camera-0 coordinates
+    velo_rotation: np.ndarray           # Velodyne axes to rectified camera-0 axes
+
+
+def _rig(size: tuple[int, int]) -> _Rig:
+    values = calibration_values(size)
+    cam, velo = values['calib_cam_to_cam.txt'], values['calib_velo_to_cam.txt']
+    rect = cam['R_rect_00'].reshape(3, 3)
+    k, centre = {}, {}
+    for c in (2, 3):
+        p = cam[f'P_rect_0{c}'].reshape(3, 4)
+        k[c] = p[:, :3]
+        centre[c] = -np.linalg.solve(p[:, :3], p[:, 3])
+    return _Rig(K=k, centre=centre, velo_origin=rect @ velo['T'],
+                velo_rotation=rect @ velo['R'].reshape(3, 3))
+
+
+# ----------------------------------------------------------------------------- noise
+
+def _hash01(ix: np.ndarray, iy: np.ndarray, seed: int) -> np.ndarray:
+    """Deterministic pseudo-random values in [0, 1) for integer lattice points."""
+    salt = np.uint32((seed * 0x9E3779B1) & 0xFFFFFFFF)
+    h = (ix.astype(np.uint32) * np.uint32(0x8DA6B343)) ^ \
+        (iy.astype(np.uint32) * np.uint32(0xD8163841)) ^ salt
+    h ^= h >> np.uint32(15)
+    h *= np.uint32(0x2C1B3C6D)
+    h ^= h >> np.uint32(12)
+    h *= np.uint32(0x297A2D39)
+    h ^= h >> np.uint32(15)
+    return (h >> np.uint32(8)).astype(np.float32) * np.float32(1.0 / (1 << 24))
+
+
+def _value_noise(x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
+    """Smooth value noise in [0, 1): lattice values blended with a smoothstep."""
+    x0, y0 = np.floor(x), np.floor(y)
+    fx, fy = (x - x0).astype(np.float32), (y - y0).astype(np.float32)
+    ix, iy = x0.astype(np.int64), y0.astype(np.int64)
+    sx, sy = fx * fx * (3 - 2 * fx), fy * fy * (3 - 2 * fy)
+    a, b = _hash01(ix, iy, seed), _hash01(ix + 1, iy, seed)
+    c, d = _hash01(ix, iy + 1, seed), _hash01(ix + 1, iy + 1, seed)
+    return a + (b - a) * sx + (c - a) * sy + (a - b - c + d) * sx * sy
+
+
+def _fbm(x: np.ndarray, y: np.ndarray, seed: int, octaves: int = 3) -> np.ndarray:
+    """Fractal sum of ``octaves`` value-noise layers, each twice the frequency and half the
+    weight of the previous one, normalised to [0, 1)."""
+    total = np.zeros(np.shape(x), dtype=np.float32)
+    for octave in range(octaves):
+        scale = 2.0 ** octave
+        total += _value_noise(x * scale, y * scale, seed + 101 * octave) / np.float32(scale)
+    return total / np.float32(2.0 - 2.0 ** (1 - octaves))
+
+
+def _frac(x: np.ndarray) -> np.ndarray:
+    return x - np.floor(x)
+
+
+# ----------------------------------------------------------------------------- the world
+
+@dataclass(frozen=True)
+class _World:
+    """Boxes over the ground plane; box ``b`` spans ``lo[b]``..``hi[b]`` at time 0 and moves
+    along z at ``velocity[b]`` m/s."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    velocity: np.ndarray
+    material: np.ndarray
+    colour: np.ndarray
+    style: np.ndarray
+    pitch: np.ndarray
+    road: tuple[float, float]
+    seed: int
+
+    def boxes_at(self, time: float) -> tuple[np.ndarray, np.ndarray]:
+        """Box corners at ``time`` seconds after the first frame."""
+        shift = np.zeros_like(self.lo)
+        shift[:, 2] = self.velocity * time
+        return self.lo + shift, self.hi + shift
+
+
+def _build_world(rng: np.random.Generator, z_min: float, z_max: float,
+                 lead_speed: float, seed: int) -> _World:
+    """Lay out the street between ``z_min`` and ``z_max`` (a transverse building closes each
+    end); ``lead_speed`` is the speed of cars driving ahead in the rig's lane."""
+    ground = CAMERA_HEIGHT
+    rows: list[tuple] = []
+
+    def box(x: tuple[float, float], y: tuple[float, float], z: tuple[float, float],
+            material: int, colour, style: int = 0, pitch: float = 1.0,
+            velocity: float = 0.0) -> None:
+        rows.append((min(x), min(y), min(z), max(x), max(y), max(z), velocity, material,
+                     *np.asarray(colour, dtype=np.float32), style, pitch))
+
+    def tree(x: float, z: float) -> None:
+        trunk, radius = rng.uniform(2.0, 3.2), rng.uniform(1.2, 2.2)
+        box((x - 0.15, x + 0.15), (ground - trunk, ground), (z - 0.15, z + 0.15), _TRUNK,
+            (0.33, 0.24, 0.16))
+        box((x - radius, x + radius), (ground - trunk - 1.8 * radius, ground - trunk + 0.3),
+            (z - radius, z + radius), _FOLIAGE,
+            (rng.uniform(0.12, 0.25), rng.uniform(0.30, 0.45), rng.uniform(0.08, 0.15)))
+
+    def car(x: float, z: float, velocity: float) -> None:
+        length, half = rng.uniform(3.9, 4.7), rng.uniform(0.85, 0.93)
+        body = rng.uniform(0.70, 0.90)
+        colour = _CAR_COLOURS[rng.integers(len(_CAR_COLOURS))]
+        box((x - half, x + half), (ground - 0.25 - body, ground - 0.25),
+            (z - length / 2, z + length / 2), _CAR, colour, velocity=velocity)
+        box((x - half + 0.1, x + half - 0.1), (ground - 0.75 - body, ground - 0.25 - body),
+            (z - 0.3 * length, z + 0.2 * length), _GLASS, colour, velocity=velocity)
+        for axle in (-0.32 * length, 0.32 * length):
+            box((x - half + 0.05, x + half - 0.05), (ground - 0.62, ground),
+                (z + axle - 0.31, z + axle + 0.31), _TYRE, (0.05, 0.05, 0.05),
+                velocity=velocity)
+
+    park_left, park_right = rng.random() < 0.5, rng.random() < 0.7
+    road = (-5.55 - 2.2 * park_left, 2.05 + 2.2 * park_right)
+    for side, edge, parking in ((1, road[1], park_right), (-1, road[0], park_left)):
+        kerb, width = rng.uniform(0.10, 0.16), rng.uniform(2.0, 4.0)
+        outer = edge + side * width
+        box((edge, outer), (ground - kerb, ground), (z_min, z_max), _PAVEMENT, (0.58, 0.57, 0.55))
+        z = z_min
+        while z < z_max:
+            length = rng.uniform(8.0, 30.0)
+            if rng.random() < 0.8:
+                setback = rng.uniform(0.0, 1.0) if rng.random() < 0.5 else rng.uniform(3.0, 15.0)
+                front = outer + side * setback
+                box((front, front + side * rng.uniform(8.0, 16.0)),
+                    (ground - rng.uniform(5.0, 14.0), ground), (z, z + length), _BUILDING,
+                    _FACADE_COLOURS[rng.integers(len(_FACADE_COLOURS))],
+                    style=int(rng.integers(3)), pitch=rng.uniform(2.4, 3.6))
+                if setback > 3.0 and rng.random() < 0.6:
+                    box((outer + side * 0.2, outer + side * 0.25),
+                        (ground - rng.uniform(0.9, 1.5), ground), (z, z + length), _FENCE,
+                        (0.45, 0.36, 0.26), pitch=rng.uniform(0.12, 0.2))
+                if setback > 5.0 and rng.random() < 0.7:
+                    tree(outer + side * setback / 2, z + length * rng.uniform(0.3, 0.7))
+            else:
+                for _ in range(int(rng.integers(1, 4))):
+                    tree(outer + side * rng.uniform(2.5, 12.0), z + rng.uniform(0.0, length))
+            z += length + rng.uniform(0.0, 6.0)
+        z = z_min + rng.uniform(0.0, 20.0)
+        while z < z_max:
+            height, x = rng.uniform(6.0, 8.0), edge + side * 0.5
+            box((x - 0.08, x + 0.08), (ground - height, ground - kerb), (z - 0.08, z + 0.08),
+                _POLE, (0.46, 0.47, 0.49))
+            box((x, x - side * 1.6), (ground - height, ground - height + 0.15),
+                (z - 0.08, z + 0.08), _POLE, (0.46, 0.47, 0.49))
+            z += rng.uniform(20.0, 35.0)
+        z = z_min
+        while parking and z < z_max:
+            if rng.random() < 0.65:
+                car(edge - side * 1.1, z + 3.0, 0.0)
+            z += rng.uniform(5.5, 9.0)
+        z = z_min - 20.0
+        while z < z_max + 20.0:
+            length, x = rng.uniform(15.0, 40.0), side * rng.uniform(45.0, 60.0)
+            box((x, x + side * 20.0), (ground - rng.uniform(6.0, 16.0), ground), (z, z + length),
+                _BACKDROP, (0.30, 0.34, 0.30), style=int(rng.integers(2)),
+                pitch=rng.uniform(2.0, 4.0))
+            z += length
+    for z, sign in ((z_max, 1), (z_min, -1)):
+        box((-80.0, 80.0), (ground - rng.uniform(6.0, 12.0), ground), (z, z + sign * 12.0),
+            _BUILDING, _FACADE_COLOURS[rng.integers(len(_FACADE_COLOURS))],
+            style=int(rng.integers(3)), pitch=rng.uniform(2.4, 3.6))
+    for _ in range(int(rng.integers(1, 4))):
+        car(-3.5, rng.uniform(z_min + 20.0, z_max), -rng.uniform(7.0, 13.0))
+    if rng.random() < 0.7:
+        car(0.0, rng.uniform(12.0, 40.0), lead_speed + rng.uniform(0.5, 3.0))
+    table = np.array(rows, dtype=np.float64)
+    return _World(lo=table[:, 0:3], hi=table[:, 3:6], velocity=table[:, 6],
+                  material=table[:, 7].astype(np.int64),
+                  colour=table[:, 8:11].astype(np.float32),
+                  style=table[:, 11].astype(np.int64), pitch=table[:, 12].astype(np.float32),
+                  road=road, seed=seed)
+
+
+# ----------------------------------------------------------------------------- ray casting
+
+@dataclass(frozen=True)
+class _Rays:
+    """A grid of rays from one origin: directions (R, C, 3), their reciprocals and their
+    lengths."""
+
+    dirs: np.ndarray
+    inv: tuple[np.ndarray, np.ndarray, np.ndarray]
+    length: np.ndarray
+
+
+def _rays(dirs: np.ndarray) -> _Rays:
+    dirs = dirs.astype(np.float32)
+    with np.errstate(divide='ignore'):
+        inv = tuple(np.float32(1.0) / dirs[..., i] for i in range(3))
+    return _Rays(dirs=dirs, inv=inv, length=np.linalg.norm(dirs, axis=-1))
+
+
+def _camera_rays(k: np.ndarray, size: tuple[int, int]) -> _Rays:
+    r"""Ray :math:`K^{-1} (c + 1, r + 1, 1)^T` of each pixel (row r, column c); its z is 1,
+    so the ray parameter of a hit is the depth along the optical axis."""
+    width, height = size
+    u, v = np.meshgrid(np.arange(1, width + 1), np.arange(1, height + 1))
+    pixels = np.stack([u, v, np.ones_like(u)], axis=-1).astype(np.float64)
+    return _rays(pixels @ np.linalg.inv(k).T)
+
+
+def _lidar_rays(rotation: np.ndarray) -> tuple[_Rays, np.ndarray]:
+    """Beam directions (64, n_azimuth) in the Velodyne frame and rotated to the world."""
+    elevation = np.radians(LIDAR_ELEVATIONS_DEG)[:, None]
+    azimuth = np.radians(np.arange(0.0, 360.0, LIDAR_AZIMUTH_STEP_DEG))[None, :]
+    local = np.stack(np.broadcast_arrays(np.cos(elevation) * np.cos(azimuth),
+                                         np.cos(elevation) * np.sin(azimuth),
+                                         np.sin(elevation)), axis=-1)
+    return _rays(local @ rotation.T), local
+
+
+def _slab(origin: np.ndarray, inv: tuple[np.ndarray, ...], lo: np.ndarray,
+          hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""Ray/box intersection (slab method): with :math:`t^{\pm}_i = (b^{\pm}_i - o_i) / d_i`
+    the entry is :math:`t = \max_i \min(t^-_i, t^+_i)` and the exit
+    :math:`\min_i \max(t^-_i, t^+_i)`; a hit needs entry <= exit and entry > 0.
+
+    :returns: entry distance (inf on a miss) and the axis of the face entered.
+    """
+    near, far = [], []
+    with np.errstate(invalid='ignore'):
+        for i in range(3):
+            a = (np.float32(lo[i] - origin[i])) * inv[i]
+            b = (np.float32(hi[i] - origin[i])) * inv[i]
+            near.append(np.fmin(a, b))
+            far.append(np.fmax(a, b))
+    entry = np.maximum(np.maximum(near[0], near[1]), near[2])
+    leave = np.minimum(np.minimum(far[0], far[1]), far[2])
+    axis = np.where(entry == near[0], 0, np.where(entry == near[1], 1, 2)).astype(np.int8)
+    return np.where((entry <= leave) & (entry > 1e-4), entry, np.float32(np.inf)), axis
+
+
+def _trace(origin: np.ndarray, rays: _Rays, lo: np.ndarray, hi: np.ndarray,
+           regions: list[tuple[int, tuple]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nearest hit of every ray against the ground plane and the boxes; ``regions`` pairs a
+    box with the index expression of the rays that may hit it.
+
+    :returns: distance parameter ``t`` (inf for sky), hit id (box index, -1 ground,
+        -2 sky) and the axis of the face hit (1 for the ground).
+    """
+    dy = rays.dirs[..., 1]
+    with np.errstate(divide='ignore'):
+        t = np.where(dy > 0, np.float32(CAMERA_HEIGHT - origin[1]) / dy, np.float32(np.inf))
+    hit = np.where(np.isfinite(t), -1, _SKY).astype(np.int32)
+    axis = np.ones(t.shape, dtype=np.int8)
+    for b, region in regions:
+        tb, ab = _slab(origin, tuple(inv[region] for inv in rays.inv), lo[b], hi[b])
+        closer = tb < t[region]
+        if closer.any():
+            t[region] = np.where(closer, tb, t[region])
+            hit[region] = np.where(closer, b, hit[region])
+            axis[region] = np.where(closer, ab, axis[region])
+    return t, hit, axis
+
+
+def _camera_regions(lo: np.ndarray, hi: np.ndarray, centre: np.ndarray, k: np.ndarray,
+                    size: tuple[int, int]) -> list[tuple[int, tuple]]:
+    """Pixel rectangle of each box in front of the camera: the bounds of its corners'
+    projections after clipping the box to z >= 5 cm in front of the camera centre."""
+    width, height = size
+    rel_lo, rel_hi = lo - centre, hi - centre
+    z_lo = np.maximum(rel_lo[:, 2], 0.05)
+    front = rel_hi[:, 2] > 0.05
+    xs = np.stack([rel_lo[:, 0], rel_hi[:, 0]], axis=1)[:, :, None, None]
+    ys = np.stack([rel_lo[:, 1], rel_hi[:, 1]], axis=1)[:, None, :, None]
+    zs = np.stack([z_lo, np.maximum(rel_hi[:, 2], 0.05)], axis=1)[:, None, None, :]
+    cols = (k[0, 0] * xs / zs + k[0, 1] * ys / zs + k[0, 2] - 1).reshape(len(lo), -1)
+    rows = np.broadcast_to(k[1, 1] * ys / zs + k[1, 2] - 1,
+                           (len(lo), 2, 2, 2)).reshape(len(lo), -1)
+    c0 = np.clip(np.floor(cols.min(1)), 0, width).astype(int)
+    c1 = np.clip(np.ceil(cols.max(1)) + 1, 0, width).astype(int)
+    r0 = np.clip(np.floor(rows.min(1)), 0, height).astype(int)
+    r1 = np.clip(np.ceil(rows.max(1)) + 1, 0, height).astype(int)
+    keep = front & (c1 > c0) & (r1 > r0)
+    return [(b, (slice(r0[b], r1[b]), slice(c0[b], c1[b]))) for b in np.nonzero(keep)[0]]
+
+
+def _lidar_regions(lo: np.ndarray, hi: np.ndarray, origin: np.ndarray,
+                   column_azimuth: np.ndarray) -> list[tuple[int, tuple]]:
+    """LiDAR columns that may hit each box within range: those whose azimuth (about the
+    vertical axis, 0 = forward) lies within the box footprint's angular span plus 2 deg."""
+    gap = np.maximum(np.maximum(lo - origin, origin - hi), 0.0)
+    in_range = np.linalg.norm(gap, axis=1) <= LIDAR_RANGE
+    rel_lo, rel_hi = lo - origin, hi - origin
+    around = (rel_lo[:, 0] <= 0) & (rel_hi[:, 0] >= 0) & (rel_lo[:, 2] <= 0) & (rel_hi[:, 2] >= 0)
+    regions = []
+    every = np.arange(len(column_azimuth))
+    for b in np.nonzero(in_range)[0]:
+        if around[b]:
+            regions.append((b, (slice(None), every)))
+            continue
+        corners = np.arctan2([rel_lo[b, 0], rel_lo[b, 0], rel_hi[b, 0], rel_hi[b, 0]],
+                             [rel_lo[b, 2], rel_hi[b, 2], rel_lo[b, 2], rel_hi[b, 2]])
+        mid = np.arctan2(rel_lo[b, 0] + rel_hi[b, 0], rel_lo[b, 2] + rel_hi[b, 2])
+        spread = np.angle(np.exp(1j * (corners - mid)))
+        centre = mid + (spread.max() + spread.min()) / 2
+        half = (spread.max() - spread.min()) / 2 + np.radians(2.0)
+        cols = np.nonzero(np.abs(np.angle(np.exp(1j * (column_azimuth - centre)))) <= half)[0]
+        if cols.size:
+            regions.append((b, (slice(None), cols)))
+    return regions
+
+
+# ----------------------------------------------------------------------------- shading
+
+def _face_coords(p: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2-D surface coordinates of hit points: (z, height) on x faces, (x, z) on y faces,
+    (x, height) on z faces; height is above the road."""
+    height = CAMERA_HEIGHT - p[:, 1]
+    s = np.where(axis == 0, p[:, 2], p[:, 0])
+    t = np.where(axis == 1, p[:, 2], height)
+    return s, t
+
+
+def _ground_albedo(world: _World, p: np.ndarray, seed: int) -> np.ndarray:
+    x, z = p[:, 0], p[:, 2]
+    out = np.empty((len(p), 3), dtype=np.float32)
+    road = (x >= world.road[0]) & (x <= world.road[1])
+    g = ~road
+    grass = _fbm(x[g] * 1.5, z[g] * 1.5, seed + 1)
+    out[g] = np.array([0.22, 0.36, 0.13], dtype=np.float32) * (0.55 + 0.8 * grass)[:, None]
+    xr, zr = x[road], z[road]
+    grain = 0.6 * _value_noise(xr * 8.0, zr * 8.0, seed + 2) + 0.4 * _value_noise(
+        xr * 0.5, zr * 0.5, seed + 3)
+    grey = 0.25 + 0.13 * grain
+    dashed = (np.abs(xr + 1.75) < 0.06) & (_frac(zr / 9.0) < 1.0 / 3.0)
+    solid = (np.abs(xr - 1.87) < 0.06) | (np.abs(xr + 5.37) < 0.06)
+    grey = np.where(dashed | solid, 0.78 + 0.06 * grain, grey)
+    out[road] = grey[:, None] * np.array([1.0, 0.99, 0.97], dtype=np.float32)
+    return out
+
+
+def _box_albedo(world: _World, lo: np.ndarray, hi: np.ndarray, p: np.ndarray, box: np.ndarray,
+                axis: np.ndarray, material: int, seed: int) -> np.ndarray:
+    """Albedo of hit points on boxes of one material."""
+    colour = world.colour[box]
+    s, t = _face_coords(p, axis)
+    if material == _PAVEMENT:
+        tile = _hash01(np.floor(s / 0.5).astype(np.int64), np.floor(t / 0.5).astype(np.int64),
+                       seed + 4)
+        joint = (_frac(s / 0.5) < 0.05) | (_frac(t / 0.5) < 0.05)
+        shade = np.where(axis == 1, np.where(joint, 0.6, 0.9 + 0.2 * tile), 1.05)
+        return colour * shade[:, None].astype(np.float32)
+    if material in (_BUILDING, _BACKDROP):
+        return _facade_albedo(world, lo, hi, s, t, box, axis, colour, material, seed)
+    if material == _CAR:
+        return colour * (0.8 + 0.25 * np.clip(t - 0.25, 0.0, 1.0))[:, None].astype(np.float32)
+    if material == _GLASS:
+        glass = np.array([0.07, 0.09, 0.11], dtype=np.float32) + \
+            0.12 * _frac(t * 2.0)[:, None].astype(np.float32)
+        return np.where((axis == 1)[:, None], colour, glass)
+    if material in (_TYRE, _POLE):
+        return colour * (0.9 + 0.2 * _value_noise(s * 3.0, t * 3.0, seed + 5))[:, None]
+    if material == _TRUNK:
+        return colour * (0.6 + 0.6 * _fbm(s * 20.0, t * 2.0, seed + 6, 2))[:, None]
+    if material == _FOLIAGE:
+        leaves = _fbm(s * 2.5, t * 2.5 + 7.0 * axis, seed + 7)
+        return colour * (0.3 + 1.2 * leaves)[:, None]
+    slat = _frac(s / world.pitch[box]) < 0.75
+    return colour * np.where(slat, 0.85 + 0.3 * _value_noise(s * 30.0, t * 2.0, seed + 8),
+                             0.3)[:, None].astype(np.float32)
+
+
+def _facade_albedo(world: _World, lo: np.ndarray, hi: np.ndarray, s: np.ndarray,
+                   t: np.ndarray, box: np.ndarray, axis: np.ndarray, colour: np.ndarray,
+                   material: int, seed: int) -> np.ndarray:
+    """Walls (blocks, plaster or siding by style) with a grid of windows; roofs are grey.
+    Backdrop boxes are either tree lines (style 0) or distant buildings."""
+    style = world.style[box]
+    start = np.where(axis == 0, lo[box, 2], lo[box, 0])
+    extent = np.where(axis == 0, hi[box, 2], hi[box, 0]) - start
+    local = s - start
+    top = CAMERA_HEIGHT - lo[box, 1]
+    if material == _BACKDROP:
+        trees = _fbm(s * 0.6, t * 0.6, seed + 9)
+        wall = np.where(style == 0, 0.5 + 0.9 * trees,
+                        0.9 + 0.2 * _value_noise(s * 0.3, t * 0.3, seed + 10))
+        return colour * wall[:, None].astype(np.float32)
+    row = np.floor(t / 0.3)
+    shifted = s + 0.3 * (row % 2)
+    block = 0.85 + 0.3 * _hash01(np.floor(shifted / 0.6).astype(np.int64), row.astype(np.int64),
+                                 seed + 11)
+    block = np.where((_frac(t / 0.3) < 0.1) | (_frac(shifted / 0.6) < 0.05), 1.15, block)
+    plaster = 0.75 + 0.45 * _fbm(s * 1.5, t * 1.5, seed + 12)
+    siding = np.where(_frac(t / 0.22) < 0.2, 0.7, 0.95) + 0.1 * _value_noise(s, t, seed + 13)
+    wall = np.select([style == 0, style == 1], [block, plaster], siding)
+    out = colour * wall[:, None].astype(np.float32)
+    floor_phase = _frac(t / 3.0)
+    bay = _frac(local / world.pitch[box])
+    window = ((axis != 1) & (bay > 0.28) & (bay < 0.72) & (floor_phase > 0.3)
+              & (floor_phase < 0.8) & (t > 0.8) & (t < top - 0.8) & (local > 0.6)
+              & (local < extent - 0.6))
+    glass = np.array([0.09, 0.11, 0.14], dtype=np.float32) + \
+        (0.35 * (floor_phase - 0.3))[:, None].astype(np.float32) * \
+        np.array([0.8, 0.9, 1.0], dtype=np.float32)
+    out = np.where(window[:, None], glass, out)
+    roof = np.float32(0.28) + 0.08 * _value_noise(s, t, seed + 14)[:, None]
+    return np.where((axis == 1)[:, None], roof, out)
+
+
+def _albedo(world: _World, lo: np.ndarray, hi: np.ndarray, p: np.ndarray, hit: np.ndarray,
+            axis: np.ndarray) -> np.ndarray:
+    """Surface colour (linear, 0..1) of hit points ``p`` (hit >= -1)."""
+    material = np.where(hit >= 0, world.material[np.maximum(hit, 0)], _GROUND)
+    out = np.empty((len(p), 3), dtype=np.float32)
+    for m in np.nonzero(np.bincount(material))[0]:
+        sel = np.nonzero(material == m)[0]
+        if m == _GROUND:
+            out[sel] = _ground_albedo(world, p[sel], world.seed)
+        else:
+            out[sel] = _box_albedo(world, lo, hi, p[sel], hit[sel], axis[sel], int(m),
+                                   world.seed)
+    return out
+
+
+def _sky(dirs: np.ndarray, seed: int) -> np.ndarray:
+    """Sky colour by elevation, with clouds on a plane at infinity (a function of the
+    direction only)."""
+    norm = np.linalg.norm(dirs, axis=1)
+    elevation = np.clip(-dirs[:, 1] / norm, 0.0, 1.0)
+    blend = np.clip(elevation * 2.5, 0.0, 1.0)[:, None]
+    colour = np.array([0.80, 0.86, 0.93], np.float32) * (1 - blend) + \
+        np.array([0.36, 0.56, 0.86], np.float32) * blend
+    lift = np.maximum(-dirs[:, 1], 1e-3)
+    cloud = _fbm(dirs[:, 0] / lift * 1.5, dirs[:, 2] / lift * 1.5, seed + 15)
+    amount = (np.clip((cloud - 0.5) * 3.0, 0.0, 1.0) * np.clip(elevation * 10.0, 0.0, 1.0))
+    return colour * (1 - 0.8 * amount[:, None]) + 0.8 * 0.96 * amount[:, None]
+
+
+def _render(world: _World, lo: np.ndarray, hi: np.ndarray, origin: np.ndarray, rays: _Rays,
+            k: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Render one camera: RGB uint8 image and depth along the optical axis (inf for sky)."""
+    t, hit, axis = _trace(origin, rays, lo, hi, _camera_regions(lo, hi, origin, k, size))
+    dirs = rays.dirs.reshape(-1, 3)
+    flat_hit = hit.ravel()
+    solid = np.nonzero(flat_hit != _SKY)[0]
+    sky = np.nonzero(flat_hit == _SKY)[0]
+    d, dist, face = dirs[solid], t.ravel()[solid], axis.ravel()[solid].astype(np.intp)
+    colour = _albedo(world, lo, hi, origin.astype(np.float32) + dist[:, None] * d,
+                     flat_hit[solid], face)
+    # Lambert: the face normal points against the ray along the face's axis.
+    towards_sun = _SUN.astype(np.float32)[face]
+    lit = np.where(np.take_along_axis(d, face[:, None], axis=1)[:, 0] > 0, -towards_sun,
+                   towards_sun)
+    light = 0.5 + 0.7 * np.maximum(lit, 0.0)
+    keep = np.exp(-dist * rays.length.ravel()[solid] / np.float32(_HAZE_DISTANCE))[:, None]
+    rgb = np.empty((len(flat_hit), 3), dtype=np.float32)
+    rgb[solid] = (colour * light[:, None]) * keep + _HAZE * (1 - keep)
+    rgb[sky] = _sky(dirs[sky], world.seed)
+    image = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8).reshape(*t.shape, 3)
+    return image, t
+
+
+def _scan(world: _World, lo: np.ndarray, hi: np.ndarray, origin: np.ndarray, rays: _Rays,
+          local: np.ndarray, column_azimuth: np.ndarray) -> np.ndarray:
+    """Cast the 64 beams; returns (N, 4) float32 points ``x y z reflectance`` in the
+    Velodyne frame, reflectance being the albedo's luminance."""
+    t, hit, axis = _trace(origin, rays, lo, hi, _lidar_regions(lo, hi, origin, column_azimuth))
+    returned = np.nonzero((hit.ravel() != _SKY) & (t.ravel() <= LIDAR_RANGE))[0]
+    dist = t.ravel()[returned]
+    world_points = origin.astype(np.float32) + dist[:, None] * rays.dirs.reshape(-1, 3)[returned]
+    colour = _albedo(world, lo, hi, world_points, hit.ravel()[returned], axis.ravel()[returned])
+    reflectance = colour @ np.array([0.30, 0.59, 0.11], dtype=np.float32)
+    # The hit in Velodyne coordinates is the beam's own direction scaled by the distance.
+    xyz = dist[:, None].astype(np.float64) * local.reshape(-1, 3)[returned]
+    return np.column_stack([xyz, np.clip(reflectance, 0.0, 1.0)]).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- drives
+
+def default_drive_names(count: int) -> list[str]:
+    """``count`` drive names on 2011_09_26: every third one (starting with the first) an
+    Eigen test drive (``..._drive_0002_sync``, ``0009``, ...), the others drive numbers
+    outside the test split (``0001``, ``0003``, ...)."""
+    test = [d for d in EIGEN_TEST_DRIVES if d.startswith('2011_09_26/')]
+    numbers = {int(d[-9:-5]) for d in test}
+    train = (f'2011_09_26/2011_09_26_drive_{n:04d}_sync' for n in range(1, 10000)
+             if n not in numbers)
+    names = []
+    for i in range(count):
+        names.append(test[i // 3] if i % 3 == 0 and i // 3 < len(test) else next(train))
+    return names
+
+
+def _timestamp(date: str, nanoseconds: int) -> str:
+    """KITTI timestamp ``YYYY-MM-DD HH:MM:SS.nnnnnnnnn`` of a time of day in ns."""
+    seconds, fraction = divmod(nanoseconds, 10 ** 9)
+    minutes, sec = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f'{date.replace("_", "-")} {hours:02d}:{minutes:02d}:{sec:02d}.{fraction:09d}'
+
+
+def _trajectory(rng: np.random.Generator, frames: int,
+                stationary: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frame times (s from the first frame), positions along the road (m) and speeds
+    (m/s): ``stationary`` frames at standstill, then cruising at 6..12 m/s with a gentle
+    speed wobble (ramping up over 4 frames after a standstill)."""
+    cruise = rng.uniform(6.0, 12.0)
+    gaps = FRAME_PERIOD + rng.uniform(-5e-4, 5e-4, frames)
+    times = np.concatenate([[0.0], np.cumsum(gaps[1:])])
+    k = np.arange(frames)
+    ramp = np.clip((k - stationary + 1) / 4.0, 0.0, 1.0) if stationary else np.ones(frames)
+    speeds = cruise * ramp * (1.0 + 0.04 * np.sin(0.3 * k + rng.uniform(0, 2 * np.pi)))
+    speeds[:stationary] = 0.0
+    steps = 0.5 * (speeds[1:] + speeds[:-1]) * np.diff(times)
+    return times, np.concatenate([[0.0], np.cumsum(steps)]), speeds
+
+
+def _oxts_lines(rng: np.random.Generator, times: np.ndarray, positions: np.ndarray,
+                speeds: np.ndarray) -> list[str]:
+    """OXTS packets consistent with the straight drive: position, heading, velocities and
+    forward acceleration; angular rates zero."""
+    lat0, lon0 = 49.0 + rng.uniform(0, 0.03), 8.39 + rng.uniform(0, 0.05)
+    alt, yaw = 110.0 + rng.uniform(0, 10), rng.uniform(-np.pi, np.pi)
+    roll, pitch = rng.uniform(-0.02, 0.02), rng.uniform(-0.02, 0.02)
+    accel = np.gradient(speeds, times) if len(times) > 1 else np.zeros(1)
+    radius = 6378137.0
+    lines = []
+    for s, v, a in zip(positions, speeds, accel):
+        lat = lat0 + np.degrees(s * np.sin(yaw) / radius)
+        lon = lon0 + np.degrees(s * np.cos(yaw) / (radius * np.cos(np.radians(lat0))))
+        values = [lat, lon, alt, roll, pitch, yaw, v * np.sin(yaw), v * np.cos(yaw), v, 0.0,
+                  0.0, a, 0.0, 9.81, a, 0.0, 9.81, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.25, 0.03]
+        lines.append(' '.join(f'{x:.12g}' for x in values) + ' 4 10 5 5 6')
+    return lines
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(''.join(line + '\n' for line in lines), encoding='utf-8')
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1])):
+        raise OSError(f'{path}: cannot write PNG')
+
+
+def _write_drive(root: Path, name: str, frames: int, seed: int, size: tuple[int, int],
+                 stationary: int, rig: _Rig, bar: tqdm) -> DriveInfo:
+    date, folder = name.split('/')
+    drive_seed = np.random.SeedSequence([seed, zlib.crc32(name.encode())])
+    rng = np.random.default_rng(drive_seed)
+    times, positions, speeds = _trajectory(rng, frames, stationary)
+    world = _build_world(rng, -40.0, positions[-1] + rng.uniform(60.0, 90.0),
+                         float(speeds.max()), int(drive_seed.generate_state(1)[0] & 0xFFFF))
+    oxts = _oxts_lines(rng, times, positions, speeds)
+    start = int(round((13 * 3600 + rng.uniform(0, 3000)) * 1e9))
+    stamps = [start + int(round(t * 1e9)) for t in times]
+    path = root / date / folder
+    cameras = {c: _camera_rays(rig.K[c], size) for c in (2, 3)}
+    lidar, local = _lidar_rays(rig.velo_rotation)
+    column_azimuth = np.arctan2(lidar.dirs[32, :, 0], lidar.dirs[32, :, 2])
+    for frame, (time, position) in enumerate(zip(times, positions)):
+        lo, hi = world.boxes_at(time)
+        rig_position = np.array([0.0, 0.0, position])
+        for c, rays in cameras.items():
+            image, depth = _render(world, lo, hi, rig_position + rig.centre[c], rays, rig.K[c],
+                                   size)
+            _write_png(path / f'image_0{c}' / 'data' / f'{frame:010d}.png', image)
+            if c == 2:
+                (path / SYNTHETIC_DEPTH_DIR).mkdir(parents=True, exist_ok=True)
+                np.save(path / SYNTHETIC_DEPTH_DIR / f'{frame:010d}.npy', depth)
+        points = _scan(world, lo, hi, rig_position + rig.velo_origin, lidar, local,
+                       column_azimuth)
+        velo_file = path / 'velodyne_points' / 'data' / f'{frame:010d}.bin'
+        velo_file.parent.mkdir(parents=True, exist_ok=True)
+        points.astype('<f4').tofile(velo_file)
+        _write_lines(path / 'oxts' / 'data' / f'{frame:010d}.txt', [oxts[frame]])
+        bar.update(1)
+    for c, offset in ((2, 0), (3, 4_000)):
+        _write_lines(path / f'image_0{c}' / 'timestamps.txt',
+                     [_timestamp(date, s + offset) for s in stamps])
+    for suffix, offset in (('', -2_800_000), ('_start', -52_100_000), ('_end', 49_300_000)):
+        _write_lines(path / 'velodyne_points' / f'timestamps{suffix}.txt',
+                     [_timestamp(date, s + offset) for s in stamps])
+    _write_lines(path / 'oxts' / 'timestamps.txt',
+                 [_timestamp(date, s - 1_000_000) for s in stamps])
+    _write_lines(path / 'oxts' / 'dataformat.txt',
+                 [f'{key}: {text}' for key, text in zip(OXTS_FIELDS, _OXTS_DESCRIPTIONS)])
+    return DriveInfo(date=date, drive=folder, path=path, frames=frames,
+                     stationary_frames=tuple(range(stationary)))
+
+
+def write_synthetic_kitti(out_dir: PathLike, drives: int | None = None, frames: int = 3,
+                          seed: int = 0, drive_names: list[str] | None = None,
+                          size: tuple[int, int] = DEFAULT_SIZE, stationary: int | None = None,
+                          overwrite: bool = False, progress: bool = False) -> list[DriveInfo]:
+    """Write synthetic drives in the KITTI raw layout under ``out_dir``.
+
+    Deterministic: the same arguments give the same bytes. Each drive's world and motion
+    depend on ``seed`` and the drive's name only.
+
+    :param drives: number of drives; default ``len(drive_names)`` or 2.
+    :param frames: frames per drive (10 Hz).
+    :param drive_names: names in any spelling :func:`~eigen_depth_training.kitti.normalise_drive`
+        accepts; default :func:`default_drive_names`.
+    :param size: image ``(width, height)``; intrinsics scale with it.
+    :param stationary: frames at standstill at the start of every drive; default
+        ``min(3, frames // 3)``.
+    :param overwrite: replace existing drive folders (and calibration files that differ)
+        instead of refusing.
+    :param progress: show a progress bar on stderr.
+    :raises SynthError: bad arguments, or existing output without ``overwrite``.
+    """
+    if drive_names is not None:
+        try:
+            names = [normalise_drive(n) for n in drive_names]
+        except ValueError as exc:
+            raise SynthError(str(exc)) from exc
+        if len(set(names)) != len(names):
+            raise SynthError(f'duplicate drive names in {drive_names}')
+        if drives is not None and drives != len(names):
+            raise SynthError(f'{drives} drives requested but {len(names)} drive names given')
+    else:
+        if drives is None:
+            drives = 2
+        if not 1 <= drives <= 1000:
+            raise SynthError(f'drives must be 1..1000, got {drives}')
+        names = default_drive_names(drives)
+    if not names:
+        raise SynthError('no drive to write')
+    if not 1 <= frames <= 100_000:
+        raise SynthError(f'frames must be 1..100000, got {frames}')
+    width, height = size
+    if not (32 <= width <= 8192 and 16 <= height <= 4096):
+        raise SynthError(f'image size must be 32..8192 x 16..4096, got {width}x{height}')
+    if stationary is None:
+        stationary = min(3, frames // 3)
+    if not 0 <= stationary <= frames:
+        raise SynthError(f'stationary must be 0..{frames} (frames), got {stationary}')
+    for name in names:
+        try:
+            datetime.strptime(name.split('/')[0], '%Y_%m_%d')
+        except ValueError as exc:
+            raise SynthError(f'drive {name}: the date is not a calendar date') from exc
+    root = Path(out_dir)
+    calib_texts = {date: _calibration_texts(date, (width, height))
+                   for date in sorted({n.split('/')[0] for n in names})}
+    if not overwrite:
+        for name in names:
+            if (root / name).exists():
+                raise SynthError(f'{root / name} already exists (use overwrite to replace it)')
+        for date, texts in calib_texts.items():
+            for file, text in texts.items():
+                existing = root / date / file
+                if existing.exists() and existing.read_text(encoding='utf-8') != text:
+                    raise SynthError(f'{existing} exists with another calibration (other image '
+                                     'size?); use overwrite to replace it')
+    for date, texts in calib_texts.items():
+        for file, text in texts.items():
+            _write_lines(root / date / file, text.splitlines())
+    for name in names:
+        if (root / name).exists():
+            shutil.rmtree(root / name)
+    rig = _rig((width, height))
+    with tqdm(total=len(names) * frames, unit='frame', desc='synth',
+              disable=None if progress else True, file=sys.stderr) as bar:
+        return [_write_drive(root, name, frames, seed, (width, height), stationary, rig, bar)
+                for name in names]
+
+
+# ----------------------------------------------------------------------------- command line
+
+class _Parser(argparse.ArgumentParser):
+    """Argument parser whose errors are one line on stderr (exit status 2)."""
+
+    def error(self, message: str) -> None:
+        """Print ``<prog>: error: <message>`` as one line and exit with status 2."""
+        self.exit(2, f'{self.prog}: error: {message}\n')
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'not an integer: {text!r}') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'not an integer: {text!r}') from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'must be at least 0, got {value}')
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``eigen-depth synth``."""
+    parser = _Parser(prog='eigen-depth synth',
+                     description='Write a synthetic driving world in the exact KITTI raw layout '
+                                 '(calibration, image_02/03, velodyne_points, oxts) plus the '
+                                 'dense true depth of image_02 (synthetic_depth_02/*.npy).')
+    parser.add_argument('out_dir', metavar='OUT_DIR', help='KITTI raw root to write into')
+    parser.add_argument('--drives', type=_positive, default=None,
+                        help='number of drives (default: 2, or the number of --drive-names); '
+                             'the first, fourth, ... are named like Eigen test drives')
+    parser.add_argument('--frames', type=_positive, default=3,
+                        help='frames per drive, at 10 Hz (default: %(default)s)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='random seed; same seed, same bytes (default: %(default)s)')
+    parser.add_argument('--drive-names', nargs='+', metavar='NAME', default=None,
+                        help='drive names such as 2011_09_26_drive_0002 or '
+                             '2011_09_26/2011_09_26_drive_0002_sync')
+    parser.add_argument('--width', type=_positive, default=DEFAULT_SIZE[0],
+                        help='image width in pixels (default: %(default)s)')
+    parser.add_argument('--height', type=_positive, default=DEFAULT_SIZE[1],
+                        help='image height in pixels (default: %(default)s)')
+    parser.add_argument('--stationary', type=_non_negative, default=None,
+                        help='frames at standstill at the start of each drive '
+                             '(default: frames // 3, at most 3)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace existing drive folders instead of refusing')
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``eigen-depth synth``; returns the exit status (0 ok, 1 failure,
+    2 bad arguments)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        infos = write_synthetic_kitti(args.out_dir, drives=args.drives, frames=args.frames,
+                                      seed=args.seed, drive_names=args.drive_names,
+                                      size=(args.width, args.height),
+                                      stationary=args.stationary, overwrite=args.overwrite,
+                                      progress=True)
+    except SynthError as exc:
+        print(f'{parser.prog}: error: {exc}', file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f'{parser.prog}: error: {exc}', file=sys.stderr)
+        return 1
+    for info in infos:
+        print(f'wrote {info.name}: {info.frames} frames '
+              f'({len(info.stationary_frames)} stationary) in {info.path}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

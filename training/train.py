@@ -1,0 +1,823 @@
+r"""``eigen-depth train``: the paper's two-stage training on KITTI raw, resumable and distributed.
+
+Recipe (Eigen, Puhrsch & Fergus, NIPS 2014, section 3.3; every number is an option of
+:mod:`eigen_depth_training.options`):
+
+1. the **coarse** stack is trained alone on its own output for ``--coarse-samples``
+   (1.5M) samples;
+2. the **fine** stack is trained for ``--fine-samples`` (1M) with the coarse stack frozen
+   (eval mode, no gradients) and feeding its prediction into fine layer 2.
+
+Both stages minimise Eq. 4 on the LiDAR pixels of the output grid only,
+
+.. math::
+
+    L = \frac{1}{n}\sum_i d_i^2 - \frac{\lambda}{n^2}\Big(\sum_i d_i\Big)^2,\qquad
+    d_i = \log y_i - \log y^*_i,\ \lambda = 0.5,
+
+with SGD (momentum 0.9, batch 32) and the paper's per-layer learning rates, held constant.
+No gradient clipping (the paper has none).
+
+Output folder: ``last.pt`` (every ``--checkpoint-every`` steps, at the end of each stage
+and when stopped), ``coarse.pt`` (end of the coarse stage), ``final.pt`` (end of the run),
+``options.json`` (the resolved options, beside them), ``train_log.jsonl`` (one JSON event per
+line: start, val, save, stop, finish) and ``tb/`` (TensorBoard: loss, learning rates,
+validation metrics, sample images). Every checkpoint loads with
+:func:`~eigen_depth_ros.checkpoint.load_checkpoint` and also holds the stage and step, the
+optimiser and gradient-scaler state, the RNG states of every process (python, numpy, torch,
+CUDA), the sampler's epoch and position and the options, so ``--resume`` continues exactly:
+N steps in one go and N/2 + resume + N/2 give the same weights.
+
+Devices: CPU; one CUDA GPU (``--amp``: float16 autocast with a GradScaler); many GPUs or
+nodes through ``torchrun`` (DistributedDataParallel, one process per GPU, the global batch
+split evenly, rank 0 logs and saves; nccl on CUDA, gloo on CPU). A non-finite loss stops the
+run without saving (the last checkpoint stays the last good one) and exits with status 3;
+Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves ``last.pt`` and exits with 130.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Subset
+
+from eigen_depth_ros.checkpoint import (CheckpointError, load_checkpoint, read_checkpoint,
+                                        save_checkpoint)
+from eigen_depth_ros.inference import select_device
+from eigen_depth_ros.loss import scale_invariant_loss
+from eigen_depth_ros.metrics import METRIC_NAMES
+from eigen_depth_ros.model import (IMAGENET_MEAN, IMAGENET_STD, EigenDepthConfig,
+                                   EigenDepthNet, config_from_dict, config_to_dict)
+
+from .dataset import KittiDepthDataset, ResumableSampler, expand_sides
+from .kitti import KittiFormatError
+from .options import (STAGE_GROUPS, learning_rates, model_config, options_to_dict,
+                      parse_options, save_options_json, stage_steps)
+from .splits import SplitError, read_split_file
+
+EXIT_NONFINITE = 3
+EXIT_INTERRUPTED = 130
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training stopped on a NaN or infinite loss; nothing was saved after the last good
+    checkpoint (:attr:`last_checkpoint`, None when there is none)."""
+
+    def __init__(self, message: str, last_checkpoint: Path | None) -> None:
+        super().__init__(message)
+        self.last_checkpoint = last_checkpoint
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did.
+
+    :ivar status: ``'finished'``, ``'stopped'`` (``--stop-after``) or ``'interrupted'``
+        (SIGINT/SIGTERM); a non-finite loss raises :class:`NonFiniteLossError` instead.
+    :ivar out_dir: the output folder.
+    :ivar checkpoints: ``{'last': path, 'coarse': path, 'final': path}`` as far as written.
+    :ivar stage: the stage running when the run ended.
+    :ivar step: optimiser steps done in that stage.
+    :ivar steps: planned steps per stage.
+    :ivar train_loss: mean training loss of the last logging window.
+    :ivar val_history: one dict per validation (stage, step, loss and metrics).
+    :ivar samples_per_second: training throughput of this invocation (all processes).
+    :ivar data_report: what the training set left out (see
+        :class:`~eigen_depth_training.dataset.DatasetReport`) plus ``bad_samples``, samples
+        whose image failed to decode during training.
+    :ivar model_args: the network configuration as a plain dict.
+    """
+
+    status: str
+    out_dir: Path
+    checkpoints: dict[str, Path]
+    stage: str
+    step: int
+    steps: dict[str, int]
+    train_loss: float | None
+    val_history: list[dict[str, Any]]
+    samples_per_second: float
+    data_report: dict[str, Any]
+    model_args: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- distributed
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process stands in a (possibly single-process) job."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    distributed: bool
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that logs and saves."""
+        return self.rank == 0
+
+
+def setup_distributed(device_spec: str = 'auto', backend: str = 'auto') -> DistContext:
+    """Join the torchrun job described by the environment (``RANK``, ``WORLD_SIZE``,
+    ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``), or run alone when ``WORLD_SIZE`` is
+    unset or 1. Under torchrun on CUDA each process takes ``cuda:LOCAL_RANK``.
+
+    :raises ValueError: for an unknown device spec or a CUDA device that is not there.
+    """
+    world_size = int(os.environ.get('WORLD_SIZE', '1'))
+    if world_size <= 1:
+        return DistContext(0, 1, 0, select_device(device_spec), False)
+    rank = int(os.environ['RANK'])
+    local_rank = int(os.environ.get('LOCAL_RANK', '0'))
+    device = select_device(device_spec)
+    if device.type == 'cuda':
+        device = torch.device('cuda', local_rank)
+        torch.cuda.set_device(device)
+    if backend == 'auto':
+        backend = 'nccl' if device.type == 'cuda' else 'gloo'
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend, init_method='env://',
+                                rank=rank, world_size=world_size)
+    return DistContext(rank, world_size, local_rank, device, True)
+
+
+def _barrier(ctx: DistContext) -> None:
+    if ctx.distributed:
+        dist.barrier()
+
+
+def _all_reduce(ctx: DistContext, tensor: torch.Tensor, op: Any = None) -> torch.Tensor:
+    if ctx.distributed:
+        dist.all_reduce(tensor, op=op or dist.ReduceOp.SUM)
+    return tensor
+
+
+# --------------------------------------------------------------------------- RNG states
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """The python, numpy, torch (and CUDA) RNG states as checkpoint-safe plain data."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {'python': random.getstate(),
+             'numpy': {'kind': kind, 'keys': torch.from_numpy(keys.astype(np.int64)),
+                       'pos': int(pos), 'has_gauss': int(has_gauss),
+                       'cached_gaussian': float(gauss)},
+             'torch': torch.get_rng_state()}
+    if device.type == 'cuda':
+        state['cuda'] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    """Restore what :func:`rng_state` returned."""
+    python = state['python']
+    random.setstate((python[0], tuple(python[1]), python[2]))
+    npy = state['numpy']
+    np.random.set_state((npy['kind'], npy['keys'].numpy().astype(np.uint32), npy['pos'],
+                         npy['has_gauss'], npy['cached_gaussian']))
+    torch.set_rng_state(state['torch'])
+    if device.type == 'cuda' and 'cuda' in state:
+        torch.cuda.set_rng_state(state['cuda'], device)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _ignore_sigint(_worker_id: int) -> None:
+    """Data workers leave Ctrl-C to the training process, which finishes its step."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def output_grid_metrics(pred_log: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor
+                        ) -> list[dict[str, float]]:
+    r"""Depth metrics (:data:`~eigen_depth_ros.metrics.METRIC_NAMES`) of each image of a
+    batch on the output grid, over its valid target pixels (images without any are left
+    out). ``si_rmse_log`` is :math:`\sqrt{D}` of Eq. 1.
+
+    :param pred_log: predicted log depth (N, 1, H, W).
+    :param depth: target depth in metres (N, 1, H, W).
+    :param mask: valid target pixels (N, 1, H, W).
+    """
+    out = []
+    pred = pred_log.detach().float().exp()
+    for y_all, t_all, m in zip(pred, depth, mask):
+        if not bool(m.any()):
+            continue
+        y, t = y_all[m].double(), t_all[m].double()
+        ratio = torch.maximum(y / t, t / y)
+        d = y.log() - t.log()
+        out.append({
+            'abs_rel': float(((y - t).abs() / t).mean()),
+            'sq_rel': float(((y - t) ** 2 / t).mean()),
+            'rmse': float(((y - t) ** 2).mean().sqrt()),
+            'rmse_log': float((d ** 2).mean().sqrt()),
+            'a1': float((ratio < 1.25).double().mean()),
+            'a2': float((ratio < 1.25 ** 2).double().mean()),
+            'a3': float((ratio < 1.25 ** 3).double().mean()),
+            'si_rmse_log': float(((d ** 2).mean() - d.mean() ** 2).clamp(min=0).sqrt()),
+        })
+    return out
+
+
+def _colourise(values: np.ndarray, valid: np.ndarray, low: float, high: float) -> np.ndarray:
+    """(3, H, W) float RGB of ``values`` with the magma colour map, black where invalid."""
+    from matplotlib import colormaps
+
+    scaled = np.clip((values - low) / max(high - low, 1e-6), 0.0, 1.0)
+    rgb = colormaps['magma'](scaled)[..., :3].astype(np.float32)  # (H, W, 3)
+    rgb[~valid] = 0.0
+    return rgb.transpose(2, 0, 1)
+
+
+def _denormalise(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) float RGB in [0, 1] of a normalised input image."""
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (image.detach().float().cpu() * std + mean).clamp(0, 1).numpy()
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM handler that asks the loop to stop at the end of the current step.
+
+    A second Ctrl-C raises :class:`KeyboardInterrupt` at once (default handler restored).
+    Handlers are only installed from the main thread.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signal_name = ''
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.requested = True
+        self.signal_name = signal.Signals(signum).name
+        signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+
+    def __enter__(self) -> '_StopRequest':
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+# --------------------------------------------------------------------------- the trainer
+
+class Trainer:
+    """State and loop of one training run (see the module docstring).
+
+    :param options: resolved options (:func:`~eigen_depth_training.options.parse_options`
+        or :func:`~eigen_depth_training.options.default_options`).
+    :param config: the network configuration; default from the options (ignored when
+        resuming: the checkpoint's configuration is used).
+    :param ctx: the process's place in the job.
+    """
+
+    def __init__(self, options: argparse.Namespace, config: EigenDepthConfig | None,
+                 ctx: DistContext) -> None:
+        self.options = options
+        self.ctx = ctx
+        self.out = Path(options.out)
+        self.steps = stage_steps(options)
+        self.stages = list(self.steps)
+        if options.batch_size % ctx.world_size:
+            raise ValueError(f'--batch-size {options.batch_size} is not divisible by the '
+                             f'{ctx.world_size} processes')
+        self.batch = options.batch_size // ctx.world_size  # per process
+        self.resume_payload = self._read_resume()
+        if self.resume_payload is not None:
+            config = config_from_dict(self.resume_payload['model_args'])
+        self.config = config or model_config(options)
+        self.lrs = learning_rates(options)
+        self.use_amp = (options.amp == 'on' or
+                        (options.amp == 'auto' and ctx.device.type == 'cuda'))
+        self.amp_dtype = torch.float16 if ctx.device.type == 'cuda' else torch.bfloat16
+        self.writer: Any = None
+        self.checkpoints: dict[str, Path] = {}
+        self.val_history: list[dict[str, Any]] = []
+        self.bad_samples = 0
+        self.last_saved: tuple[Path, str, int] | None = None
+        # position of the run
+        self.stage = self.stages[0]
+        self.step = 0
+        self.stages_done: list[str] = []
+        self.epoch = 0
+        self.position = 0  # batches of this process consumed in the current epoch
+        self.samples_seen = 0
+        self.train_loss: float | None = None
+
+    # ----------------------------------------------------------------- set-up
+
+    def _read_resume(self) -> dict[str, Any] | None:
+        resume = self.options.resume
+        if resume is None:
+            return None
+        path = self.out / 'last.pt' if resume == 'last' else Path(resume)
+        if not path.is_file():
+            raise CheckpointError(f'{path}: no checkpoint to resume from')
+        payload = read_checkpoint(path)
+        missing = [k for k in ('stage', 'step', 'optimizer', 'sampler', 'rng')
+                   if k not in payload]
+        if missing:
+            raise CheckpointError(f'{path}: not a training checkpoint (no {", ".join(missing)})')
+        if payload['stage'] not in self.stages:
+            raise CheckpointError(f"{path}: stopped in stage {payload['stage']!r}, which "
+                                  f'--stage {self.options.stage} does not run')
+        payload['path'] = str(path)
+        return payload
+
+    def _log_event(self, event: str, **fields: Any) -> None:
+        if not self.ctx.is_main:
+            return
+        record = {'event': event, 'time': time.time(), 'rank': self.ctx.rank,
+                  'stage': self.stage, 'step': self.step, **fields}
+        with (self.out / 'train_log.jsonl').open('a', encoding='utf-8') as f:
+            f.write(json.dumps(record, default=str) + '\n')
+
+    def _say(self, text: str) -> None:
+        if self.ctx.is_main:
+            from tqdm import tqdm
+            tqdm.write(f'eigen-depth train: {text}', file=sys.stderr)
+
+    def _build_dataset(self, split: Path, train: bool) -> KittiDepthDataset:
+        opts = self.options
+        entries = read_split_file(split)
+        if train:
+            entries = expand_sides(entries, opts.sides)
+        cache_dir = opts.cache_dir or (self.out / 'depth_cache')
+        kwargs = dict(root=opts.data_root, entries=entries, config=self.config, train=train,
+                      cache_dir=cache_dir, min_depth=opts.min_depth, max_depth=opts.max_depth,
+                      scale_max=1.0 if opts.no_augment else opts.scale_max,
+                      colour_range=(1.0, 1.0) if opts.no_augment else tuple(opts.colour_range),
+                      flip_prob=0.0 if opts.no_augment else opts.flip_prob, seed=opts.seed)
+        # rank 0 projects and caches the LiDAR once; the others then find the cache filled
+        dataset = None
+        if self.ctx.is_main:
+            dataset = KittiDepthDataset(progress=not opts.no_progress, **kwargs)
+        _barrier(self.ctx)
+        if dataset is None:
+            dataset = KittiDepthDataset(**kwargs)
+        return dataset
+
+    def setup(self) -> None:
+        """Output folder, datasets, network, and the resumed state if any."""
+        opts = self.options
+        if self.ctx.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        _barrier(self.ctx)
+        self.train_set = self._build_dataset(opts.train_split, train=True)
+        self.val_set = None if opts.val_split is None else \
+            self._build_dataset(opts.val_split, train=False)
+        if len(self.train_set) < opts.batch_size:
+            raise ValueError(f'the training split has {len(self.train_set)} usable frames, '
+                             f'fewer than one batch of {opts.batch_size}')
+        self._say(f'training data: {self.train_set.report.summary()}')
+        for line in self.train_set.report.examples:
+            self._say(f'  skipped {line}')
+        if self.val_set is not None:
+            self._say(f'validation data: {self.val_set.report.summary()}')
+        self.sampler = ResumableSampler(self.train_set, num_replicas=self.ctx.world_size,
+                                        rank=self.ctx.rank, shuffle=True, seed=opts.seed)
+        seed_everything(opts.seed)
+        self.model = EigenDepthNet(self.config)
+        if opts.init is not None and self.resume_payload is None:
+            init_model, _ = load_checkpoint(opts.init)
+            if config_to_dict(init_model.config) != config_to_dict(self.config):
+                raise CheckpointError(f'{opts.init}: network {init_model.config.name!r} does '
+                                      f'not match the one trained ({self.config.name!r})')
+            self.model.load_state_dict(init_model.state_dict(), strict=True)
+        self.model.to(self.ctx.device)
+        # dropout masks differ between processes; resuming restores these states exactly
+        seed_everything(opts.seed * 1000 + 17 + self.ctx.rank)
+        if self.resume_payload is not None:
+            self._restore(self.resume_payload)
+        if self.ctx.is_main:
+            save_options_json(self.out / 'options.json', opts,
+                              model_args=config_to_dict(self.config),
+                              world_size=self.ctx.world_size, steps=self.steps,
+                              command=sys.argv)
+            if not opts.no_tensorboard:
+                from torch.utils.tensorboard import SummaryWriter
+                self.writer = SummaryWriter(str(self.out / 'tb'))
+        self._log_event('start', world_size=self.ctx.world_size, steps=self.steps,
+                        resumed_from=(self.resume_payload or {}).get('path'),
+                        data=self.train_set.report.as_dict())
+
+    def _restore(self, payload: dict[str, Any]) -> None:
+        """Weights, position, sampler and RNG states of a training checkpoint."""
+        self.model.load_state_dict(payload['state_dict'], strict=True)
+        self.stage = payload['stage']
+        self.step = int(payload['step'])
+        self.stages_done = list(payload.get('stages_done', []))
+        self.samples_seen = int(payload.get('samples_seen', 0))
+        self.val_history = list(payload.get('val_history', []))
+        self.bad_samples = int(payload.get('bad_samples', 0))
+        sampler = payload['sampler']
+        same_layout = (int(payload.get('world_size', 1)) == self.ctx.world_size and
+                       int(sampler.get('batch', self.batch)) == self.batch)
+        if same_layout:
+            self.epoch, self.position = int(sampler['epoch']), int(sampler['position'])
+        else:
+            self._say('the process count or batch differs from the checkpoint: continuing '
+                      'with the next epoch (not bit-exact)')
+            self.epoch, self.position = int(sampler['epoch']) + 1, 0
+        states = payload['rng']
+        if same_layout and self.ctx.rank < len(states):
+            set_rng_state(states[self.ctx.rank], self.ctx.device)
+        self.checkpoints['last'] = Path(payload['path'])
+        self.last_saved = (Path(payload['path']), self.stage, self.step)
+
+    # ----------------------------------------------------------------- stages
+
+    def _begin_stage(self, stage: str) -> None:
+        """Freeze what the stage does not train, build its optimiser (and DDP wrapper)."""
+        self.stage = stage
+        model = self.model
+        groups = model.parameter_groups(**{f'{name}_lr': lr for name, lr in self.lrs.items()})
+        model.requires_grad_(False)
+        trained = STAGE_GROUPS[stage]
+        for name in trained:
+            for p in groups[name][0]:
+                p.requires_grad_(True)
+        self._set_train_mode()
+        self.optimizer = torch.optim.SGD(
+            [{'params': groups[name][0], 'lr': groups[name][1], 'name': name}
+             for name in trained],
+            lr=groups[trained[0]][1], momentum=self.options.momentum,
+            weight_decay=self.options.weight_decay)
+        self.scaler = torch.amp.GradScaler(
+            'cuda', enabled=self.use_amp and self.ctx.device.type == 'cuda')
+        payload = self.resume_payload
+        if payload is not None and payload['stage'] == stage and \
+                not payload.get('stage_done', False):
+            self.optimizer.load_state_dict(payload['optimizer'])
+            if payload.get('scaler'):
+                self.scaler.load_state_dict(payload['scaler'])
+        if self.ctx.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+            ids = [self.ctx.device.index] if self.ctx.device.type == 'cuda' else None
+            self.net: Any = DistributedDataParallel(model, device_ids=ids)
+        else:
+            self.net = model
+
+    def _set_train_mode(self) -> None:
+        """Train mode for the stage being trained; the frozen coarse stack stays in eval."""
+        self.model.train()
+        if self.stage == 'fine':
+            self.model.coarse.eval()
+
+    def _loader(self) -> DataLoader:
+        self.sampler.set_position(self.epoch, self.position * self.batch)
+        workers = self.options.workers
+        generator = torch.Generator()
+        generator.manual_seed(self.options.seed)  # keeps the global torch RNG untouched
+        return DataLoader(self.train_set, batch_size=self.batch, sampler=self.sampler,
+                          drop_last=True, num_workers=workers, generator=generator,
+                          worker_init_fn=_ignore_sigint if workers else None,
+                          pin_memory=self.ctx.device.type == 'cuda')
+
+    def _batches(self) -> Iterator[dict[str, Any]]:
+        """Endless stream of training batches, epoch after epoch, from the saved position."""
+        while True:
+            self.sampler.set_position(self.epoch, self.position * self.batch)
+            if len(self.sampler) >= self.batch:
+                yield from self._loader()
+            self.epoch += 1
+            self.position = 0
+
+    def _autocast(self) -> Any:
+        if not self.use_amp:
+            return nullcontext()
+        return torch.autocast(self.ctx.device.type, dtype=self.amp_dtype)
+
+    def _train_step(self, batch: dict[str, Any], stop: _StopRequest
+                    ) -> tuple[float, bool, bool]:
+        """One optimiser step; returns (loss, finite on every process, stop requested on
+        any process). Nothing is updated when a loss is not finite."""
+        device = self.ctx.device
+        x = batch['image'].to(device, non_blocking=True)          # (B, 3, h, w)
+        gt = batch['log_depth'].to(device, non_blocking=True)     # (B, 1, H_out, W_out)
+        mask = batch['mask'].to(device, non_blocking=True)        # (B, 1, H_out, W_out)
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            pred = self.net(x, stage=self.stage)                  # (B, 1, H_out, W_out)
+        loss = scale_invariant_loss(pred.float(), gt, mask, lam=self.options.lam)
+        # one exchange per step: non-finite losses, stop requests, undecodable images
+        flags = torch.tensor([0.0 if torch.isfinite(loss) else 1.0,
+                              1.0 if stop.requested else 0.0,
+                              float((~batch['ok']).sum())], device=device)
+        flags = _all_reduce(self.ctx, flags).cpu()
+        self.bad_samples += int(flags[2])
+        if flags[0] > 0:
+            return float(loss), False, bool(flags[1] > 0)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss.detach()), True, bool(flags[1] > 0)
+
+    # ----------------------------------------------------------------- validation
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, Any] | None:
+        """Mean loss and output-grid metrics on this process's share of the validation set,
+        summed over all processes; logged by rank 0."""
+        if self.val_set is None:
+            return None
+        opts = self.options
+        indices = list(range(len(self.val_set)))
+        if opts.val_max_frames and len(indices) > opts.val_max_frames:
+            indices = np.linspace(0, len(indices) - 1, opts.val_max_frames).round()
+            indices = sorted({int(i) for i in indices})
+        shard = Subset(self.val_set, indices[self.ctx.rank::self.ctx.world_size])
+        loader = DataLoader(shard, batch_size=self.batch, num_workers=opts.workers,
+                            worker_init_fn=_ignore_sigint if opts.workers else None)
+        self.model.eval()
+        sums = torch.zeros(2 + len(METRIC_NAMES), dtype=torch.float64)  # loss, images, metrics
+        first: tuple[dict[str, Any], torch.Tensor] | None = None
+        for batch in loader:
+            x = batch['image'].to(self.ctx.device)                # (B, 3, h, w)
+            gt = batch['log_depth'].to(self.ctx.device)           # (B, 1, H_out, W_out)
+            mask = batch['mask'].to(self.ctx.device)
+            with self._autocast():
+                pred = self.model(x, stage=self.stage).float()   # (B, 1, H_out, W_out)
+            for i in range(len(x)):
+                if bool(mask[i].any()):
+                    sums[0] += float(scale_invariant_loss(pred[i:i + 1], gt[i:i + 1],
+                                                          mask[i:i + 1], lam=opts.lam))
+            per_image = output_grid_metrics(pred, batch['depth'].to(self.ctx.device), mask)
+            sums[1] += len(per_image)
+            for metrics in per_image:
+                for k, name in enumerate(METRIC_NAMES):
+                    sums[2 + k] += metrics[name]
+            if first is None:
+                first = (batch, pred.cpu())
+        self._set_train_mode()
+        sums = _all_reduce(self.ctx, sums.to(self.ctx.device)).cpu()
+        count = float(sums[1])
+        if count == 0:
+            self._say('validation: no frame with ground truth')
+            return None
+        result = {'stage': self.stage, 'step': self.step, 'loss': float(sums[0]) / count,
+                  'images': int(count)}
+        result.update({name: float(sums[2 + k]) / count for k, name in enumerate(METRIC_NAMES)})
+        self.val_history.append(result)
+        if self.ctx.is_main:
+            self._log_event('val', **result)
+            if self.writer is not None:
+                gstep = self._global_step()
+                for name in ('loss',) + METRIC_NAMES:
+                    self.writer.add_scalar(f'val/{name}', result[name], gstep)
+                if first is not None:
+                    self._write_images(*first, gstep)
+        return result
+
+    def _write_images(self, batch: dict[str, Any], pred_log: torch.Tensor, gstep: int) -> None:
+        """Input, prediction and ground truth of the first validation frames (inverse depth
+        colours, shared range per frame)."""
+        for i in range(min(2, len(pred_log))):
+            depth = batch['depth'][i, 0].numpy()
+            valid = batch['mask'][i, 0].numpy()
+            pred = np.exp(pred_log[i, 0].numpy())
+            inv_pred, inv_gt = 1.0 / np.maximum(pred, 1e-3), 1.0 / np.maximum(depth, 1e-3)
+            high = float(np.percentile(inv_pred, 99))
+            self.writer.add_image(f'sample{i}/input', _denormalise(batch['image'][i]), gstep)
+            self.writer.add_image(f'sample{i}/prediction',
+                                  _colourise(inv_pred, np.ones_like(valid), 0.0, high), gstep)
+            self.writer.add_image(f'sample{i}/ground_truth',
+                                  _colourise(inv_gt, valid, 0.0, high), gstep)
+
+    # ----------------------------------------------------------------- checkpoints
+
+    def _global_step(self) -> int:
+        done = sum(self.steps[s] for s in self.stages[:self.stages.index(self.stage)])
+        return done + self.step
+
+    def save(self, names: tuple[str, ...], stage_done: bool = False) -> None:
+        """Write the training state to ``<out>/<name>.pt`` for each name (rank 0; every
+        process contributes its RNG states)."""
+        states = [rng_state(self.ctx.device)]
+        if self.ctx.distributed:
+            gathered: list[Any] = [None] * self.ctx.world_size
+            dist.all_gather_object(gathered, states[0])
+            states = gathered
+        if not self.ctx.is_main:
+            return
+        extra = {
+            'stage': self.stage, 'step': self.step, 'stage_done': stage_done,
+            'stages_done': list(self.stages_done), 'global_step': self._global_step(),
+            'steps': dict(self.steps), 'samples_seen': self.samples_seen,
+            'optimizer': self.optimizer.state_dict(), 'scaler': self.scaler.state_dict(),
+            'rng': states, 'world_size': self.ctx.world_size,
+            'sampler': {'epoch': self.epoch, 'position': self.position, 'batch': self.batch,
+                        'seed': self.options.seed},
+            'options': options_to_dict(self.options), 'val_history': self.val_history,
+            'bad_samples': self.bad_samples,
+            'train_loss': self.train_loss,
+        }
+        for name in names:
+            path = save_checkpoint(self.out / f'{name}.pt', self.model, **extra)
+            self.checkpoints[name] = path
+            self._log_event('save', file=path.name)
+        self.last_saved = (self.out / 'last.pt', self.stage, self.step)
+
+    # ----------------------------------------------------------------- the loop
+
+    def run(self) -> TrainResult:
+        """Train every remaining stage; see :func:`train`."""
+        opts = self.options
+        start = self.stages.index(self.stage)
+        self._steps_this_run = 0
+        self._started = time.perf_counter()
+        status = 'finished'
+        with _StopRequest() as stop:
+            for stage in self.stages[start:]:
+                if stage in self.stages_done:
+                    continue
+                if stage != self.stage:
+                    self.step = 0
+                self._begin_stage(stage)
+                if self.step == 0:
+                    self.validate()  # the stage's starting point
+                status = self._run_stage(stop)
+                if status != 'finished':
+                    break
+                self.stages_done.append(stage)
+                self.validate()
+                self.save(('last', 'coarse') if stage == 'coarse' else ('last',),
+                          stage_done=True)
+                self.resume_payload = None
+            if status == 'finished':
+                self.save(('final',), stage_done=True)
+                self._log_event('finish')
+        elapsed = time.perf_counter() - self._started
+        rate = self._steps_this_run * opts.batch_size / elapsed if elapsed > 0 else 0.0
+        if self.writer is not None:
+            self.writer.close()
+        report = self.train_set.report.as_dict()
+        report['bad_samples'] = self.bad_samples
+        return TrainResult(status, self.out, dict(self.checkpoints), self.stage, self.step,
+                           dict(self.steps), self.train_loss, list(self.val_history), rate,
+                           report, config_to_dict(self.config))
+
+    def _run_stage(self, stop: _StopRequest) -> str:
+        """Steps of the current stage; returns 'finished', 'stopped' or 'interrupted'."""
+        from tqdm import tqdm
+
+        opts = self.options
+        total = self.steps[self.stage]
+        bar = tqdm(total=total, initial=self.step, desc=f'{self.stage} stage', unit='step',
+                   disable=not self.ctx.is_main or opts.no_progress, dynamic_ncols=True)
+        window: list[float] = []
+        batches = self._batches()
+        try:
+            while self.step < total:
+                batch = next(batches)
+                loss, finite, stop_now = self._train_step(batch, stop)
+                if not finite:
+                    self._fail(loss)
+                self.step += 1
+                self.position += 1
+                self.samples_seen += opts.batch_size
+                self._steps_this_run += 1
+                window.append(loss)
+                bar.update(1)
+                if self.step % opts.log_every == 0 or self.step == total:
+                    self._log_train(window, bar)
+                    window = []
+                if opts.val_every and self.step % opts.val_every == 0 and self.step < total:
+                    self.validate()
+                if stop_now:
+                    self.save(('last',))
+                    self._log_event('stop', reason=stop.signal_name or 'signal')
+                    self._say(f'{stop.signal_name or "signal"}: saved {self.out / "last.pt"} '
+                              f'at {self.stage} step {self.step}; continue with --resume')
+                    return 'interrupted'
+                if opts.stop_after and self._steps_this_run >= opts.stop_after \
+                        and self.step < total:
+                    self.save(('last',))
+                    self._log_event('stop', reason='stop-after')
+                    return 'stopped'
+                if self.step % opts.checkpoint_every == 0 and self.step < total:
+                    self.save(('last',))
+        finally:
+            bar.close()
+            batches.close()
+        if window:
+            self._log_train(window, bar)
+        return 'finished'
+
+    def _log_train(self, window: list[float], bar: Any) -> None:
+        if not window:
+            return
+        self.train_loss = float(np.mean(window))
+        elapsed = max(time.perf_counter() - self._started, 1e-9)
+        rate = self._steps_this_run * self.options.batch_size / elapsed
+        bar.set_postfix(loss=f'{self.train_loss:.4f}', samples_s=f'{rate:.1f}')
+        if self.writer is not None:
+            gstep = self._global_step()
+            self.writer.add_scalar('train/loss', self.train_loss, gstep)
+            self.writer.add_scalar('train/samples_per_second', rate, gstep)
+            for group in self.optimizer.param_groups:
+                self.writer.add_scalar(f"lr/{group['name']}", group['lr'], gstep)
+
+    def _fail(self, loss: float) -> None:
+        """Stop on a non-finite loss without saving anything."""
+        self._log_event('stop', reason='non-finite loss', loss=str(loss))
+        if self.last_saved is None:
+            kept = 'no checkpoint was written before it'
+            last = None
+        else:
+            last, stage, step = self.last_saved
+            kept = f'last good checkpoint: {last} ({stage} step {step})'
+        raise NonFiniteLossError(
+            f'non-finite loss ({loss}) at {self.stage} step {self.step + 1}; training '
+            f'stopped without saving; {kept}', last)
+
+
+# --------------------------------------------------------------------------- entry points
+
+def train(options: argparse.Namespace, model_config: EigenDepthConfig | None = None
+          ) -> TrainResult:
+    """Train as the options say (the Python API of ``eigen-depth train``).
+
+    Joins a torchrun job when the environment describes one (and leaves it at the end).
+
+    :param options: from :func:`~eigen_depth_training.options.parse_options` or
+        :func:`~eigen_depth_training.options.default_options` (``data_root``,
+        ``train_split`` and ``out`` must be set).
+    :param model_config: network configuration overriding ``--config``/``--width-mult``
+        (e.g. a narrow test network); a resumed run uses its checkpoint's.
+    :return: a :class:`TrainResult`.
+    :raises NonFiniteLossError: the loss became NaN or infinite (nothing saved after the
+        last good checkpoint, which the error names).
+    :raises ValueError: bad input: options, split files (absent drives, empty split), no
+        usable frame, a checkpoint that cannot be resumed
+        (:class:`~eigen_depth_ros.checkpoint.CheckpointError`).
+    """
+    for flag in ('data_root', 'train_split', 'out'):
+        if getattr(options, flag, None) is None:
+            raise ValueError(f"option {flag} (--{flag.replace('_', '-')}) is required")
+    ctx = setup_distributed(options.device, options.dist_backend)
+    try:
+        trainer = Trainer(options, model_config, ctx)
+        trainer.setup()
+        return trainer.run()
+    finally:
+        if ctx.distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``eigen-depth train``: parse options, train, return the exit status (0 done or
+    stopped by ``--stop-after``, 2 bad input, 3 non-finite loss, 130 interrupted)."""
+    options = parse_options(argv)
+    rank = int(os.environ.get('RANK', '0'))
+    try:
+        result = train(options)
+    except NonFiniteLossError as exc:
+        if rank == 0:
+            print(f'eigen-depth train: {exc}', file=sys.stderr)
+        return EXIT_NONFINITE
+    except (SplitError, KittiFormatError, CheckpointError, ValueError, OSError) as exc:
+        if rank == 0:
+            print(f'eigen-depth train: error: {exc}', file=sys.stderr)
+        return 2
+    if result.status == 'interrupted':
+        return EXIT_INTERRUPTED
+    if rank == 0:
+        final = result.checkpoints.get('final') or result.checkpoints.get('last')
+        val = result.val_history[-1] if result.val_history else None
+        summary = (f'{result.status} at {result.stage} step {result.step}; '
+                   f'{result.samples_per_second:.1f} samples/s; checkpoint {final}')
+        if val is not None:
+            summary += f"; val loss {val['loss']:.4f} abs_rel {val['abs_rel']:.3f}"
+        print(f'eigen-depth train: {summary}', file=sys.stderr)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
