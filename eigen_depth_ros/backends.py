@@ -320,14 +320,14 @@ def export_onnx(model: EigenDepthNet, path: str | os.PathLike, stage: Stage = 'f
     axes = {'image': {0: 'batch'}, 'log_depth': {0: 'batch'}} if dynamic_batch else None
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # the TorchScript exporter announces its deprecation
-        torch.onnx.export(_StageWrapper(model, stage), (example,), str(path), dynamo=False,
+        torch.onnx.export(StageModule(model, stage), (example,), str(path), dynamo=False,
                           opset_version=opset, input_names=['image'],
                           output_names=['log_depth'], dynamic_axes=axes,
                           do_constant_folding=True)
     return path
 
 
-class _StageWrapper(nn.Module):
+class StageModule(nn.Module):
     """``model(x, stage=stage)`` as a one-argument module, for exporters."""
 
     def __init__(self, model: EigenDepthNet, stage: Stage) -> None:

@@ -23,15 +23,20 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.typesys import Stores, get_typestore
 from tqdm import tqdm
 
+if TYPE_CHECKING:
+    from .live_playback import LiveRun
+
 from .checkpoint import CheckpointError
 from .geometry import InputGeometry
 from .image_conversion import ImageConversionError, image_to_depth, message_to_rgb
+from .live_playback import LivePlaybackError
 from .metrics import METRIC_NAMES, compute_depth_metrics, evaluate_depth, mean_metrics
 from .point_cloud import point_cloud2_to_array
 from .projection import project_to_depth_image, quaternion_to_rotation
@@ -416,8 +421,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Evaluate as ``args`` say; write ``metrics.json`` and ``report.png`` into ``args.out``."""
+def run(args: argparse.Namespace) -> tuple[dict, 'LiveRun | None']:
+    """Evaluate as ``args`` say; write ``metrics.json`` and ``report.png`` into ``args.out``.
+
+    :return: the result written to ``metrics.json``, and with ``--live`` what the node
+        published (:class:`~eigen_depth_ros.live_playback.LiveRun`, else None).
+    """
     from .inference import DepthEstimator
     from .report import write_bag_report
 
@@ -451,15 +460,15 @@ def run(args: argparse.Namespace) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / 'metrics.json').write_text(json.dumps(result, indent=2))
     write_bag_report(args.out / 'report.png', report.samples, result)
-    return result
+    return result, live
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``eigen-depth bag-eval``."""
     args = build_parser().parse_args(argv)
     try:
-        result = run(args)
-    except (BagEvalError, CheckpointError, OSError) as exc:
+        result, _ = run(args)
+    except (BagEvalError, CheckpointError, LivePlaybackError, OSError) as exc:
         print(f'eigen-depth bag-eval: error: {exc}', file=sys.stderr)
         return 1
     agg = result['aggregate']

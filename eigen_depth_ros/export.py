@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .backends import ONNX_OPSET, _StageWrapper, export_onnx, onnx_session
+from .backends import ONNX_OPSET, StageModule, export_onnx, onnx_session
 from .checkpoint import CheckpointError, load_checkpoint
 from .model import EigenDepthNet, Stage, normalize_image
 
@@ -49,7 +49,7 @@ def export_torchscript(model: EigenDepthNet, path: str | Path, stage: Stage = 'f
     example = torch.zeros(1, 3, cfg.input_height, cfg.input_width)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter('ignore')  # tracer warnings about the input-shape check
-        traced = torch.jit.trace(_StageWrapper(model, stage), (example,), check_trace=False)
+        traced = torch.jit.trace(StageModule(model, stage), (example,), check_trace=False)
     torch.jit.save(traced, str(path))
     return path
 

@@ -25,10 +25,21 @@ from conftest import SMALL_KITTI
 SYNTH_SIZE = (414, 125)  # a third of KITTI's 1242x375: fast to render, same aspect
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: the test machine's cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @functools.lru_cache(maxsize=None)
 def synthetic_kitti() -> tuple[Path, Path]:
-    """Five synthetic drives x 5 frames written once per test session (shared by the
-    training and evaluation tests): ``(KITTI root, folder with train/val/test_files.txt)``.
+    """Write five synthetic drives x 5 frames once per test session.
+
+    Shared by the training and evaluation tests; returns ``(KITTI root, folder with
+    train/val/test_files.txt)``.
 
     Drives 0002 and 0009 are Eigen test drives; of 0001, 0003 and 0004 one is validation.
     """
@@ -42,7 +53,7 @@ def synthetic_kitti() -> tuple[Path, Path]:
 
 
 def copy_drive(tmp_path: Path, drive: str) -> Path:
-    """A private KITTI root holding one drive of the shared synthetic data (to damage)."""
+    """Copy one drive of the shared synthetic data into a private root (to damage it)."""
     root, _ = synthetic_kitti()
     date = drive.split('/')[0]
     dst = tmp_path / 'raw'
@@ -57,8 +68,11 @@ def copy_drive(tmp_path: Path, drive: str) -> Path:
 
 def _depth_coded_frame(width: int = 1242, height: int = 375
                        ) -> tuple[np.ndarray, np.ndarray, callable]:
-    """A camera frame whose red channel encodes the depth of every pixel, and a sparse depth
-    map (every other pixel) of the same scene; depth grows left to right and downwards."""
+    """Make a camera frame whose red channel encodes the depth of every pixel.
+
+    Also returns a sparse depth map (every other pixel) of the same scene and the analytic
+    depth; depth grows left to right and downwards.
+    """
     v, u = np.mgrid[0:height, 0:width].astype(np.float64)
     depth = 5.0 + 25.0 * u / width + 10.0 * v / height        # 5 .. 40 m, asymmetric in u
     rgb = np.zeros((height, width, 3), np.uint8)

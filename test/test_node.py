@@ -24,6 +24,7 @@ import time
 from typing import Any, Callable
 
 import cv2
+from diagnostic_msgs.msg import DiagnosticArray
 from eigen_depth_ros.checkpoint import save_checkpoint
 from eigen_depth_ros.geometry import InputGeometry
 from eigen_depth_ros.image_conversion import image_to_depth
@@ -31,14 +32,11 @@ from eigen_depth_ros.model import EigenDepthNet
 from eigen_depth_ros.point_cloud import point_cloud2_to_array, points_to_pixels, unpack_rgb
 import numpy as np
 import pytest
-
-rclpy = pytest.importorskip('rclpy')
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rcl_interfaces.msg import Log  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.qos import (DurabilityPolicy, qos_profile_sensor_data, QoSProfile,  # noqa: E402
-                       ReliabilityPolicy)
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # noqa: E402
+from rcl_interfaces.msg import Log
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -52,7 +50,7 @@ STAMPS = itertools.count(1)
 
 
 def small_config() -> Any:
-    """The narrow KITTI-geometry network of conftest (imported lazily)."""
+    """Return the narrow KITTI-geometry network config of conftest."""
     from conftest import SMALL_KITTI
     return SMALL_KITTI
 
@@ -193,7 +191,7 @@ def stamped(msg: Any, sec: int, frame_id: str = 'camera_optical') -> Any:
 def image_msg(sec: int, color: tuple[int, int, int] = (90, 140, 200),
               encoding: str = 'rgb8', width: int = W, height: int = H,
               pad: int = 0) -> Image:
-    """A uniform-colour Image in ``encoding``; ``pad`` garbage bytes end each row."""
+    """Build a uniform-colour Image in ``encoding``; ``pad`` garbage bytes end each row."""
     rgb = np.empty((height, width, 3), np.uint8)
     rgb[:] = color
     if encoding == 'bgr8':
@@ -265,7 +263,7 @@ def stop_node(proc: subprocess.Popen) -> str:
 
 @pytest.fixture(scope='module')
 def module_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The conftest ``small_checkpoint``, made once for the module's long-lived nodes."""
+    """Write the conftest ``small_checkpoint`` once, for the module's long-lived nodes."""
     import torch
     torch.manual_seed(0)
     model = EigenDepthNet(small_config())
@@ -632,7 +630,7 @@ def test_bad_checkpoints_exit_non_zero_with_one_error(tmp_path: Any) -> None:
     garbage = tmp_path / 'garbage.pt'
     garbage.write_bytes(b'not a checkpoint at all')
     cases = {'missing': (str(tmp_path / 'missing.pt'), 'checkpoint file not found'),
-             'garbage': (str(garbage), 'not a readable checkpoint'),
+             'garbage': (str(garbage), f'cannot start: {garbage}: '),
              'empty': ('', "parameter 'checkpoint' is empty")}
     procs = {key: start_node(path, '/c', f'bad_{key}') for key, (path, _) in cases.items()}
     for key, proc in procs.items():

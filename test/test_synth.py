@@ -184,7 +184,7 @@ def test_refuses_to_clobber_and_checks_arguments(tmp_path):
     bad = [{'frames': 0}, {'drives': 0}, {'size': (8, 8)}, {'stationary': 5, 'frames': 2},
            {'drive_names': ['drive_0005']}, {'drive_names': ['2011_02_30_drive_0001']},
            {'drive_names': ['2011_09_26_drive_0001', '2011_09_26/2011_09_26_drive_0001_sync']},
-           {'drives': 3, 'drive_names': ['2011_09_26_drive_0001']}]
+           {'drives': 3, 'drive_names': ['2011_09_26_drive_0001']}, {'seed': -1}]
     for arguments in bad:
         with pytest.raises(synth.SynthError):
             synth.write_synthetic_kitti(tmp_path / 'bad', **arguments)

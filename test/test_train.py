@@ -19,6 +19,15 @@ from conftest import SMALL_KITTI
 from test_dataset import synthetic_kitti
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: the test machine's cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def small_options(out, **overrides):
     """Options for a seconds-long run on the shared synthetic drives."""
     root, splits = synthetic_kitti()
@@ -32,7 +41,7 @@ def small_options(out, **overrides):
 
 
 def cli_args(options):
-    """The command line equivalent of (the path options of) ``small_options``."""
+    """Return the command line equivalent of (the path options of) ``small_options``."""
     return ['--data-root', str(options.data_root), '--train-split', str(options.train_split),
             '--out', str(options.out), '--cache-dir', str(options.cache_dir),
             '--batch-size', str(options.batch_size), '--width-mult', '0.0625',

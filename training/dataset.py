@@ -1,4 +1,4 @@
-"""KITTI raw frames as training samples: image window, log-depth target and mask.
+r"""KITTI raw frames as training samples: image window, log-depth target and mask.
 
 One sample is one frame of a split (:class:`~eigen_depth_training.splits.SplitEntry`): the
 colour image of its side (``l``: ``image_02``, ``r``: ``image_03``) and the Velodyne scan
@@ -12,11 +12,11 @@ Augmentation (training only, the paper's KITTI set; no rotation for KITTI), appl
 and depth together, in this order:
 
 1. horizontal flip with probability 0.5 of the camera image **and** its depth map;
-2. zoom by :math:`s \\sim U[1, 1.2]` (``InputGeometry.fit(extra_scale=s)``) with every depth
+2. zoom by :math:`s \sim U[1, 1.2]` (``InputGeometry.fit(extra_scale=s)``) with every depth
    divided by :math:`s` (an object seen :math:`s` times larger looks :math:`s` times
    nearer);
 3. random crop: the input window at a uniform random fraction of the free room;
-4. colour: each RGB channel multiplied by :math:`c_k \\sim U[0.8, 1.2]`, clipped to 255.
+4. colour: each RGB channel multiplied by :math:`c_k \sim U[0.8, 1.2]`, clipped to 255.
 
 At test time there is one centre crop and no augmentation (as
 :class:`~eigen_depth_ros.inference.DepthEstimator` does).
@@ -59,9 +59,9 @@ CACHE_VERSION = 1
 
 @dataclass(frozen=True)
 class Augmentation:
-    """One draw of the paper's KITTI augmentations (the identity by default).
+    r"""One draw of the paper's KITTI augmentations (the identity by default).
 
-    :param scale: zoom factor :math:`s \\ge 1`; depths are divided by it.
+    :param scale: zoom factor :math:`s \ge 1`; depths are divided by it.
     :param crop: where the input window sits in the free room of the zoomed image, as
         fractions (x, y) in [0, 1]; (0.5, 0.5) is the centre crop.
     :param colour: RGB channel multipliers.
@@ -168,10 +168,9 @@ class DatasetReport:
     def summary(self) -> str:
         """One line, e.g. ``120 of 124 frames usable; 3 missing, 1 corrupt scan``."""
         text = f'{self.usable} of {self.listed} frames usable'
-        parts = [f'{n} {what}' for n, what in ((self.missing, 'missing'),
-                                                (self.corrupt_image, 'corrupt image'),
-                                                (self.corrupt_velodyne, 'corrupt scan'))
-                 if n]
+        counts = ((self.missing, 'missing'), (self.corrupt_image, 'corrupt image'),
+                  (self.corrupt_velodyne, 'corrupt scan'))
+        parts = [f'{n} {what}' for n, what in counts if n]
         return text + ('; skipped: ' + ', '.join(parts) if parts else '')
 
     def as_dict(self) -> dict[str, Any]:
@@ -193,6 +192,7 @@ class DepthCache:
     """
 
     def __init__(self, root: PathLike, cache_dir: PathLike | None = None) -> None:
+        """Start an empty cache (files already in ``cache_dir`` are reused)."""
         self.root = Path(root)
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self._memory: dict[SplitEntry, tuple[np.ndarray, ...]] = {}
@@ -330,6 +330,7 @@ class KittiDepthDataset(Dataset):
                  min_depth: float = 1e-3, max_depth: float = 80.0, scale_max: float = 1.2,
                  colour_range: tuple[float, float] = (0.8, 1.2), flip_prob: float = 0.5,
                  seed: int = 0, progress: bool = False) -> None:
+        """Check the split, leave out unusable frames and fill the depth cache."""
         self.root = Path(root)
         self.config = config
         self.train = train
@@ -374,19 +375,21 @@ class KittiDepthDataset(Dataset):
         return kept
 
     def __len__(self) -> int:
-        """Number of usable frames."""
+        """Return the number of usable frames."""
         return len(self.entries)
 
     def augmentation(self, index: int, seed: int | None = None) -> Augmentation:
-        """The augmentation of frame ``index`` (identity unless training), drawn from
-        ``seed`` or, when None, from (dataset seed, index)."""
+        """Draw the augmentation of frame ``index`` (the identity unless training).
+
+        The draw comes from ``seed`` or, when None, from (dataset seed, index).
+        """
         if not self.train:
             return Augmentation()
         rng = np.random.default_rng([self.seed, index] if seed is None else [seed])
         return Augmentation.sample(rng, self.scale_max, self.colour_range, self.flip_prob)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
-        """The sample of frame ``key`` or ``(frame, augmentation seed)``."""
+        """Return the sample of frame ``key`` or ``(frame, augmentation seed)``."""
         index, seed = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (int(key), None)
         entry = self.entries[index]
         augmentation = self.augmentation(index, seed)
@@ -420,19 +423,20 @@ class KittiDepthDataset(Dataset):
 
 
 class ResumableSampler(DistributedSampler):
-    """A :class:`~torch.utils.data.DistributedSampler` that can start mid-epoch and fixes
-    every sample's augmentation seed by its place in the stream.
+    """A :class:`~torch.utils.data.DistributedSampler` that can start mid-epoch.
 
-    It yields ``(frame index, seed)`` pairs: the order of epoch ``e`` is the sampler's
-    shuffle with ``seed + e`` (the same on every process, each taking its share), and the
-    seed of the k-th sample of this process in epoch ``e`` is a hash of
-    (seed, e, rank, k). So a run resumed at ``(epoch, position)`` sees exactly the samples
-    and augmentations the uninterrupted run would have seen, whatever the number of data
-    workers. Without torch.distributed, pass ``num_replicas=1, rank=0``.
+    It also fixes every sample's augmentation seed by its place in the stream. It yields
+    ``(frame index, seed)`` pairs: the order of epoch ``e`` is the sampler's shuffle with
+    ``seed + e`` (the same on every process, each taking its share), and the seed of the
+    k-th sample of this process in epoch ``e`` is a hash of (seed, e, rank, k). So a run
+    resumed at ``(epoch, position)`` sees exactly the samples and augmentations the
+    uninterrupted run would have seen, whatever the number of data workers. Without
+    torch.distributed, pass ``num_replicas=1, rank=0``.
     """
 
     def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0,
                  shuffle: bool = True, seed: int = 0, drop_last: bool = False) -> None:
+        """Sample like :class:`DistributedSampler`, from the start of epoch 0."""
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle,
                          seed=seed, drop_last=drop_last)
         self.start = 0
@@ -450,7 +454,7 @@ class ResumableSampler(DistributedSampler):
             yield indices[k], int(seed.generate_state(1)[0])
 
     def __len__(self) -> int:
-        """Samples left in the current epoch for this process."""
+        """Return the number of samples left in the current epoch for this process."""
         return max(0, self.num_samples - self.start)
 
 
@@ -481,6 +485,8 @@ def mean_depth_map(dataset: KittiDepthDataset, progress: bool = False) -> np.nda
 
 
 def batches_per_epoch(num_samples: int, per_process_batch: int) -> int:
-    """Full batches one process gets from an epoch of ``num_samples`` (the rest is dropped
-    so that all processes step together)."""
+    """Return the full batches one process gets from an epoch of ``num_samples``.
+
+    The rest is dropped, so that all processes step together.
+    """
     return math.floor(num_samples / per_process_batch)

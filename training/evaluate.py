@@ -37,8 +37,7 @@ import numpy as np
 
 from eigen_depth_ros.checkpoint import CheckpointError
 from eigen_depth_ros.geometry import InputGeometry
-from eigen_depth_ros.metrics import METRIC_NAMES, evaluate_depth, format_metric_table, \
-    mean_metrics
+from eigen_depth_ros.metrics import evaluate_depth, format_metric_table, mean_metrics
 from eigen_depth_ros.model import EigenDepthConfig, resolve_config
 
 from .dataset import KittiDepthDataset, mean_depth_map
@@ -66,8 +65,10 @@ Predictor = Callable[[np.ndarray], tuple[np.ndarray, InputGeometry]]
 
 def network_predictors(checkpoint: PathLike, stages: tuple[str, ...] = ('fine',),
                        device: str = 'auto') -> tuple[dict[str, Predictor], EigenDepthConfig]:
-    """Predictors (single centre crop) of a checkpoint's network, one per stage, and the
-    network's configuration."""
+    """Build predictors of a checkpoint's network (single centre crop), one per stage.
+
+    :return: ``({stage: predictor}, the network's configuration)``.
+    """
     from eigen_depth_ros.inference import DepthEstimator
 
     estimator = DepthEstimator.from_checkpoint(checkpoint, device=device)
@@ -82,8 +83,10 @@ def network_predictors(checkpoint: PathLike, stages: tuple[str, ...] = ('fine',)
 
 
 def map_predictor(depth_map: np.ndarray, config: EigenDepthConfig) -> Predictor:
-    """Predictor that returns ``depth_map`` (H_out, W_out) metres for every image, placed
-    by the centre-crop geometry (the mean and constant baselines)."""
+    """Build a predictor that returns ``depth_map`` (H_out, W_out, metres) for every image.
+
+    The map is placed by the centre-crop geometry (the mean and constant baselines).
+    """
     depth_map = np.asarray(depth_map, dtype=np.float32)
     if depth_map.shape != config.output_size[::-1]:
         raise ValueError(f'depth map {depth_map.shape} is not the output grid '
@@ -98,7 +101,9 @@ def map_predictor(depth_map: np.ndarray, config: EigenDepthConfig) -> Predictor:
 def baseline_map(kind: str, data_root: PathLike, train_split: PathLike,
                  config: EigenDepthConfig, min_depth: float = 1e-3, max_depth: float = 80.0,
                  cache_dir: PathLike | None = None, progress: bool = False) -> np.ndarray:
-    """Output-grid depth map of a baseline from the training frames' centre-crop targets.
+    """Compute a baseline's output-grid depth map from the training frames' targets.
+
+    The targets are the centre-crop ones, as at test time.
 
     :param kind: ``'mean'`` (per-pixel mean depth map) or ``'constant'`` (the overall
         mean depth everywhere).
@@ -133,8 +138,10 @@ def _round_floats(value: Any) -> Any:
 
 
 def comparison_table(rows: dict[str, dict[str, float]]) -> str:
-    """The paper's Table 2 rows followed by ``rows``, in the Table 2 column layout
-    (``-`` where the paper gives no number)."""
+    """Format the paper's Table 2 rows followed by ``rows`` in the Table 2 layout.
+
+    Cells where the paper gives no number show ``-``.
+    """
     table = format_metric_table({**PAPER_KITTI, **rows})
     return table.replace('      nan', '        -')
 
@@ -260,10 +267,11 @@ def evaluate(data_root: PathLike, split: PathLike, checkpoint: PathLike | None =
 
 def write_examples_png(path: PathLike, panels: list[dict[str, Any]], min_depth: float,
                        max_depth: float, crop: str | None, title: str = '') -> Path:
-    """A figure with one row per frame: image, prediction, ground truth (LiDAR points,
-    enlarged), and the absolute relative error at the ground-truth points (0 .. 0.5).
+    """Draw one row per frame: image, prediction, ground truth, error.
 
-    Depths share one colour scale (inverse depth, magma); the evaluated crop is outlined.
+    The ground truth shows the LiDAR points (enlarged) inside the evaluated crop and range,
+    the error the absolute relative error at those points (colours 0 .. 0.5). Depths share
+    one colour scale per frame (inverse depth, magma).
     """
     import matplotlib
     matplotlib.use('Agg')

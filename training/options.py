@@ -58,8 +58,10 @@ def _probability(text: str) -> float:
 
 
 def build_parser(prog: str = 'eigen-depth train') -> argparse.ArgumentParser:
-    """The training parser, with the groups data, model, optimisation, schedule, logging
-    and devices/distributed."""
+    """Build the training parser.
+
+    Its groups: data, model, optimisation, schedule, logging and devices/distributed.
+    """
     parser = argparse.ArgumentParser(
         prog=prog, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description='Train the Eigen et al. (NIPS 2014) depth network on KITTI raw drives. '
@@ -228,7 +230,7 @@ def check_options(options: argparse.Namespace, require_paths: bool = True) -> st
 
 
 def default_options(**overrides: Any) -> argparse.Namespace:
-    """The defaults of every option (the paper's recipe), with ``overrides`` applied.
+    """Return the defaults of every option (the paper's recipe) with ``overrides``.
 
     Keys are the attribute names (``batch_size``, ``coarse_samples``, ...); paths may be
     given as strings. Used by the Python API (:func:`eigen_depth_training.train.train`).
@@ -259,7 +261,7 @@ def learning_rates(options: argparse.Namespace) -> dict[str, float]:
 
 
 def model_config(options: argparse.Namespace) -> EigenDepthConfig:
-    """The network configuration the options ask for.
+    """Return the network configuration the options ask for.
 
     With ``--width-mult m`` != 1 this is the documented **narrow variant**: coarse conv
     channels, the FC 6 width and the fine channels are multiplied by m (rounded, at least 2);

@@ -840,6 +840,8 @@ def write_synthetic_kitti(out_dir: PathLike, drives: int | None = None, frames: 
         raise SynthError('no drive to write')
     if not 1 <= frames <= 100_000:
         raise SynthError(f'frames must be 1..100000, got {frames}')
+    if seed < 0:
+        raise SynthError(f'seed must be non-negative, got {seed}')
     width, height = size
     if not (32 <= width <= 8192 and 16 <= height <= 4096):
         raise SynthError(f'image size must be 32..8192 x 16..4096, got {width}x{height}')
@@ -858,13 +860,13 @@ def write_synthetic_kitti(out_dir: PathLike, drives: int | None = None, frames: 
     if not overwrite:
         for name in names:
             if (root / name).exists():
-                raise SynthError(f'{root / name} already exists (use overwrite to replace it)')
+                raise SynthError(f'{root / name} already exists (--overwrite replaces it)')
         for date, texts in calib_texts.items():
             for file, text in texts.items():
                 existing = root / date / file
                 if existing.exists() and existing.read_text(encoding='utf-8') != text:
                     raise SynthError(f'{existing} exists with another calibration (other image '
-                                     'size?); use overwrite to replace it')
+                                     'size?); --overwrite replaces it')
     for date, texts in calib_texts.items():
         for file, text in texts.items():
             _write_lines(root / date / file, text.splitlines())
@@ -920,7 +922,7 @@ def build_parser() -> argparse.ArgumentParser:
                              'the first, fourth, ... are named like Eigen test drives')
     parser.add_argument('--frames', type=_positive, default=3,
                         help='frames per drive, at 10 Hz (default: %(default)s)')
-    parser.add_argument('--seed', type=int, default=0,
+    parser.add_argument('--seed', type=_non_negative, default=0,
                         help='random seed; same seed, same bytes (default: %(default)s)')
     parser.add_argument('--drive-names', nargs='+', metavar='NAME', default=None,
                         help='drive names such as 2011_09_26_drive_0002 or '

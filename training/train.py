@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import signal
@@ -74,10 +73,14 @@ EXIT_INTERRUPTED = 130
 
 
 class NonFiniteLossError(RuntimeError):
-    """Training stopped on a NaN or infinite loss; nothing was saved after the last good
-    checkpoint (:attr:`last_checkpoint`, None when there is none)."""
+    """Training stopped on a NaN or infinite loss.
+
+    Nothing was saved after the last good checkpoint (:attr:`last_checkpoint`, None when
+    there is none).
+    """
 
     def __init__(self, message: str, last_checkpoint: Path | None) -> None:
+        """Keep the message and the path of the last good checkpoint."""
         super().__init__(message)
         self.last_checkpoint = last_checkpoint
 
@@ -134,9 +137,11 @@ class DistContext:
 
 
 def setup_distributed(device_spec: str = 'auto', backend: str = 'auto') -> DistContext:
-    """Join the torchrun job described by the environment (``RANK``, ``WORLD_SIZE``,
-    ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``), or run alone when ``WORLD_SIZE`` is
-    unset or 1. Under torchrun on CUDA each process takes ``cuda:LOCAL_RANK``.
+    """Join the torchrun job described by the environment, or run alone.
+
+    torchrun sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and
+    ``MASTER_PORT``; without them (or with ``WORLD_SIZE`` 1) the process runs alone. Under
+    torchrun on CUDA each process takes ``cuda:LOCAL_RANK``.
 
     :raises ValueError: for an unknown device spec or a CUDA device that is not there.
     """
@@ -171,7 +176,7 @@ def _all_reduce(ctx: DistContext, tensor: torch.Tensor, op: Any = None) -> torch
 # --------------------------------------------------------------------------- RNG states
 
 def rng_state(device: torch.device) -> dict[str, Any]:
-    """The python, numpy, torch (and CUDA) RNG states as checkpoint-safe plain data."""
+    """Return the python, numpy, torch (and CUDA) RNG states as checkpoint-safe data."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state = {'python': random.getstate(),
              'numpy': {'kind': kind, 'keys': torch.from_numpy(keys.astype(np.int64)),
@@ -205,15 +210,17 @@ def seed_everything(seed: int) -> None:
 # --------------------------------------------------------------------------- helpers
 
 def _ignore_sigint(_worker_id: int) -> None:
-    """Data workers leave Ctrl-C to the training process, which finishes its step."""
+    """Leave Ctrl-C to the training process (which finishes its step) in data workers."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def output_grid_metrics(pred_log: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor
                         ) -> list[dict[str, float]]:
-    r"""Depth metrics (:data:`~eigen_depth_ros.metrics.METRIC_NAMES`) of each image of a
-    batch on the output grid, over its valid target pixels (images without any are left
-    out). ``si_rmse_log`` is :math:`\sqrt{D}` of Eq. 1.
+    r"""Compute the depth metrics of each image of a batch on the output grid.
+
+    The metrics (:data:`~eigen_depth_ros.metrics.METRIC_NAMES`) are taken over the valid
+    target pixels of each image (images without any are left out); ``si_rmse_log`` is
+    :math:`\sqrt{D}` of Eq. 1.
 
     :param pred_log: predicted log depth (N, 1, H, W).
     :param depth: target depth in metres (N, 1, H, W).
@@ -299,6 +306,7 @@ class Trainer:
 
     def __init__(self, options: argparse.Namespace, config: EigenDepthConfig | None,
                  ctx: DistContext) -> None:
+        """Resolve the plan (stages, steps, batch per process) and read a resumed state."""
         self.options = options
         self.ctx = ctx
         self.out = Path(options.out)
@@ -516,8 +524,11 @@ class Trainer:
 
     def _train_step(self, batch: dict[str, Any], stop: _StopRequest
                     ) -> tuple[float, bool, bool]:
-        """One optimiser step; returns (loss, finite on every process, stop requested on
-        any process). Nothing is updated when a loss is not finite."""
+        """Take one optimiser step.
+
+        :return: (loss, finite on every process, stop requested on any process); nothing
+            is updated when a loss is not finite.
+        """
         device = self.ctx.device
         x = batch['image'].to(device, non_blocking=True)          # (B, 3, h, w)
         gt = batch['log_depth'].to(device, non_blocking=True)     # (B, 1, H_out, W_out)
@@ -533,7 +544,7 @@ class Trainer:
         flags = _all_reduce(self.ctx, flags).cpu()
         self.bad_samples += int(flags[2])
         if flags[0] > 0:
-            return float(loss), False, bool(flags[1] > 0)
+            return float(loss.detach()), False, bool(flags[1] > 0)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -543,8 +554,11 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, Any] | None:
-        """Mean loss and output-grid metrics on this process's share of the validation set,
-        summed over all processes; logged by rank 0."""
+        """Compute the mean loss and output-grid metrics on the validation set.
+
+        Each process takes its share; the sums are reduced over all processes and rank 0
+        logs them.
+        """
         if self.val_set is None:
             return None
         opts = self.options
@@ -596,8 +610,10 @@ class Trainer:
         return result
 
     def _write_images(self, batch: dict[str, Any], pred_log: torch.Tensor, gstep: int) -> None:
-        """Input, prediction and ground truth of the first validation frames (inverse depth
-        colours, shared range per frame)."""
+        """Write input, prediction and ground truth of the first validation frames.
+
+        Depths are drawn as inverse depth, with one colour range per frame.
+        """
         for i in range(min(2, len(pred_log))):
             depth = batch['depth'][i, 0].numpy()
             valid = batch['mask'][i, 0].numpy()
@@ -617,8 +633,10 @@ class Trainer:
         return done + self.step
 
     def save(self, names: tuple[str, ...], stage_done: bool = False) -> None:
-        """Write the training state to ``<out>/<name>.pt`` for each name (rank 0; every
-        process contributes its RNG states)."""
+        """Write the training state to ``<out>/<name>.pt`` for each name.
+
+        Rank 0 writes; every process contributes its RNG states.
+        """
         states = [rng_state(self.ctx.device)]
         if self.ctx.distributed:
             gathered: list[Any] = [None] * self.ctx.world_size
@@ -684,7 +702,7 @@ class Trainer:
                            report, config_to_dict(self.config))
 
     def _run_stage(self, stop: _StopRequest) -> str:
-        """Steps of the current stage; returns 'finished', 'stopped' or 'interrupted'."""
+        """Run the current stage; return 'finished', 'stopped' or 'interrupted'."""
         from tqdm import tqdm
 
         opts = self.options
@@ -792,8 +810,11 @@ def train(options: argparse.Namespace, model_config: EigenDepthConfig | None = N
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``eigen-depth train``: parse options, train, return the exit status (0 done or
-    stopped by ``--stop-after``, 2 bad input, 3 non-finite loss, 130 interrupted)."""
+    """Run ``eigen-depth train``: parse the options, train, return the exit status.
+
+    0: done or stopped by ``--stop-after``; 2: bad input; 3: non-finite loss; 130:
+    interrupted (SIGINT/SIGTERM).
+    """
     options = parse_options(argv)
     rank = int(os.environ.get('RANK', '0'))
     try:

@@ -1,0 +1,698 @@
+"""``eigen-depth bench``: how fast the network and the node are, and how fast they could be.
+
+One run measures, for each backend asked for (so before and after sit side by side):
+
+* **forward**: the bare forward pass on a prepared input, median and p95 over warm runs;
+* **predict**: :meth:`DepthEstimator.predict` on a camera-size image (preprocessing,
+  forward, exp), and the preprocessing alone;
+* **accuracy**: the backend's log depth against the float32 ``eager`` one on scene-like
+  images (largest difference, mean and p99 relative depth change);
+* the **bounds**: network FLOPs / a measured matrix-multiply rate (compute bound), bytes of
+  weights read per frame / a measured copy bandwidth (memory bound), and a per-layer
+  roofline (sum over layers of the larger of the two);
+* resident memory with the backend loaded, and the process peak (``ru_maxrss``);
+
+then, once, the point-cloud build time (when :mod:`eigen_depth_ros.point_cloud` is there),
+and with ``--node`` the end-to-end latency of ``depth_node`` under a camera stream: images
+published at ``--rate`` with the current time as header stamp, ``depth`` received, latency =
+receive time - stamp (p50, p95), and its ratio to the bare forward pass. Every figure comes
+with the machine (CPU model, cores, threads, load average, torch version, device).
+
+Timing numbers on a shared machine are noisy: each is a median of many runs, and the load
+average before and after is recorded beside them.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .backends import BACKENDS, check_backend, split_name
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .geometry import InputGeometry
+from .inference import BACKEND_ENV, DepthEstimator, select_device
+from .model import EigenDepthNet, normalize_image, resolve_config
+
+CAMERA_SIZES = {'kitti': (1242, 375), 'nyu': (640, 480)}
+"""Camera image (width, height) per configuration: KITTI's colour camera, the Kinect."""
+CAMERA_RATES = {'kitti': 10.0, 'nyu': 30.0}
+"""Default camera frame rate [Hz] per configuration (KITTI 10 Hz, Kinect 30 Hz)."""
+DEFAULT_BACKENDS = 'eager,bf16_int8'
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def scene_image(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A scene-like RGB uint8 (height, width, 3) image: sky, road, verge, boxes, noise.
+
+    Not a photograph, but it has the large smooth regions, edges and texture of a street
+    scene, which random noise lacks (the accuracy figures depend on realistic activations).
+    """
+    rng = np.random.default_rng(seed)
+    v = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
+    u = np.linspace(-1.0, 1.0, width, dtype=np.float32)[None, :]
+    horizon = 0.42 + 0.06 * rng.standard_normal()
+    image = np.empty((height, width, 3), np.float32)
+    sky = np.stack([110 + 80 * v, 150 + 60 * v, 230 - 20 * v], axis=-1)
+    ground = np.where((np.abs(u) < 0.15 + 1.2 * (v - horizon))[..., None],
+                      np.array([95, 95, 100], np.float32),    # road
+                      np.array([70, 120, 55], np.float32))    # verge
+    image[:] = np.where((v < horizon)[..., None], np.broadcast_to(sky, image.shape), ground)
+    for _ in range(int(rng.integers(4, 9))):  # cars, walls, trees
+        w = int(rng.integers(width // 20, width // 5))
+        h = int(rng.integers(height // 10, height // 3))
+        x0 = int(rng.integers(0, width - w))
+        y1 = int(height * horizon) + int(rng.integers(0, max(1, height // 4)))
+        y0 = max(0, y1 - h)
+        image[y0:y1, x0:x0 + w] = rng.integers(20, 235, 3)
+        image[y0:y1, x0:x0 + w] *= 0.8 + 0.2 * np.linspace(0, 1, w, dtype=np.float32)[:, None]
+    image += rng.normal(0.0, 6.0, image.shape).astype(np.float32)  # sensor noise, texture
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def calibrate_random_model(model: EigenDepthNet, x: torch.Tensor, mean_log: float = 2.3,
+                           std_log: float = 0.6) -> EigenDepthNet:
+    """Rescale a randomly initialised network so its activations look like a trained one's.
+
+    Layer by layer in forward order, weights and bias are scaled so the layer's output has
+    unit standard deviation on ``x``; the two output layers (coarse fc7, fine conv4) get
+    standard deviation ``std_log`` around ``mean_log`` (log depth of about 10 m). Without
+    this a random network's output is nearly constant and backend differences look
+    smaller than they would with trained weights. Used only when no checkpoint is given.
+    """
+    outputs = (model.coarse.fc7, model.fine.conv4)
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    seen: dict[nn.Module, torch.Tensor] = {}
+
+    def keep(module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        seen[module] = output.detach()
+
+    with torch.no_grad():
+        for layer in layers:
+            handle = layer.register_forward_hook(keep)
+            model(x)
+            handle.remove()
+            out = seen.pop(layer)
+            target = std_log if layer in outputs else 1.0
+            scale = target / max(float(out.std()), 1e-12)
+            layer.weight.mul_(scale)
+            layer.bias.mul_(scale)
+            if layer in outputs:
+                layer.bias.add_(mean_log - float(out.mean()) * scale)
+    return model
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0..100) of ``values``, linear interpolation."""
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def summarize_ms(seconds: list[float]) -> dict[str, float]:
+    """``median_ms``, ``p95_ms``, ``mean_ms``, ``min_ms`` and ``runs`` of durations [s]."""
+    ms = [s * 1e3 for s in seconds]
+    return {'median_ms': statistics.median(ms), 'p95_ms': percentile(ms, 95),
+            'mean_ms': statistics.fmean(ms), 'min_ms': min(ms), 'runs': len(ms)}
+
+
+def time_calls(fn: Callable[[], Any], runs: int, warmup: int, sync: Callable[[], None]
+               ) -> list[float]:
+    """Durations [s] of ``runs`` calls of ``fn`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    sync()
+    durations = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        sync()
+        durations.append(time.perf_counter() - start)
+    return durations
+
+
+def device_sync(device: torch.device) -> Callable[[], None]:
+    """A function waiting for queued work on ``device`` (nothing to wait for on a CPU)."""
+    if device.type == 'cuda':
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
+def count_flops(model: EigenDepthNet, x: torch.Tensor) -> list[dict[str, Any]]:
+    """Per Conv2d / Linear layer of one forward pass: name, FLOPs (2 per multiply-add)
+    and float32 weight bytes. Pools, ReLUs and the concat are left out (under 1 %)."""
+    names = {module: name for name, module in model.named_modules()}
+    layers: list[dict[str, Any]] = []
+
+    def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor
+             ) -> None:
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            macs = output.numel() * (module.in_channels // module.groups) * kh * kw
+        else:
+            macs = output.numel() * module.in_features
+        weight_bytes = sum(p.numel() * 4 for p in module.parameters())
+        layers.append({'layer': names[module], 'flops': 2 * macs,
+                       'weight_bytes_fp32': weight_bytes})
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        with torch.inference_mode():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return layers
+
+
+def matmul_rate(dtype: torch.dtype, device: torch.device, size: int, runs: int = 5
+                ) -> float:
+    """Measured FLOP/s of a ``size``-cubed matrix product in ``dtype`` (best of ``runs``)."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    sync = device_sync(device)
+    durations = time_calls(lambda: torch.mm(a, b), runs, 1, sync)
+    return 2 * size ** 3 / min(durations)
+
+
+def copy_bandwidth(device: torch.device, megabytes: int, runs: int = 5) -> float:
+    """Measured bytes/s of a large array copy (read + write counted, best of ``runs``)."""
+    n = megabytes * (1 << 20) // 4
+    src = torch.ones(n, device=device)
+    dst = torch.empty_like(src)
+    sync = device_sync(device)
+    durations = time_calls(lambda: dst.copy_(src), runs, 1, sync)
+    return 2 * src.numel() * 4 / min(durations)
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now [MB] (Linux /proc; ru_maxrss elsewhere)."""
+    try:
+        pages = int(Path('/proc/self/statm').read_text().split()[1])
+        return pages * os.sysconf('SC_PAGE_SIZE') / 1e6
+    except (OSError, ValueError, IndexError):
+        return peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (``ru_maxrss``) [MB]."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3  # KiB on Linux
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    """CPU model, cores, threads, load, versions and device name, for beside the numbers."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                cpu = line.split(':', 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        'cpu_model': cpu, 'cpu_cores': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
+        'torch_version': torch.__version__, 'python': platform.python_version(),
+        'device': str(device), 'load_average_1m_start': os.getloadavg()[0],
+    }
+    try:
+        import onnxruntime
+        info['onnxruntime_version'] = onnxruntime.__version__
+    except ImportError:
+        pass
+    if device.type == 'cuda':
+        info['gpu'] = torch.cuda.get_device_name(device)
+    return info
+
+
+# ----------------------------------------------------------------------------- parts
+
+
+def camera_size(config: Any) -> tuple[int, int]:
+    """(width, height) of the camera images benchmarked for ``config``."""
+    return CAMERA_SIZES.get(config.name, (config.input_width * 2, config.input_height * 2))
+
+
+def network_input(image: np.ndarray, config: Any) -> torch.Tensor:
+    """The normalised network input (1, 3, H_in, W_in) float32 of a camera image."""
+    window = InputGeometry.fit(image.shape[1], image.shape[0], config).crop_input(image)
+    return normalize_image(torch.from_numpy(window).permute(2, 0, 1).unsqueeze(0))
+
+
+def fresh_model(state_dict: dict[str, torch.Tensor], config: Any) -> EigenDepthNet:
+    """A new float32 CPU network holding (a copy of) ``state_dict``."""
+    model = EigenDepthNet(config).eval()
+    model.load_state_dict(state_dict)
+    return model
+
+
+def bench_backend(name: str, state_dict: dict[str, torch.Tensor], config: Any,
+                  device: torch.device, images: list[np.ndarray],
+                  reference: list[np.ndarray], args: argparse.Namespace) -> dict[str, Any]:
+    """Build one backend and measure its forward, predict, accuracy and memory."""
+    started = time.perf_counter()
+    estimator = DepthEstimator(fresh_model(state_dict, config), device=str(device),
+                               backend=name)
+    gc.collect()
+    build_s = time.perf_counter() - started
+    backend = estimator.backend
+    sync = device_sync(device)
+    x, _ = estimator.preprocess(images[0])
+    with torch.inference_mode():
+        first = time.perf_counter()
+        backend(x)  # the first call may compile (compile) or capture (+graph)
+        sync()
+        first_s = time.perf_counter() - first
+        forward = time_calls(lambda: backend(x), args.runs, args.warmup, sync)
+        predict = time_calls(lambda: estimator.predict(images[0]), args.runs, 2, sync)
+        preprocess = time_calls(lambda: estimator.preprocess(images[0]), args.runs, 2, sync)
+    result: dict[str, Any] = {
+        'backend': backend.name, 'description': BACKENDS[split_name(backend.name)[0]],
+        'forward': summarize_ms(forward), 'predict': summarize_ms(predict),
+        'preprocess': summarize_ms(preprocess), 'build_s': build_s,
+        'first_call_s': first_s, 'weight_bytes': backend.weight_bytes(),
+        'rss_mb': rss_mb(), 'peak_rss_mb': peak_rss_mb(),
+        'load_average_1m': os.getloadavg()[0],
+    }
+    logs = [estimator.predict_log(image)[0] for image in images]
+    result['accuracy'] = accuracy(logs, reference)
+    return result
+
+
+def accuracy(logs: list[np.ndarray], reference: list[np.ndarray]) -> dict[str, float]:
+    """Differences of log depths against the reference ones (``eager``).
+
+    ``max_abs_log_diff``: largest |difference| in log depth; ``mean_rel_depth_change`` and
+    ``p99_rel_depth_change``: of |exp(difference) - 1|, the relative change in metres.
+    """
+    diff = np.concatenate([(a - b).ravel() for a, b in zip(logs, reference)]).astype(np.float64)
+    rel = np.abs(np.expm1(diff))
+    return {'max_abs_log_diff': float(np.max(np.abs(diff))),
+            'mean_rel_depth_change': float(np.mean(rel)),
+            'p99_rel_depth_change': float(np.percentile(rel, 99)),
+            'images': len(logs)}
+
+
+def bench_bounds(layers: list[dict[str, Any]], backends: list[dict[str, Any]],
+                 device: torch.device, quick: bool) -> dict[str, Any]:
+    """Measured matmul rates and copy bandwidth, and each backend's lower bounds [ms]."""
+    size = 512 if quick else 2048
+    rates = {'float32': matmul_rate(torch.float32, device, size)}
+    if device.type == 'cuda' or split_name(check_backend('auto', device))[0] != 'int8':
+        rates['bfloat16'] = matmul_rate(torch.bfloat16, device, size)
+    bandwidth = copy_bandwidth(device, 64 if quick else 512)
+    flops = sum(layer['flops'] for layer in layers)
+    out: dict[str, Any] = {
+        'network_gflops': flops / 1e9,
+        'weight_mb_fp32': sum(layer['weight_bytes_fp32'] for layer in layers) / 1e6,
+        'matmul_gflops_per_s': {k: v / 1e9 for k, v in rates.items()},
+        'matmul_size': size, 'copy_bandwidth_gb_per_s': bandwidth / 1e9,
+        'layers': layers, 'per_backend': {},
+    }
+    for result in backends:
+        name = result['backend']
+        base = split_name(name)[0]
+        low = base in ('bf16', 'bf16_int8', 'fp16')
+        rate = rates.get('bfloat16', rates['float32']) if low else rates['float32']
+        scale = result['weight_bytes'] / max(1, out['weight_mb_fp32'] * 1e6)
+        roofline = sum(max(layer['flops'] / rate, layer['weight_bytes_fp32'] * scale / bandwidth)
+                       for layer in layers)
+        out['per_backend'][name] = {
+            'compute_bound_ms': flops / rate * 1e3,
+            'memory_bound_ms': result['weight_bytes'] / bandwidth * 1e3,
+            'roofline_ms': roofline * 1e3,
+            'forward_over_roofline': result['forward']['median_ms'] / (roofline * 1e3),
+        }
+    return out
+
+
+def bench_point_cloud(config: Any, runs: int) -> dict[str, Any]:
+    """Time building the point cloud of one prediction, as the node does (if it exists)."""
+    try:
+        from . import point_cloud
+    except ImportError as exc:
+        return {'skipped': f'eigen_depth_ros.point_cloud not importable: {exc}'}
+    w_out, h_out = config.output_size
+    width, height = camera_size(config)
+    result: dict[str, Any] = {}
+    rng = np.random.default_rng(0)
+    for label, (w, h) in (('network', (w_out, h_out)), ('input', (width, height))):
+        depth = rng.uniform(2.0, 50.0, (h, w)).astype(np.float32)
+        colors = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        fx = fy = 0.6 * w
+        try:
+            def cloud() -> Any:
+                points = point_cloud.depth_to_points(depth, fx, fy, w / 2, h / 2,
+                                                     colors=colors)
+                if message_classes is not None:
+                    return point_cloud.build_point_cloud2(points, header, *message_classes)
+                return points
+            try:
+                from sensor_msgs.msg import PointCloud2, PointField
+                from std_msgs.msg import Header
+                message_classes: tuple[type, type] | None = (PointCloud2, PointField)
+                header = Header(frame_id='camera')
+            except ImportError:
+                message_classes = None
+            stats = summarize_ms(time_calls(cloud, runs, 2, lambda: None))
+        except (AttributeError, TypeError, ValueError) as exc:
+            return {'skipped': f'point_cloud API did not fit: {exc!r}'}
+        result[label] = stats | {'pixels': w * h, 'message': message_classes is not None}
+    return result
+
+
+# ----------------------------------------------------------------------------- node
+
+
+def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Namespace,
+               forward_ms: float | None) -> dict[str, Any]:
+    """Run ``depth_node`` under a camera stream and measure stamp -> receive latency."""
+    try:
+        import rclpy
+        from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+        from sensor_msgs.msg import CameraInfo, Image
+        from .node import PARAMETERS
+        from .ros_env import local_dds_env
+    except ImportError as exc:
+        return {'skipped': f'rclpy or eigen_depth_ros.node not importable: {exc}'}
+    env = local_dds_env(args.domain_id)
+    os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_DOMAIN_ID',
+                                           'RMW_IMPLEMENTATION',
+                                           'FASTDDS_DEFAULT_PROFILES_FILE')})
+    env[BACKEND_ENV] = backend
+    if args.threads:
+        env['OMP_NUM_THREADS'] = str(args.threads)
+    params = {'checkpoint': str(checkpoint), 'device': args.device}
+    if any(spec.name == 'backend' for spec in PARAMETERS):
+        params['backend'] = backend
+    command = [sys.executable, '-m', 'eigen_depth_ros.node', '--ros-args']
+    for key, value in params.items():
+        command += ['-p', f'{key}:={value}']
+    width, height = camera_size(config)
+    rate = args.rate or CAMERA_RATES.get(config.name, 10.0)
+    image = scene_image(width, height, seed=1)
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('eigen_depth_bench', context=context)
+    latencies: list[float] = []
+    sent = 0
+    try:
+        publisher = node.create_publisher(Image, 'image', qos_profile_sensor_data)
+        info_publisher = node.create_publisher(CameraInfo, 'camera_info',
+                                               qos_profile_sensor_data)
+        received: list[float] = []
+
+        def on_depth(msg: Image) -> None:
+            now = node.get_clock().now().nanoseconds
+            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            received.append((now - stamp) / 1e9)
+
+        node.create_subscription(Image, 'depth', on_depth,
+                                 QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        executor = rclpy.executors.SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        message = Image(height=height, width=width, encoding='rgb8', is_bigendian=0,
+                        step=width * 3, data=image.tobytes())
+        message.header.frame_id = 'camera'
+        fx = 0.58 * width
+        info = CameraInfo(height=height, width=width, distortion_model='plumb_bob',
+                          d=[0.0] * 5,
+                          k=[fx, 0.0, width / 2, 0.0, fx, height / 2, 0.0, 0.0, 1.0],
+                          r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                          p=[fx, 0.0, width / 2, 0.0, 0.0, fx, height / 2, 0.0,
+                             0.0, 0.0, 1.0, 0.0])
+        info.header.frame_id = 'camera'
+        deadline = time.monotonic() + args.node_timeout
+        while publisher.get_subscription_count() == 0 or \
+                node.count_publishers(node.resolve_topic_name('depth')) == 0:
+            if process.poll() is not None or time.monotonic() > deadline:
+                return {'skipped': 'depth_node did not come up: ' + _tail(log, process)}
+            executor.spin_once(timeout_sec=0.1)
+        period = 1.0 / rate
+        frames = args.node_frames + args.node_warmup
+        next_time = time.monotonic()
+        while sent < frames and time.monotonic() < deadline + frames * period:
+            stamp = node.get_clock().now().to_msg()
+            message.header.stamp = stamp
+            info.header.stamp = stamp
+            info_publisher.publish(info)
+            publisher.publish(message)
+            sent += 1
+            next_time += period
+            while time.monotonic() < next_time:
+                executor.spin_once(timeout_sec=max(0.0, next_time - time.monotonic()))
+        drain = time.monotonic() + 2.0
+        while len(received) < sent and time.monotonic() < drain:
+            executor.spin_once(timeout_sec=0.05)
+        if process.poll() is not None:
+            return {'skipped': 'depth_node exited: ' + _tail(log, process)}
+        latencies = received[args.node_warmup:]
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+        _stop(process)
+        log.close()
+    if not latencies:
+        return {'skipped': f'no depth received for {sent} images sent'}
+    stats = summarize_ms(latencies)
+    result: dict[str, Any] = {
+        'backend': backend, 'rate_hz': rate, 'image': f'{width}x{height} rgb8',
+        'sent': sent, 'received': len(latencies) + args.node_warmup,
+        'e2e': stats, 'backend_via': 'parameter' if 'backend' in params else BACKEND_ENV,
+        'load_average_1m': os.getloadavg()[0],
+    }
+    if forward_ms:
+        result['e2e_over_forward'] = stats['median_ms'] / forward_ms
+        result['overhead_ms'] = stats['median_ms'] - forward_ms
+        result['overhead_fraction'] = result['overhead_ms'] / stats['median_ms']
+    return result
+
+
+def _tail(log: Any, process: subprocess.Popen, lines: int = 5) -> str:
+    """The last lines the node printed (and its exit code), for an error message."""
+    log.seek(0)
+    text = log.read().decode(errors='replace').strip().splitlines()[-lines:]
+    code = process.poll()
+    return ' | '.join(text) + (f' (exit code {code})' if code is not None else '')
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stop the node we started: SIGINT, then SIGKILL if it does not exit in 10 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """A human-readable table of a bench report."""
+    m = report['machine']
+    lines = [f"eigen-depth bench: {report['config']} on {m['device']} ({m['cpu_model']}, "
+             f"{m['cpu_cores']} cores, {m['torch_threads']} threads, torch "
+             f"{m['torch_version']}), load {m['load_average_1m_start']:.2f} -> "
+             f"{m.get('load_average_1m_end', float('nan')):.2f}",
+             f"weights: {report['weights']}", '']
+    bounds = report.get('bounds', {}).get('per_backend', {})
+    header = (f"{'backend':<14}{'forward ms':>16}{'predict ms':>16}{'prep ms':>9}"
+              f"{'roofline':>10}{'weights MB':>12}{'RSS MB':>8}{'max dlog':>10}"
+              f"{'mean drel':>11}")
+    lines += [header, '-' * len(header)]
+    for r in report['backends']:
+        name = r['backend']
+        acc = r.get('accuracy', {})
+        bound = bounds.get(name, {})
+        lines.append(
+            f"{name:<14}{_pair(r['forward']):>16}{_pair(r['predict']):>16}"
+            f"{r['preprocess']['median_ms']:>9.2f}"
+            f"{bound.get('roofline_ms', float('nan')):>10.1f}"
+            f"{r['weight_bytes'] / 1e6:>12.1f}{r['rss_mb']:>8.0f}"
+            f"{acc.get('max_abs_log_diff', float('nan')):>10.2e}"
+            f"{acc.get('mean_rel_depth_change', float('nan')):>11.2e}")
+    lines.append('(ms: median / p95; roofline: per-layer lower bound; dlog: abs diff of log '
+                 'depth vs eager; drel: relative depth change vs eager)')
+    if 'bounds' in report:
+        b = report['bounds']
+        rates = ', '.join(f'{k} {v:.0f}' for k, v in b['matmul_gflops_per_s'].items())
+        lines += ['', f"network {b['network_gflops']:.2f} GFLOP, {b['weight_mb_fp32']:.0f} MB "
+                  f"fp32 weights; matmul GFLOP/s: {rates}; copy bandwidth "
+                  f"{b['copy_bandwidth_gb_per_s']:.1f} GB/s"]
+        for name, bound in bounds.items():
+            lines.append(f"  {name:<14} compute bound {bound['compute_bound_ms']:6.2f} ms, "
+                         f"memory bound {bound['memory_bound_ms']:6.2f} ms, roofline "
+                         f"{bound['roofline_ms']:6.2f} ms")
+    pc = report.get('point_cloud')
+    if pc:
+        lines.append('')
+        if 'skipped' in pc:
+            lines.append(f"point cloud: skipped ({pc['skipped']})")
+        else:
+            for label, stats in pc.items():
+                lines.append(f"point cloud ({label} resolution, {stats['pixels']} px): "
+                             f"{_pair(stats)} ms")
+    for n in report.get('node', []):
+        if 'skipped' in n:
+            lines.append(f"node: skipped ({n['skipped']})")
+            continue
+        extra = ''
+        if 'e2e_over_forward' in n:
+            extra = (f", e2e/forward {n['e2e_over_forward']:.2f}, overhead "
+                     f"{n['overhead_ms']:.1f} ms ({100 * n['overhead_fraction']:.0f} % of e2e)")
+        lines.append(f"node [{n['backend']}] e2e {_pair(n['e2e'])} ms at {n['rate_hz']:g} Hz, "
+                     f"{n['received']}/{n['sent']} frames{extra}, load "
+                     f"{n['load_average_1m']:.2f}")
+    return '\n'.join(lines)
+
+
+def _pair(stats: dict[str, float]) -> str:
+    """``'median / p95'`` of a summary."""
+    return f"{stats['median_ms']:.2f} / {stats['p95_ms']:.2f}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``eigen-depth bench``."""
+    parser = argparse.ArgumentParser(
+        prog='eigen-depth bench',
+        description='Benchmark inference backends side by side (forward, predict, '
+                    'accuracy vs eager, bounds), the point-cloud build and, with --node, '
+                    'the node end to end. Writes JSON and prints a table.')
+    parser.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N (default cpu)')
+    parser.add_argument('--config', default='kitti', choices=('kitti', 'nyu'),
+                        help='network configuration when no checkpoint is given')
+    parser.add_argument('--checkpoint', type=Path, default=None,
+                        help='checkpoint to benchmark (default: random weights, '
+                             'calibrated to realistic activation scales)')
+    parser.add_argument('--backend', '--backends', dest='backends', default=DEFAULT_BACKENDS,
+                        help='comma-separated backends, each measured in turn and compared '
+                             f'with float32 eager (default {DEFAULT_BACKENDS}; choices {", ".join(BACKENDS)}, auto, NAME+graph on CUDA)')
+    parser.add_argument('--runs', type=int, default=50, help='timed runs per figure')
+    parser.add_argument('--warmup', type=int, default=5, help='untimed runs first')
+    parser.add_argument('--threads', type=int, default=0,
+                        help='torch (and node) CPU threads; 0 keeps the default')
+    parser.add_argument('--images', type=int, default=6,
+                        help='scene-like images for the accuracy comparison')
+    parser.add_argument('--quick', action='store_true',
+                        help='small bound measurements (for tests and smoke runs)')
+    parser.add_argument('--no-bounds', action='store_true', help='skip the bounds')
+    parser.add_argument('--node', action='store_true',
+                        help='also measure depth_node end to end under a camera stream')
+    parser.add_argument('--node-backends', default=None,
+                        help='backends to run the node with (default: those of --backends)')
+    parser.add_argument('--rate', type=float, default=0.0,
+                        help='camera rate [Hz] for --node (default 10 KITTI, 30 NYU)')
+    parser.add_argument('--node-frames', type=int, default=100,
+                        help='timed frames per node run')
+    parser.add_argument('--node-warmup', type=int, default=5,
+                        help='frames dropped from the start of each node run')
+    parser.add_argument('--node-timeout', type=float, default=90.0,
+                        help='seconds to wait for the node to come up')
+    parser.add_argument('--domain-id', type=int,
+                        default=int(os.environ.get('ROS_DOMAIN_ID') or 100 + os.getpid() % 100),
+                        help='ROS domain of the node run (default $ROS_DOMAIN_ID, else '
+                             'pid-based)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the random weights')
+    parser.add_argument('--out', type=Path, required=True, help='JSON report to write')
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``eigen-depth bench``; return 0, or 2 on bad input."""
+    args = build_parser().parse_args(argv)
+    try:
+        device = select_device(args.device)
+        names = [check_backend(n, device) for n in args.backends.split(',') if n.strip()]
+        node_names = ([check_backend(n, device) for n in args.node_backends.split(',')
+                       if n.strip()] if args.node_backends else names)
+        if args.runs < 1 or args.images < 1:
+            raise ValueError('--runs and --images must be >= 1')
+    except ValueError as exc:
+        print(f'eigen-depth bench: error: {exc}', file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report: dict[str, Any] = {'machine': machine_info(device)}
+    try:
+        if args.checkpoint is not None:
+            model, _ = load_checkpoint(args.checkpoint)
+            source = str(args.checkpoint)
+        else:
+            torch.manual_seed(args.seed)
+            model = EigenDepthNet(resolve_config(args.config)).eval()
+            source = 'random (calibrated to realistic activation scales, no checkpoint)'
+    except CheckpointError as exc:
+        print(f'eigen-depth bench: error: {exc}', file=sys.stderr)
+        return 2
+    config = model.config
+    width, height = camera_size(config)
+    images = [scene_image(width, height, seed) for seed in range(args.images)]
+    probe = torch.cat([network_input(image, config) for image in images[:2]])
+    if args.checkpoint is None:
+        calibrate_random_model(model, probe)
+    state_dict = model.state_dict()
+    report.update(config=config.name, weights=source, camera_image=f'{width}x{height}',
+                  runs=args.runs, warmup=args.warmup)
+    print(f'bench: {config.name} ({source}) on {device}, backends {", ".join(names)}',
+          flush=True)
+    reference = bench_reference(state_dict, config, images)
+    results: list[dict[str, Any]] = []
+    for name in names:
+        print(f'  {name} ...', flush=True)
+        results.append(bench_backend(name, state_dict, config, device, images, reference,
+                                     args))
+    report['backends'] = results
+    if not args.no_bounds:
+        print('  bounds ...', flush=True)
+        layers = count_flops(model, probe[:1])
+        report['bounds'] = bench_bounds(layers, results, device, args.quick)
+    report['point_cloud'] = bench_point_cloud(config, args.runs)
+    if args.node:
+        with tempfile.TemporaryDirectory(prefix='eigen_depth_bench_') as folder:
+            checkpoint = args.checkpoint or save_checkpoint(Path(folder) / 'bench.pt', model)
+            forward = {r['backend']: r['forward']['median_ms'] for r in results}
+            report['node'] = []
+            for name in node_names:
+                print(f'  node [{name}] ...', flush=True)
+                report['node'].append(bench_node(name, checkpoint, config, args,
+                                                 forward.get(name)))
+    report['machine']['load_average_1m_end'] = os.getloadavg()[0]
+    report['peak_rss_mb'] = peak_rss_mb()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + '\n')
+    print(format_table(report))
+    print(f'wrote {args.out}')
+    return 0
+
+
+def bench_reference(state_dict: dict[str, torch.Tensor], config: Any,
+                    images: list[np.ndarray]) -> list[np.ndarray]:
+    """Log depths of the float32 eager network (the accuracy reference)."""
+    estimator = DepthEstimator(fresh_model(state_dict, config), device='cpu')
+    return [estimator.predict_log(image)[0] for image in images]
+
+
+if __name__ == '__main__':
+    sys.exit(main())

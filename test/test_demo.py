@@ -1,0 +1,61 @@
+"""The demo end to end in a reduced mode, and its cache's behaviour when interrupted."""
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from eigen_depth_ros.demo import cached_stage
+
+TINY = ['--train-drives', '2', '--frames', '5', '--test-frames', '4', '--coarse-samples', '32',
+        '--fine-samples', '16', '--batch-size', '8', '--device', 'cpu']
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_demo_end_to_end_then_cached(tmp_path, ros_env):
+    out = tmp_path / 'demo'
+    cmd = [sys.executable, '-m', 'eigen_depth_ros.cli', 'demo', '--out', str(out), *TINY]
+    first = subprocess.run(cmd, env=ros_env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    summary = json.loads((out / 'summary.json').read_text())
+    assert set(summary['metrics']) == {'coarse', 'fine', 'baseline: mean', 'depth_node (live)'}
+    for row in summary['metrics'].values():
+        assert all(math.isfinite(row[k]) and row[k] >= 0 for k in ('abs_rel', 'rmse', 'a1'))
+    live = summary['live']
+    assert live['frames_sent'] == 4 and live['depth_received'] >= 3
+    assert live['latency_depth']['p50_ms'] > 0
+    for picture in summary['pictures'].values():
+        with open(picture, 'rb') as png:
+            assert png.read(8) == b'\x89PNG\r\n\x1a\n'
+    assert 'd<1.25' in first.stdout and 'latency p50' in first.stdout
+    second = subprocess.run(cmd, env=ros_env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert 'synthetic world: cached' in second.stdout and 'training the model: cached' in \
+        second.stdout
+
+
+def test_interrupted_stage_leaves_no_cache(tmp_path):
+    def crash(folder):
+        (folder / 'half.bin').write_bytes(b'x')
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cached_stage(tmp_path / 'model', {'v': 1}, crash, 'model')
+    assert list(tmp_path.iterdir()) == []
+    built = cached_stage(tmp_path / 'model', {'v': 1},
+                         lambda f: (f / 'final.pt').write_bytes(b'ok'), 'model')
+    assert (built / 'final.pt').read_bytes() == b'ok'
+    calls = []
+    cached_stage(tmp_path / 'model', {'v': 1}, calls.append, 'model')
+    assert calls == []                                   # reused
+    cached_stage(tmp_path / 'model', {'v': 2}, lambda f: calls.append(f), 'model')
+    assert len(calls) == 1 and not (tmp_path / 'model' / 'final.pt').exists()  # rebuilt
+
+
+def test_missing_package_is_named(monkeypatch):
+    from eigen_depth_ros import demo
+    monkeypatch.setattr(demo, 'REQUIRED_MODULES', ('eigen_depth_no_such_module',))
+    with pytest.raises(demo.DemoError, match='eigen_depth_no_such_module.*make venv'):
+        demo.check_environment()
