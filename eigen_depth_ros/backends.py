@@ -1,4 +1,5 @@
-"""Inference backends: ways to run the network's forward pass, each selectable by name.
+"""
+Inference backends: ways to run the network's forward pass, each selectable by name.
 
 Every backend turns a normalised float32 input (N, 3, H_in, W_in) on its device into
 float32 **log depth** (N, 1, H_out, W_out), like ``EigenDepthNet.forward``; they differ in
@@ -12,13 +13,13 @@ name               device  what it does
                            checked against
 ``channels_last``  any     float32, NHWC memory layout (oneDNN convolutions and pools
                            without layout reorders)
-``bf16``           any     bfloat16 weights and activations (fp32 accumulation),
-                           channels-last on CPU (AMX / AVX512-BF16 kernels)
+``bf16``           any     bfloat16 weights and activations (fp32 accumulation), output
+                           conv in float32; channels-last on CPU (AMX / AVX512-BF16)
 ``int8``           cpu     the fully connected layers 6 and 7 (95 % of the weight bytes)
                            dynamically quantised to int8, per output channel; convs float32
                            channels-last
-``bf16_int8``      cpu     ``int8`` fully connected layers and ``bf16`` convolutions: the
-                           fastest on this CPU
+``bf16_int8``      cpu     ``int8`` fully connected layers, coarse convolutions in
+                           bfloat16, fine stack (which makes the output) in float32
 ``compile``        any     ``torch.compile`` (Inductor, needs a C++ compiler on CPU) of the
                            float32 network; compiles on first use (tens of seconds)
 ``onnx``           any     ONNX Runtime on the exported graph (CUDA execution provider on a
@@ -38,12 +39,12 @@ bfloat16 support, ``int8`` on other CPUs, ``fp16+graph`` on CUDA.
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
-import warnings
 from dataclasses import dataclass
+import os
 from pathlib import Path
+import tempfile
 from typing import Any, Callable
+import warnings
 
 import torch
 from torch import nn
@@ -55,7 +56,7 @@ BACKENDS: dict[str, str] = {
     'channels_last': 'float32, channels-last memory layout',
     'bf16': 'bfloat16 weights and activations',
     'int8': 'int8 dynamic quantisation of fc6/fc7, float32 convolutions',
-    'bf16_int8': 'int8 fc6/fc7, bfloat16 convolutions',
+    'bf16_int8': 'int8 fc6/fc7, bfloat16 coarse convolutions, float32 fine stack',
     'compile': 'torch.compile of the float32 network',
     'onnx': 'ONNX Runtime on the exported graph',
     'fp16': 'float16 weights and activations (CUDA only)',
@@ -71,7 +72,7 @@ ONNX_OPSET = 17
 
 
 def cpu_has_native_bf16() -> bool:
-    """True when oneDNN has native bfloat16 kernels on this CPU (AVX512-BF16 or AMX)."""
+    """Tell whether oneDNN has native bfloat16 kernels on this CPU (AVX512-BF16 or AMX)."""
     check = getattr(torch.ops.mkldnn, '_is_mkldnn_bf16_supported', None)
     try:
         return bool(check()) if check is not None else False
@@ -80,11 +81,12 @@ def cpu_has_native_bf16() -> bool:
 
 
 def default_backend(device: torch.device | str) -> str:
-    """The backend ``auto`` resolves to on ``device``.
+    """
+    Return the backend ``auto`` resolves to on ``device``.
 
-    Chosen from the measurements in docs/speed.md: on a CPU ``bf16_int8`` (about 4x faster
-    than ``eager`` on the development machine, depth changed by well under 1 %) where the
-    CPU has native bfloat16, else ``int8``; on CUDA ``fp16+graph``.
+    Chosen from the measurements in docs/speed.md: on a CPU ``bf16_int8`` where the CPU has
+    native bfloat16 (about 3x faster than ``eager`` on the development machine; abs rel and
+    RMSE changed by under 0.1 %), else ``int8``; on CUDA ``fp16+graph``.
     """
     if torch.device(device).type == 'cuda':
         return 'fp16' + GRAPH_SUFFIX
@@ -100,7 +102,8 @@ def split_name(name: str) -> tuple[str, bool]:
 
 
 def check_backend(name: str, device: torch.device | str) -> str:
-    """Resolve ``auto`` and check that backend ``name`` can run on ``device``.
+    """
+    Resolve ``auto`` and check that backend ``name`` can run on ``device``.
 
     :return: the resolved name (e.g. ``'bf16_int8'`` for ``'auto'`` on this CPU).
     :raises ValueError: naming the problem, for an unknown name or a device mismatch.
@@ -129,7 +132,8 @@ ForwardFn = Callable[[torch.Tensor, Stage], torch.Tensor]
 
 @dataclass
 class Backend:
-    """A prepared forward pass.
+    """
+    A prepared forward pass.
 
     :param name: the resolved backend name.
     :param device: where inputs must live.
@@ -162,8 +166,11 @@ class Backend:
 
 
 def module_weight_bytes(module: nn.Module) -> int:
-    """Bytes of the parameters of ``module``, counting dynamically quantised Linear layers
-    by their packed int8 weight and float32 bias."""
+    """
+    Count the bytes of the parameters of ``module``.
+
+    Dynamically quantised Linear layers count their packed int8 weight and float32 bias.
+    """
     total = 0
     for sub in module.modules():
         if isinstance(sub, torch.ao.nn.quantized.dynamic.Linear):
@@ -178,7 +185,8 @@ def module_weight_bytes(module: nn.Module) -> int:
 def build_backend(name: str, model: EigenDepthNet, device: torch.device | str = 'cpu',
                   onnx_path: str | os.PathLike | None = None, copy_model: bool = False
                   ) -> Backend:
-    """Prepare backend ``name`` for ``model`` on ``device``.
+    """
+    Prepare backend ``name`` for ``model`` on ``device``.
 
     :param name: a key of :data:`BACKENDS`, ``auto``, or (CUDA) a name with ``+graph``.
     :param model: the float32 network. It is converted **in place** (moved, cast,
@@ -205,11 +213,12 @@ def build_backend(name: str, model: EigenDepthNet, device: torch.device | str = 
     if base in ('int8', 'bf16_int8'):
         module = _quantize_fc(model, bf16_convs=base == 'bf16_int8')
         module = module.to(memory_format=torch.channels_last)
-        dtype = torch.bfloat16 if base == 'bf16_int8' else torch.float32
-        return Backend(resolved, device, dtype, True, module, _module_forward(module))
+        return Backend(resolved, device, torch.float32, True, module, _module_forward(module))
     dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(base, torch.float32)
     channels_last = base == 'channels_last' or (base == 'bf16' and device.type == 'cpu')
     module = model.to(device, dtype)
+    if dtype != torch.float32:
+        _float32_output_layer(module)
     if channels_last:
         module = module.to(memory_format=torch.channels_last)
     forward = _module_forward(module)
@@ -225,9 +234,13 @@ def _module_forward(module: nn.Module) -> ForwardFn:
     return forward
 
 
-class _Float32Island(nn.Module):
-    """Runs ``inner`` (a dynamically quantised Linear, float32 only) inside a network whose
-    other layers run in ``dtype``: casts the input to float32 and the output back."""
+class _Float32Layer(nn.Module):
+    """
+    Run ``inner`` in float32 inside a network whose other layers run in another dtype.
+
+    The input is cast to float32 and the output to ``dtype``. Used for the dynamically
+    quantised Linear layers (which take float32 only) and for the output convolution.
+    """
 
     def __init__(self, inner: nn.Module, dtype: torch.dtype) -> None:
         super().__init__()
@@ -235,17 +248,23 @@ class _Float32Island(nn.Module):
         self.dtype = dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``inner(x)`` computed in float32, returned in ``dtype``."""
+        """Return ``inner(x)`` computed in float32, cast to ``dtype``."""
         return self.inner(x.float()).to(self.dtype)
 
 
 def _quantize_fc(model: EigenDepthNet, bf16_convs: bool) -> EigenDepthNet:
-    """Quantise coarse fc6 and fc7 to int8 (per output channel weights, activations
-    quantised per tensor at run time); optionally cast every other layer to bfloat16.
+    """
+    Quantise coarse fc6 and fc7 to int8; optionally run coarse conv 1-5 in bfloat16.
 
-    Only the two Linear layers are quantised: they hold 95 % of the weight bytes and a
-    batch-1 forward pass reads each of their weights once, so they are bound by memory
-    bandwidth; the convolutions are bound by arithmetic, where int8 needs static calibration.
+    Weights are quantised per output channel, activations per tensor at run time. Only the
+    two Linear layers are quantised: they hold 95 % of the weight bytes and a batch-1
+    forward pass reads each of their weights once, so they are bound by memory bandwidth;
+    the convolutions are bound by arithmetic, where int8 would need static calibration.
+
+    With ``bf16_convs`` the coarse convolutions (3.4 of the 5.5 GFLOP of the KITTI network)
+    run in bfloat16, while the fine stack, which produces the output, stays in float32: in
+    bfloat16 its convolutions changed depth by 0.1-0.4 % each on a partly trained
+    checkpoint, the whole coarse stack by 0.05 % (docs/speed.md).
     """
     model = model.to('cpu', torch.float32)
     qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
@@ -256,17 +275,42 @@ def _quantize_fc(model: EigenDepthNet, bf16_convs: bool) -> EigenDepthNet:
             holder = nn.Sequential(getattr(model.coarse, attr))
             quantized = torch.ao.quantization.quantize_dynamic(
                 holder, {nn.Linear: qconfig}, dtype=torch.qint8)[0]
-            if bf16_convs:
-                quantized = _Float32Island(quantized, torch.bfloat16)
             setattr(model.coarse, attr, quantized)
     if bf16_convs:
-        model.coarse.features.to(torch.bfloat16)
-        model.fine.to(torch.bfloat16)
+        model.coarse.features = _CastInput(model.coarse.features.to(torch.bfloat16),
+                                           torch.bfloat16)
+        model.coarse.fc6 = _Float32Layer(model.coarse.fc6, torch.float32)
     return model
 
 
+class _CastInput(nn.Module):
+    """Cast the input to ``dtype`` before ``inner`` (whose weights are in ``dtype``)."""
+
+    def __init__(self, inner: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.inner = inner
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``inner(x)`` computed in ``dtype``."""
+        return self.inner(x.to(self.dtype))
+
+
+def _float32_output_layer(model: EigenDepthNet) -> None:
+    """
+    Run the fine stack's output convolution (conv 4) in float32, returning float32.
+
+    Log depth near 2.3 (10 m) stored in bfloat16 has a step of 2^-6 = 0.016, a 1.6 %
+    step in metres: rounding the output alone changed depth by 0.4 % on average, more
+    than all other layers together. Conv 4 has one output channel (0.2 % of the FLOPs),
+    so keeping it in float32 costs nothing measurable.
+    """
+    model.fine.conv4 = _Float32Layer(model.fine.conv4.float(), torch.float32)
+
+
 class CudaGraphForward:
-    """Capture ``forward`` in a CUDA graph per (stage, shape, dtype) and replay it.
+    """
+    Capture ``forward`` in a CUDA graph per (stage, shape, dtype) and replay it.
 
     The input is copied into a static buffer, the graph replayed, and a copy of the static
     output returned. Untested on a GPU (none was available while writing it); it follows
@@ -302,7 +346,8 @@ class CudaGraphForward:
 
 def export_onnx(model: EigenDepthNet, path: str | os.PathLike, stage: Stage = 'fine',
                 opset: int = ONNX_OPSET, dynamic_batch: bool = True) -> Path:
-    """Export the float32 network to an ONNX file.
+    """
+    Export the float32 network to an ONNX file.
 
     Input ``image`` (N, 3, H_in, W_in) float32, normalised as
     :func:`~eigen_depth_ros.model.normalize_image` does; output ``log_depth``
@@ -342,7 +387,8 @@ class StageModule(nn.Module):
 
 def onnx_session(path: str | os.PathLike, device: torch.device | str = 'cpu',
                  threads: int | None = None) -> Any:
-    """An ONNX Runtime session for ``path`` (CUDA provider first on a CUDA device).
+    """
+    Open an ONNX Runtime session for ``path`` (CUDA provider first on a CUDA device).
 
     :param threads: intra-op threads; default ``torch.get_num_threads()``.
     """

@@ -1,4 +1,5 @@
-"""``eigen-depth bag-eval``: evaluate depth predictions on a recorded ROS 2 bag.
+"""
+``eigen-depth bag-eval``: evaluate depth predictions on a recorded ROS 2 bag.
 
 Ground truth comes either from a LiDAR ``PointCloud2`` projected into the camera (through the
 bag's ``/tf_static`` or ``--lidar-to-camera``, and the camera's ``CameraInfo``) or from a depth
@@ -17,27 +18,23 @@ per frame, averaged over frames, overall and per distance band.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+import sys
 
 import numpy as np
 from rosbags.highlevel import AnyReader, AnyReaderError
-from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys import get_typestore, Stores
 from tqdm import tqdm
-
-if TYPE_CHECKING:
-    from .live_playback import LiveRun
 
 from .checkpoint import CheckpointError
 from .geometry import InputGeometry
-from .image_conversion import ImageConversionError, image_to_depth, message_to_rgb
-from .live_playback import LivePlaybackError
-from .metrics import METRIC_NAMES, compute_depth_metrics, evaluate_depth, mean_metrics
+from .image_conversion import image_to_depth, ImageConversionError, message_to_rgb
+from .live_playback import LivePlaybackError, LiveRun
+from .metrics import compute_depth_metrics, evaluate_depth, mean_metrics, METRIC_NAMES
 from .point_cloud import point_cloud2_to_array
 from .projection import project_to_depth_image, quaternion_to_rotation
 
@@ -109,7 +106,8 @@ class EvalReport:
 
 
 def lidar_to_camera_from_tf(transforms, camera_frame: str, lidar_frame: str) -> np.ndarray:
-    """4x4 transform taking LiDAR points into the camera frame, from /tf_static entries.
+    """
+    4x4 transform taking LiDAR points into the camera frame, from /tf_static entries.
 
     Accepts a direct ``camera <- lidar`` entry (header.frame_id = camera, child = lidar) or
     its reverse; longer chains are not followed (give ``--lidar-to-camera`` instead).
@@ -146,7 +144,8 @@ def parse_transform(text: str) -> np.ndarray:
 
 def nearest_pairs(image_stamps: list[int], gt_stamps: list[int], tolerance_ns: int
                   ) -> dict[int, int]:
-    """Pair each image stamp with the nearest ground-truth stamp within the tolerance.
+    """
+    Pair each image stamp with the nearest ground-truth stamp within the tolerance.
 
     :return: ``{image stamp: ground-truth stamp}`` for the images that have a partner.
     """
@@ -163,7 +162,8 @@ def nearest_pairs(image_stamps: list[int], gt_stamps: list[int], tolerance_ns: i
 
 
 class BagGroundTruth:
-    """Opens a bag, checks the topics, and pairs images with ground truth.
+    """
+    Opens a bag, checks the topics, and pairs images with ground truth.
 
     :param bag: bag folder or file (mcap, sqlite3; ROS 1 ``.bag`` also works).
     :param image_topic: sensor_msgs/Image or CompressedImage topic.
@@ -221,7 +221,7 @@ class BagGroundTruth:
                                    f'expected {" or ".join(types)}')
 
     def connections(self, *topics: str | None):
-        """The bag's connections of the given topics."""
+        """Return the bag's connections of the given topics."""
         return [c for c in self.reader.connections if c.topic in topics]
 
     def messages(self, *topics: str | None) -> Iterator[tuple[str, object]]:
@@ -277,9 +277,11 @@ class BagGroundTruth:
                                       info.width, info.height)
 
     def frames(self) -> Iterator[tuple[int, np.ndarray, np.ndarray] | tuple[int, str]]:
-        """Yield ``(stamp, rgb, gt depth)`` for each paired image, or ``(stamp, reason)``
-        for an image that has to be skipped. Messages are buffered only until their
-        partner arrives."""
+        """
+        Yield ``(stamp, rgb, gt depth)`` per paired image, ``(stamp, reason)`` per skip.
+
+        Messages are buffered only until their partner arrives.
+        """
         wanted_gt = set(self.pairs.values())
         gt_buffer: dict[int, object] = {}
         image_buffer: dict[int, tuple[object, Intrinsics | None]] = {}
@@ -356,8 +358,11 @@ def frame_metrics(pred_map: np.ndarray, geometry: InputGeometry, gt: np.ndarray,
 
 def evaluate_frames(source: BagGroundTruth, predict: Callable[[int, np.ndarray], tuple],
                     args: argparse.Namespace) -> EvalReport:
-    """Score ``predict(stamp, rgb) -> (output map in metres, geometry)`` on every paired
-    frame; a predictor raising :class:`BagEvalError` has the frame skipped for that reason."""
+    """
+    Score ``predict(stamp, rgb) -> (output map in metres, geometry)`` on every frame.
+
+    A predictor raising :class:`BagEvalError` has the frame skipped for that reason.
+    """
     report = EvalReport()
     for item in tqdm(source.frames(), total=source.image_count, desc='bag-eval', unit='frame'):
         if len(item) == 2:
@@ -421,8 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> tuple[dict, 'LiveRun | None']:
-    """Evaluate as ``args`` say; write ``metrics.json`` and ``report.png`` into ``args.out``.
+def run(args: argparse.Namespace) -> tuple[dict, LiveRun | None]:
+    """
+    Evaluate as ``args`` say; write ``metrics.json`` and ``report.png`` into ``args.out``.
 
     :return: the result written to ``metrics.json``, and with ``--live`` what the node
         published (:class:`~eigen_depth_ros.live_playback.LiveRun`, else None).

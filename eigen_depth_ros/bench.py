@@ -1,4 +1,5 @@
-"""``eigen-depth bench``: how fast the network and the node are, and how fast they could be.
+"""
+``eigen-depth bench``: how fast the network and the node are, and how fast they could be.
 
 One run measures, for each backend asked for (so before and after sit side by side):
 
@@ -27,6 +28,7 @@ import argparse
 import gc
 import json
 import os
+from pathlib import Path
 import platform
 import resource
 import signal
@@ -35,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -59,7 +60,8 @@ DEFAULT_BACKENDS = 'eager,bf16_int8'
 
 
 def scene_image(width: int, height: int, seed: int = 0) -> np.ndarray:
-    """A scene-like RGB uint8 (height, width, 3) image: sky, road, verge, boxes, noise.
+    """
+    Draw a scene-like RGB uint8 (height, width, 3) image: sky, road, verge, boxes, noise.
 
     Not a photograph, but it has the large smooth regions, edges and texture of a street
     scene, which random noise lacks (the accuracy figures depend on realistic activations).
@@ -88,7 +90,8 @@ def scene_image(width: int, height: int, seed: int = 0) -> np.ndarray:
 
 def calibrate_random_model(model: EigenDepthNet, x: torch.Tensor, mean_log: float = 2.3,
                            std_log: float = 0.6) -> EigenDepthNet:
-    """Rescale a randomly initialised network so its activations look like a trained one's.
+    """
+    Rescale a randomly initialised network so its activations look like a trained one's.
 
     Layer by layer in forward order, weights and bias are scaled so the layer's output has
     unit standard deviation on ``x``; the two output layers (coarse fc7, fine conv4) get
@@ -122,7 +125,7 @@ def calibrate_random_model(model: EigenDepthNet, x: torch.Tensor, mean_log: floa
 
 
 def percentile(values: list[float], q: float) -> float:
-    """The ``q``-th percentile (0..100) of ``values``, linear interpolation."""
+    """Return the q-th percentile, q in 0..100, of the values (linear interpolation)."""
     return float(np.percentile(np.asarray(values, dtype=np.float64), q))
 
 
@@ -149,15 +152,19 @@ def time_calls(fn: Callable[[], Any], runs: int, warmup: int, sync: Callable[[],
 
 
 def device_sync(device: torch.device) -> Callable[[], None]:
-    """A function waiting for queued work on ``device`` (nothing to wait for on a CPU)."""
+    """Return a function that waits for queued work on ``device`` (no-op on a CPU)."""
     if device.type == 'cuda':
         return lambda: torch.cuda.synchronize(device)
     return lambda: None
 
 
 def count_flops(model: EigenDepthNet, x: torch.Tensor) -> list[dict[str, Any]]:
-    """Per Conv2d / Linear layer of one forward pass: name, FLOPs (2 per multiply-add)
-    and float32 weight bytes. Pools, ReLUs and the concat are left out (under 1 %)."""
+    """
+    Count FLOPs and weight bytes per Conv2d / Linear layer of one forward pass.
+
+    :return: one dict per layer: ``layer`` (name), ``flops`` (2 per multiply-add) and
+        ``weight_bytes_fp32``. Pools, ReLUs and the concat are left out (under 1 %).
+    """
     names = {module: name for name, module in model.named_modules()}
     layers: list[dict[str, Any]] = []
 
@@ -251,13 +258,13 @@ def camera_size(config: Any) -> tuple[int, int]:
 
 
 def network_input(image: np.ndarray, config: Any) -> torch.Tensor:
-    """The normalised network input (1, 3, H_in, W_in) float32 of a camera image."""
+    """Make the normalised network input (1, 3, H_in, W_in) float32 of a camera image."""
     window = InputGeometry.fit(image.shape[1], image.shape[0], config).crop_input(image)
     return normalize_image(torch.from_numpy(window).permute(2, 0, 1).unsqueeze(0))
 
 
 def fresh_model(state_dict: dict[str, torch.Tensor], config: Any) -> EigenDepthNet:
-    """A new float32 CPU network holding (a copy of) ``state_dict``."""
+    """Build a new float32 CPU network holding (a copy of) ``state_dict``."""
     model = EigenDepthNet(config).eval()
     model.load_state_dict(state_dict)
     return model
@@ -297,7 +304,8 @@ def bench_backend(name: str, state_dict: dict[str, torch.Tensor], config: Any,
 
 
 def accuracy(logs: list[np.ndarray], reference: list[np.ndarray]) -> dict[str, float]:
-    """Differences of log depths against the reference ones (``eager``).
+    """
+    Differences of log depths against the reference ones (``eager``).
 
     ``max_abs_log_diff``: largest |difference| in log depth; ``mean_rel_depth_change`` and
     ``p99_rel_depth_change``: of |exp(difference) - 1|, the relative change in metres.
@@ -488,7 +496,7 @@ def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Names
 
 
 def _tail(log: Any, process: subprocess.Popen, lines: int = 5) -> str:
-    """The last lines the node printed (and its exit code), for an error message."""
+    """Return the last lines the node printed (and its exit code), for an error."""
     log.seek(0)
     text = log.read().decode(errors='replace').strip().splitlines()[-lines:]
     code = process.poll()
@@ -510,7 +518,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def format_table(report: dict[str, Any]) -> str:
-    """A human-readable table of a bench report."""
+    """Render a bench report as a human-readable table."""
     m = report['machine']
     lines = [f"eigen-depth bench: {report['config']} on {m['device']} ({m['cpu_model']}, "
              f"{m['cpu_cores']} cores, {m['torch_threads']} threads, torch "
@@ -539,7 +547,7 @@ def format_table(report: dict[str, Any]) -> str:
         b = report['bounds']
         rates = ', '.join(f'{k} {v:.0f}' for k, v in b['matmul_gflops_per_s'].items())
         lines += ['', f"network {b['network_gflops']:.2f} GFLOP, {b['weight_mb_fp32']:.0f} MB "
-                  f"fp32 weights; matmul GFLOP/s: {rates}; copy bandwidth "
+                  f'fp32 weights; matmul GFLOP/s: {rates}; copy bandwidth '
                   f"{b['copy_bandwidth_gb_per_s']:.1f} GB/s"]
         for name, bound in bounds.items():
             lines.append(f"  {name:<14} compute bound {bound['compute_bound_ms']:6.2f} ms, "
@@ -553,7 +561,7 @@ def format_table(report: dict[str, Any]) -> str:
         else:
             for label, stats in pc.items():
                 lines.append(f"point cloud ({label} resolution, {stats['pixels']} px): "
-                             f"{_pair(stats)} ms")
+                             f'{_pair(stats)} ms')
     for n in report.get('node', []):
         if 'skipped' in n:
             lines.append(f"node: skipped ({n['skipped']})")
@@ -574,7 +582,7 @@ def _pair(stats: dict[str, float]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``eigen-depth bench``."""
+    """Build the argument parser of ``eigen-depth bench``."""
     parser = argparse.ArgumentParser(
         prog='eigen-depth bench',
         description='Benchmark inference backends side by side (forward, predict, '
@@ -588,7 +596,8 @@ def build_parser() -> argparse.ArgumentParser:
                              'calibrated to realistic activation scales)')
     parser.add_argument('--backend', '--backends', dest='backends', default=DEFAULT_BACKENDS,
                         help='comma-separated backends, each measured in turn and compared '
-                             f'with float32 eager (default {DEFAULT_BACKENDS}; choices {", ".join(BACKENDS)}, auto, NAME+graph on CUDA)')
+                             f'with float32 eager (default {DEFAULT_BACKENDS}; choices '
+                             f'{", ".join(BACKENDS)}, auto, NAME+graph on CUDA)')
     parser.add_argument('--runs', type=int, default=50, help='timed runs per figure')
     parser.add_argument('--warmup', type=int, default=5, help='untimed runs first')
     parser.add_argument('--threads', type=int, default=0,

@@ -1,4 +1,5 @@
-"""Checkpoints: one ``torch.save`` file of plain types and tensors, loaded without pickled code.
+"""
+Checkpoints: one ``torch.save`` file of plain types and tensors, loaded without pickled code.
 
 A checkpoint is a dict holding at least
 
@@ -14,15 +15,15 @@ crash or a full disk never leaves a half-written checkpoint under the final name
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import pickle
 import tempfile
-import zipfile
-from pathlib import Path
 from typing import Any
+import zipfile
 
 import torch
 
-from .model import EigenDepthNet, config_from_dict, config_to_dict
+from .model import config_from_dict, config_to_dict, EigenDepthNet
 
 CHECKPOINT_FORMAT = 'eigen_depth_ros/1'
 
@@ -32,7 +33,8 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path: str | os.PathLike, model: EigenDepthNet, **extra: Any) -> Path:
-    """Write ``model`` (and ``extra`` entries) to ``path`` atomically.
+    """
+    Write ``model`` (and ``extra`` entries) to ``path`` atomically.
 
     :param path: destination file; its folder is created if needed.
     :param model: the network (a DDP wrapper's ``.module`` is taken).
@@ -65,7 +67,8 @@ def write_atomically(path: Path, payload: Any) -> None:
 
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 'cpu'
                     ) -> dict[str, Any]:
-    """Load and check a checkpoint dict without building the network.
+    """
+    Load and check a checkpoint dict without building the network.
 
     :raises CheckpointError: naming the file, when it is missing, truncated or corrupt,
         would run code when unpickled, or lacks the format marker or a required entry.
@@ -73,6 +76,9 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f'{path}: checkpoint file not found')
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive since torch 1.6
+        raise CheckpointError(f'{path}: not a checkpoint (not a torch.save zip archive; '
+                              'truncated, corrupt or another kind of file)')
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -94,7 +100,8 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 'cpu'
                     ) -> tuple[EigenDepthNet, dict[str, Any]]:
-    """Rebuild the network from a checkpoint and load its weights strictly.
+    """
+    Rebuild the network from a checkpoint and load its weights strictly.
 
     :param path: checkpoint file written by :func:`save_checkpoint`.
     :param map_location: where the tensors go (``'cpu'``, ``'cuda:0'``, ...).

@@ -1,4 +1,5 @@
-"""The ``eigen-depth`` console script: one subcommand per job, each in its own module.
+"""
+The ``eigen-depth`` console script: one subcommand per job, each in its own module.
 
 Every subcommand module has ``main(argv: list[str] | None) -> int`` with its own argparse
 parser, so ``eigen-depth SUB --help`` shows that subcommand's options. Modules are imported
@@ -19,11 +20,12 @@ SUBCOMMANDS = {
     'bench': ('eigen_depth_ros.bench', 'benchmark the model and the node (JSON)'),
     'export': ('eigen_depth_ros.export', 'export a checkpoint to ONNX or TorchScript'),
     'demo': ('eigen_depth_ros.demo', 'the whole system on the built-in synthetic world'),
+    'soak': ('eigen_depth_ros.soak', 'drive the node under load and report latency and memory'),
 }
 
 
 def usage() -> str:
-    """The top-level help text listing the subcommands."""
+    """Return the top-level help text listing the subcommands."""
     lines = ['usage: eigen-depth SUBCOMMAND [options]   (eigen-depth SUBCOMMAND --help)', '',
              'subcommands:']
     lines += [f'  {name:<10} {summary}' for name, (_, summary) in SUBCOMMANDS.items()]

@@ -1,4 +1,5 @@
-"""``eigen-depth demo``: the whole system on the built-in synthetic world, in one command.
+"""
+``eigen-depth demo``: the whole system on the built-in synthetic world, in one command.
 
 1. writes a synthetic world in the KITTI raw layout (training drives and one Eigen test
    drive) and scene-separated split files;
@@ -21,10 +22,10 @@ import argparse
 import hashlib
 import importlib
 import json
+from pathlib import Path
 import shutil
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     world.add_argument('--seed', type=int, default=0, help='world seed (default: %(default)s)')
     model = parser.add_argument_group('model')
     model.add_argument('--width-mult', type=float, default=0.25,
-                       help='channel multiplier of the narrow variant; 1 = the paper\'s '
+                       help="channel multiplier of the narrow variant; 1 = the paper's "
                             'network (default: %(default)s)')
     model.add_argument('--coarse-samples', type=int, default=2400,
                        help='training samples of the coarse stage (default: %(default)s)')
@@ -88,7 +89,8 @@ def _fingerprint(payload: dict) -> str:
 
 
 def cached_stage(folder: Path, key: dict, build, label: str) -> Path:
-    """Return ``folder`` if it was completed with the same ``key``; else build it.
+    """
+    Return ``folder`` if it was completed with the same ``key``; else build it.
 
     ``build(tmp)`` fills a temporary sibling folder, which is renamed to ``folder`` only when
     it succeeds, with ``key`` written into ``folder/stage.json``.
@@ -162,10 +164,13 @@ def train_model(args: argparse.Namespace, world: Path) -> Path:
 
 def bird_eye_view(path: Path, clouds: dict[int, np.ndarray], world: Path, test_drive: str,
                   stamps_to_frames: dict[int, int]) -> Path:
-    """Top view (x right, z forward, metres) of the node's cloud over the true obstacles:
-    the frame's Velodyne scan in the camera frame, points above the road only."""
+    """
+    Draw a top view (x right, z forward, metres) of the node's cloud over the obstacles.
+
+    The true obstacles are the frame's Velodyne scan in the camera frame, above the road.
+    """
     from eigen_depth_training import kitti
-    from matplotlib import pyplot as plt
+    from matplotlib.figure import Figure
 
     from .synth_bag import camera_from_lidar
 
@@ -180,7 +185,8 @@ def bird_eye_view(path: Path, clouds: dict[int, np.ndarray], world: Path, test_d
     truth = scan[:, :3] @ transform[:3, :3].T + transform[:3, 3]
     above_road = scan[:, 2] > -1.5   # Velodyne z up, mounted 1.73 m above the road
     truth = truth[above_road & (truth[:, 2] > 0)]
-    fig, ax = plt.subplots(figsize=(7, 7))
+    fig = Figure(figsize=(7, 7))
+    ax = fig.add_subplot()
     ax.scatter(truth[:, 0], truth[:, 2], s=1, c='0.6', label='true obstacles (LiDAR)')
     ax.scatter(cloud['x'], cloud['z'], s=2, c=-cloud['y'], cmap='viridis',
                label='depth_node points (colour: height)')
@@ -189,11 +195,10 @@ def bird_eye_view(path: Path, clouds: dict[int, np.ndarray], world: Path, test_d
     ax.set_aspect('equal')
     ax.set_xlabel('x, right (m)')
     ax.set_ylabel('z, forward (m)')
-    ax.set_title(f'bird\'s-eye view, frame {frame} of {test_drive}')
+    ax.set_title(f"bird's-eye view, frame {frame} of {test_drive}")
     ax.legend(loc='upper right', markerscale=5)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
 
 

@@ -1,4 +1,5 @@
-"""``eigen-depth export``: a checkpoint to ONNX or TorchScript, checked against PyTorch.
+"""
+``eigen-depth export``: a checkpoint to ONNX or TorchScript, checked against PyTorch.
 
 The exported graph takes ``image`` (N, 3, H_in, W_in) float32, normalised as
 :func:`eigen_depth_ros.model.normalize_image` does (RGB / 255, minus the ImageNet mean,
@@ -15,17 +16,17 @@ file so a bad export is never left under the requested name.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .backends import ONNX_OPSET, StageModule, export_onnx, onnx_session
+from .backends import export_onnx, ONNX_OPSET, onnx_session, StageModule
 from .checkpoint import CheckpointError, load_checkpoint
-from .model import EigenDepthNet, Stage, normalize_image
+from .model import EigenDepthNet, normalize_image, Stage
 
 DEFAULT_TOLERANCE = 1e-4
 
@@ -35,7 +36,8 @@ class ExportCheckError(RuntimeError):
 
 
 def export_torchscript(model: EigenDepthNet, path: str | Path, stage: Stage = 'fine') -> Path:
-    """Trace the float32 network for ``stage`` and save it with ``torch.jit.save``.
+    """
+    Trace the float32 network for ``stage`` and save it with ``torch.jit.save``.
 
     The traced module takes the normalised image (N, 3, H_in, W_in) (any N) and returns the
     log depth (N, 1, H_out, W_out).
@@ -80,7 +82,8 @@ def run_exported(path: str | Path, fmt: str, x: torch.Tensor) -> np.ndarray:
 
 def verify_export(model: EigenDepthNet, path: str | Path, fmt: str, stage: Stage = 'fine',
                   batch: int = 2, tolerance: float = DEFAULT_TOLERANCE) -> float:
-    """Compare an exported file with the float32 network on ``batch`` images.
+    """
+    Compare an exported file with the float32 network on ``batch`` images.
 
     :return: the largest absolute difference in log depth.
     :raises ExportCheckError: when it exceeds ``tolerance`` (or the shapes differ).
@@ -100,7 +103,7 @@ def verify_export(model: EigenDepthNet, path: str | Path, fmt: str, stage: Stage
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``eigen-depth export``."""
+    """Build the argument parser of ``eigen-depth export``."""
     parser = argparse.ArgumentParser(
         prog='eigen-depth export',
         description='Export a checkpoint to ONNX or TorchScript and check the exported '
@@ -123,8 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``eigen-depth export``; return 0 on success, 1 when the check fails, 2 on bad
-    input."""
+    """
+    Run ``eigen-depth export``.
+
+    :return: 0 on success, 1 when the export or its check fails, 2 on bad input.
+    """
     args = build_parser().parse_args(argv)
     try:
         model, _ = load_checkpoint(args.checkpoint)

@@ -1,4 +1,5 @@
-"""Where the network looks: camera image -> network input -> output map, and back.
+"""
+Where the network looks: camera image -> network input -> output map, and back.
 
 The chain, per axis, in pixel-centre coordinates (pixel k has its centre at k):
 
@@ -35,7 +36,8 @@ OUTPUT_OFFSET = 5  # input coordinate of output pixel 0 (receptive-field centre)
 
 @dataclass(frozen=True)
 class InputGeometry:
-    """Resize-and-crop of one camera image size onto the network input.
+    """
+    Resize-and-crop of one camera image size onto the network input.
 
     :param image_width: camera image width in pixels.
     :param image_height: camera image height in pixels.
@@ -58,8 +60,11 @@ class InputGeometry:
     def fit(cls, image_width: int, image_height: int, config: EigenDepthConfig,
             extra_scale: float = 1.0, crop_fraction: tuple[float, float] = (0.5, 0.5)
             ) -> 'InputGeometry':
-        """Scale the image so the input window fits (times ``extra_scale`` >= 1), then place
-        the window at ``crop_fraction`` of the free room (0.5, 0.5 = centre crop).
+        """
+        Scale the image so the input window fits, and place the window.
+
+        The scale is the smallest that fits, times ``extra_scale`` >= 1; the window sits at
+        ``crop_fraction`` of the free room (0.5, 0.5 = centre crop).
 
         :raises ValueError: for a non-positive image size or an ``extra_scale`` below 1.
         """
@@ -82,8 +87,11 @@ class InputGeometry:
         return self.config.output_size
 
     def output_to_image_affine(self) -> tuple[float, float, float, float]:
-        """``(a_x, b_x, a_y, b_y)``: output pixel (j, i) lies at camera pixel
-        ``(a_x j + b_x, a_y i + b_y)``."""
+        """
+        Return ``(a_x, b_x, a_y, b_y)`` of the output-to-camera pixel map.
+
+        Output pixel (j, i) lies at camera pixel ``(a_x j + b_x, a_y i + b_y)``.
+        """
         sx = self.resized_width / self.image_width
         sy = self.resized_height / self.image_height
         off_x = OUTPUT_OFFSET + self.crop_x
@@ -93,14 +101,21 @@ class InputGeometry:
 
     def output_intrinsics(self, fx: float, fy: float, cx: float, cy: float
                           ) -> tuple[float, float, float, float]:
-        """Intrinsics ``(fx', fy', cx', cy')`` of the output map for a camera (fx, fy, cx, cy):
-        ``fx' = fx / a_x``, ``cx' = (cx - b_x) / a_x``, likewise for y."""
+        """
+        Return the intrinsics ``(fx', fy', cx', cy')`` of the output map.
+
+        For a camera (fx, fy, cx, cy): ``fx' = fx / a_x``, ``cx' = (cx - b_x) / a_x``,
+        likewise for y.
+        """
         a_x, b_x, a_y, b_y = self.output_to_image_affine()
         return fx / a_x, fy / a_y, (cx - b_x) / a_x, (cy - b_y) / a_y
 
     def crop_input(self, rgb: np.ndarray) -> np.ndarray:
-        """Resize an (H, W, C) camera image and cut out the network input window
-        (input_height, input_width, C), with area interpolation when shrinking."""
+        """
+        Resize an (H, W, C) camera image and cut out the network input window.
+
+        :return: (input_height, input_width, C); area interpolation when shrinking.
+        """
         h, w = rgb.shape[:2]
         if (w, h) != (self.image_width, self.image_height):
             raise ValueError(f'image is {w}x{h}, geometry is for '
@@ -114,7 +129,8 @@ class InputGeometry:
 
     def output_to_image(self, output_map: np.ndarray, fill_outside: bool = False
                         ) -> np.ndarray:
-        """Resample an output map (H_out, W_out) to the camera size (H, W), bilinearly.
+        """
+        Resample an output map (H_out, W_out) to the camera size (H, W), bilinearly.
 
         :param fill_outside: False puts NaN where the output map does not reach (what the
             node publishes); True extends its border values (what evaluation needs, as the
@@ -138,8 +154,11 @@ class InputGeometry:
         return out
 
     def sparse_depth_to_output(self, depth: np.ndarray) -> np.ndarray:
-        """Bin a sparse camera-size depth map (0 = no point) into the output grid, keeping
-        the nearest point of each cell (as the KITTI devkit keeps the nearest per pixel).
+        """
+        Bin a sparse camera-size depth map (0 = no point) into the output grid.
+
+        The nearest point of each cell is kept (as the KITTI devkit keeps the nearest per
+        pixel).
 
         :return: (H_out, W_out) float32, 0 where no point falls into a cell.
         """

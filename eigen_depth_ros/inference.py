@@ -1,4 +1,5 @@
-"""Depth from one RGB image, without ROS: uint8 (H, W, 3) in, float32 metres out.
+"""
+Depth from one RGB image, without ROS: uint8 (H, W, 3) in, float32 metres out.
 
 The camera image is resized and centre-cropped onto the network input as
 :class:`~eigen_depth_ros.geometry.InputGeometry` describes; the prediction comes back at the
@@ -11,8 +12,8 @@ measured one for the device, see docs/speed.md).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+import os
 from typing import Literal
 
 import cv2
@@ -22,18 +23,21 @@ import torch
 from .backends import Backend, build_backend
 from .checkpoint import load_checkpoint
 from .geometry import InputGeometry
-from .model import EigenDepthNet, Stage, normalize_image
+from .model import EigenDepthNet, normalize_image, Stage
 
 Resolution = Literal['network', 'input']
 
 BACKEND_ENV = 'EIGEN_DEPTH_BACKEND'
-"""Environment variable naming the backend :meth:`DepthEstimator.from_checkpoint` uses when
+"""
+Environment variable naming the backend :meth:`DepthEstimator.from_checkpoint` uses when
 its ``backend`` argument is None (e.g. ``EIGEN_DEPTH_BACKEND=auto ros2 run ...``)."""
 
 
 def select_device(spec: str = 'auto') -> torch.device:
-    """Resolve a device spec: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``
-    or ``cuda:N``.
+    """
+    Resolve a device spec.
+
+    ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
 
     :raises ValueError: for an unknown spec or a CUDA device that is not there.
     """
@@ -61,14 +65,15 @@ class DepthPrediction:
 
     def intrinsics(self, fx: float, fy: float, cx: float, cy: float
                    ) -> tuple[float, float, float, float]:
-        """Pinhole intrinsics of :attr:`depth` for a camera with intrinsics (fx, fy, cx, cy)."""
+        """Return the pinhole intrinsics of :attr:`depth` for a camera (fx, fy, cx, cy)."""
         if self.resolution == 'input':
             return fx, fy, cx, cy
         return self.geometry.output_intrinsics(fx, fy, cx, cy)
 
 
 class DepthEstimator:
-    """Runs an :class:`EigenDepthNet` on camera images.
+    """
+    Runs an :class:`EigenDepthNet` on camera images.
 
     :param model: the float32 network; it is converted in place for the backend (moved to
         ``device``, cast, quantised), so hand over a model you do not use elsewhere.
@@ -108,7 +113,8 @@ class DepthEstimator:
     def from_checkpoint(cls, path: str | os.PathLike, device: str = 'auto',
                         half: bool = False, backend: str | None = None,
                         onnx_path: str | os.PathLike | None = None) -> 'DepthEstimator':
-        """Load a checkpoint (see :func:`~eigen_depth_ros.checkpoint.load_checkpoint`).
+        """
+        Load a checkpoint (see :func:`~eigen_depth_ros.checkpoint.load_checkpoint`).
 
         :param backend: as for :class:`DepthEstimator`; None means the environment variable
             :data:`BACKEND_ENV` when set, else ``'eager'``.
@@ -119,14 +125,15 @@ class DepthEstimator:
         return cls(model, device=device, half=half, backend=backend, onnx_path=onnx_path)
 
     def geometry(self, width: int, height: int) -> InputGeometry:
-        """The (cached) centre-crop geometry for camera images of ``width x height``."""
+        """Return the (cached) centre-crop geometry for camera images of ``width x height``."""
         key = (width, height)
         if key not in self._geometries:
             self._geometries[key] = InputGeometry.fit(width, height, self.config)
         return self._geometries[key]
 
     def preprocess(self, rgb: np.ndarray) -> tuple[torch.Tensor, InputGeometry]:
-        """Resize/crop an RGB uint8 (H, W, 3) image into the normalised input (1, 3, h, w).
+        """
+        Resize/crop an RGB uint8 (H, W, 3) image into the normalised input (1, 3, h, w).
 
         One resize (OpenCV) and one normalising pass; the crop and the HWC -> NCHW permute
         are views, so the result comes out in channels-last memory order, which the
@@ -169,7 +176,8 @@ class DepthEstimator:
 
     def predict(self, rgb: np.ndarray, resolution: Resolution = 'network',
                 stage: Stage = 'fine') -> DepthPrediction:
-        """Metric depth of one RGB uint8 (H, W, 3) image.
+        """
+        Metric depth of one RGB uint8 (H, W, 3) image.
 
         :param resolution: ``'network'`` for the output map (e.g. 142x27 for KITTI),
             ``'input'`` for the camera image size (NaN where the network does not see).

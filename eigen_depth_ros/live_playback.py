@@ -1,4 +1,5 @@
-"""Play a bag's camera into a real ``depth_node`` process over DDS and collect what it says.
+"""
+Play a bag's camera into a real ``depth_node`` process over DDS and collect what it says.
 
 Used by ``eigen-depth bag-eval --live`` and by the demo. The node runs in its own process
 with the shipped ``config/depth.yaml`` (plus overrides), on a DDS domain of its own, on
@@ -10,14 +11,14 @@ the node dropped.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import os
+from pathlib import Path
 import signal
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,8 +48,12 @@ class LiveRun:
     duration_s: float = 0.0
 
     def predictor(self, estimator):
-        """A ``predict(stamp, rgb)`` for :func:`~eigen_depth_ros.bag_eval.evaluate_frames`
-        that returns the node's depth for that frame and the geometry it used."""
+        """
+        Return a ``predict(stamp, rgb)`` that gives the node's depth for that frame.
+
+        It returns the depth and the geometry the node used, for
+        :func:`~eigen_depth_ros.bag_eval.evaluate_frames`.
+        """
         from .bag_eval import BagEvalError
 
         def predict(stamp: int, rgb: np.ndarray):
@@ -82,7 +87,7 @@ class LiveRun:
 
 def node_command(checkpoint: Path, image_topic: str, info_topic: str | None,
                  compressed: bool, overrides: dict[str, Any]) -> list[str]:
-    """The ``depth_node`` command line: shipped params file, checkpoint, remappings."""
+    """Build the ``depth_node`` command line: shipped params file, checkpoint, remaps."""
     params = {'checkpoint': str(checkpoint), 'compressed': compressed,
               'depth_resolution': 'network', **overrides}
     image_base = image_topic[:-len('/compressed')] if compressed else image_topic
@@ -124,7 +129,8 @@ class NodeProcess:
 
 
 def play_into_node(source, args) -> LiveRun:
-    """Start a node, play ``source``'s images and camera infos into it, collect its outputs.
+    """
+    Start a node, play ``source``'s images and camera infos into it, collect its outputs.
 
     :param source: an open :class:`~eigen_depth_ros.bag_eval.BagGroundTruth`.
     :param args: bag-eval options (``checkpoint``, ``device``, ``rate``, ``record``, ``out``,
@@ -204,8 +210,8 @@ def _play(source, args, node: NodeProcess, compressed: bool) -> LiveRun:
         _wait_for_node(node, image_pub, info_pub, subs)
         started = time.monotonic()
         first_log = None
-        for topic, msgtype, log_time, raw in source.raw_messages(args.image_topic,
-                                                                   args.camera_info_topic):
+        messages = source.raw_messages(args.image_topic, args.camera_info_topic)
+        for topic, _, log_time, raw in messages:
             first_log = log_time if first_log is None else first_log
             delay = started + (log_time - first_log) / 1e9 / args.rate - time.monotonic()
             if delay > 0:

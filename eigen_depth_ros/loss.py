@@ -6,7 +6,8 @@ import torch
 
 def scale_invariant_loss(pred_log: torch.Tensor, gt_log: torch.Tensor,
                          mask: torch.Tensor | None = None, lam: float = 0.5) -> torch.Tensor:
-    r"""Scale-invariant log loss, Eq. 4, averaged over the batch.
+    r"""
+    Scale-invariant log loss, Eq. 4, averaged over the batch.
 
     For one image with :math:`d_i = \log y_i - \log y^*_i` over its :math:`n` valid pixels:
 

@@ -26,20 +26,28 @@ def _crop_mask(h: int, w: int, fractions: tuple[float, float, float, float]) -> 
 
 
 def garg_crop_mask(h: int, w: int) -> np.ndarray:
-    """Garg crop (the one most papers call "eigen"): rows 0.40810811h..0.99189189h,
-    columns 0.03594771w..0.96405229w (fractions truncated to integers), True inside."""
+    """
+    Return the Garg crop (the one most papers call "eigen"), True inside.
+
+    Rows 0.40810811h..0.99189189h, columns 0.03594771w..0.96405229w (fractions truncated
+    to integers).
+    """
     return _crop_mask(h, w, GARG_CROP)
 
 
 def eigen_crop_mask(h: int, w: int) -> np.ndarray:
-    """Eigen crop: rows 0.3324324h..0.91351351h, columns 0.03594771w..0.96405229w."""
+    """Return the Eigen crop: rows 0.3324324h..0.91351351h, cols 0.03594771w..0.96405229w."""
     return _crop_mask(h, w, EIGEN_CROP)
 
 
 def valid_depth_mask(gt: Any, min_depth: float = 1e-3, max_depth: float = 80.0,
                      crop: str | None = None) -> np.ndarray:
-    """Pixels the Eigen protocol evaluates: finite gt in ``[min_depth, max_depth]``
-    (the usual caps are 80 m and 50 m), inside the ``'garg'`` or ``'eigen'`` crop if given."""
+    """
+    Return the pixels the Eigen protocol evaluates.
+
+    They have a finite gt in ``[min_depth, max_depth]`` (the usual caps are 80 m and 50 m)
+    and lie inside the ``'garg'`` or ``'eigen'`` crop if one is given.
+    """
     gt = _to_numpy(gt)
     with np.errstate(invalid='ignore'):
         mask = np.isfinite(gt) & (gt >= min_depth) & (gt <= max_depth)
@@ -59,7 +67,8 @@ def median_scale(pred: Any, gt: Any, mask: Any) -> float:
 
 
 def compute_depth_metrics(pred: Any, gt: Any, mask: Any = None) -> dict[str, float]:
-    r"""The paper's error metrics for one image, on depths in metres.
+    r"""
+    Compute the paper's error metrics for one image, on depths in metres.
 
     Over the valid pixels T (gt > 0 and finite, prediction > 0 and finite, and ``mask``):
 
@@ -104,9 +113,13 @@ def compute_depth_metrics(pred: Any, gt: Any, mask: Any = None) -> dict[str, flo
 def evaluate_depth(pred: Any, gt: Any, min_depth: float = 1e-3, max_depth: float = 80.0,
                    crop: str | None = 'garg', median_scaling: bool = False
                    ) -> dict[str, float]:
-    """Eigen-protocol metrics of one image: prediction (already at the gt size) capped to
-    ``[min_depth, max_depth]``, gt pixels gated by :func:`valid_depth_mask`, optional
-    per-image median scaling (applied before the cap); adds ``scale`` to the result."""
+    """
+    Compute the Eigen-protocol metrics of one image.
+
+    The prediction (already at the gt size) is capped to ``[min_depth, max_depth]``, gt
+    pixels are gated by :func:`valid_depth_mask`, and optional per-image median scaling is
+    applied before the cap; the result also holds ``scale``.
+    """
     pred, gt = _to_numpy(pred), _to_numpy(gt)
     mask = valid_depth_mask(gt, min_depth, max_depth, crop)
     with np.errstate(invalid='ignore'):
@@ -130,7 +143,7 @@ def mean_metrics(per_image: list[dict[str, float]]) -> dict[str, float]:
 
 
 def format_metric_table(rows: dict[str, dict[str, float]]) -> str:
-    """A text table with the columns of the paper's Table 2 (KITTI), one row per method."""
+    """Format a text table with the columns of the paper's Table 2, one row per method."""
     columns = [('d<1.25', 'a1'), ('d<1.25^2', 'a2'), ('d<1.25^3', 'a3'),
                ('abs rel', 'abs_rel'), ('sqr rel', 'sq_rel'), ('RMSE', 'rmse'),
                ('RMSE log', 'rmse_log'), ('RMSE log sc.-inv.', 'si_rmse_log')]

@@ -1,4 +1,5 @@
-"""The multi-scale depth network of Eigen, Puhrsch & Fergus (NIPS 2014).
+"""
+The multi-scale depth network of Eigen, Puhrsch & Fergus (NIPS 2014).
 
 Two stacks look at the same normalised image (see :func:`normalize_image`):
 
@@ -52,7 +53,8 @@ Stage = Literal['coarse', 'fine']
 
 
 def normalize_image(rgb: torch.Tensor) -> torch.Tensor:
-    """Turn RGB images into the network's input.
+    """
+    Turn RGB images into the network's input.
 
     ``x = (rgb / 255 - mean) / std`` per channel, with the ImageNet mean and std.
 
@@ -67,7 +69,8 @@ def normalize_image(rgb: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class EigenDepthConfig:
-    """Hyperparameters of one configuration of the network (sizes are width x height).
+    """
+    Hyperparameters of one configuration of the network (sizes are width x height).
 
     :param name: configuration name, ``'kitti'``, ``'nyu'`` or a user's own.
     :param input_width: width of the network input in pixels.
@@ -205,7 +208,8 @@ class FineStack(nn.Module):
 
 
 class EigenDepthNet(nn.Module):
-    """Coarse + fine network predicting log depth (natural log of metres).
+    """
+    Coarse + fine network predicting log depth (natural log of metres).
 
     :param config: ``'kitti'``, ``'nyu'`` or an :class:`EigenDepthConfig`.
     """
@@ -217,7 +221,8 @@ class EigenDepthNet(nn.Module):
         self.fine = FineStack(self.config)
 
     def forward(self, x: torch.Tensor, stage: Stage = 'fine') -> torch.Tensor:
-        """Predict log depth.
+        """
+        Predict log depth.
 
         :param x: normalised images (N, 3, input_height, input_width), see
             :func:`normalize_image`.
@@ -240,7 +245,8 @@ class EigenDepthNet(nn.Module):
     def parameter_groups(self, coarse_conv_lr: float = 1e-3, coarse_fc_lr: float = 0.1,
                          fine_outer_lr: float = 1e-3, fine_middle_lr: float = 1e-2
                          ) -> dict[str, tuple[list[nn.Parameter], float]]:
-        """Parameters grouped by the paper's learning rates.
+        """
+        Parameters grouped by the paper's learning rates.
 
         Coarse conv 1-5: 0.001; coarse FC 6-7: 0.1; fine layers 1 and 4 (the convolutions
         before the concat and the output one): 0.001; fine layer 3 (the middle convolution,

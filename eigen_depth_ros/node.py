@@ -92,6 +92,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('device', 'auto', 'Where the network runs: auto (CUDA when present), cpu, '
                   'cuda or cuda:N'),
     ParameterSpec('half', False, 'Run the network in float16 (CUDA only; ignored on CPU)'),
+    ParameterSpec('num_threads', 0, 'CPU threads of the network (torch.set_num_threads); 0 '
+                  'keeps the PyTorch default of one per core', 'threads', min_value=0),
     ParameterSpec('compressed', False, 'Subscribe <image>/compressed '
                   '(sensor_msgs/CompressedImage) instead of image'),
     ParameterSpec('depth_resolution', 'network', 'Resolution of the published depth: '
@@ -272,6 +274,8 @@ class DepthNode(Node):
             raise ValueError("parameter 'checkpoint' is empty: set it to a .pt file written "
                              'by eigen-depth train (e.g. -p checkpoint:=/path/model.pt)')
         device = str(self._param('device'))
+        if self._param('num_threads') > 0:
+            torch.set_num_threads(self._param('num_threads'))
         estimator = DepthEstimator.from_checkpoint(path, device=device,
                                                    half=self._param('half'))
         chosen = estimator.device
@@ -282,7 +286,8 @@ class DepthNode(Node):
             f"'{estimator.config.name}' {estimator.config.input_width}x"
             f'{estimator.config.input_height} -> {estimator.config.output_size[0]}x'
             f'{estimator.config.output_size[1]}, from {path}'
-            + (', float16' if estimator.half else ''))
+            + (', float16' if estimator.half else '')
+            + (f', {torch.get_num_threads()} CPU threads' if chosen.type == 'cpu' else ''))
         if self._param('half') and not estimator.half:
             self.get_logger().warning('half is true but the device is not CUDA: float32')
         return estimator

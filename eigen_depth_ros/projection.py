@@ -6,7 +6,8 @@ import numpy as np
 
 def nearest_depth_image(cols: np.ndarray, rows: np.ndarray, depth: np.ndarray,
                         width: int, height: int) -> np.ndarray:
-    """Splat points with integer pixel coordinates into a depth image, keeping the nearest.
+    """
+    Splat points with integer pixel coordinates into a depth image, keeping the nearest.
 
     Points outside ``width x height`` are dropped.
 
@@ -27,7 +28,8 @@ def nearest_depth_image(cols: np.ndarray, rows: np.ndarray, depth: np.ndarray,
 
 def project_to_depth_image(points_cam: np.ndarray, fx: float, fy: float, cx: float, cy: float,
                            width: int, height: int, min_depth: float = 1e-3) -> np.ndarray:
-    """Sparse depth image of 3D points in a camera optical frame (x right, y down, z forward).
+    """
+    Sparse depth image of 3D points in a camera optical frame (x right, y down, z forward).
 
     A point (X, Y, Z) with Z > ``min_depth`` lands on pixel
     ``(round(fx X / Z + cx), round(fy Y / Z + cy))`` (ROS convention: pixel centres at integer
@@ -44,7 +46,7 @@ def project_to_depth_image(points_cam: np.ndarray, fx: float, fy: float, cx: flo
 
 
 def rotation_to_quaternion(rotation: np.ndarray) -> tuple[float, float, float, float]:
-    """Unit quaternion ``(x, y, z, w)`` of a 3x3 rotation matrix (``w >= 0``)."""
+    """Return the unit quaternion ``(x, y, z, w)`` of a 3x3 rotation (``w >= 0``)."""
     r = np.asarray(rotation, dtype=np.float64)
     w = np.sqrt(max(0.0, 1.0 + r[0, 0] + r[1, 1] + r[2, 2])) / 2
     x = np.sqrt(max(0.0, 1.0 + r[0, 0] - r[1, 1] - r[2, 2])) / 2

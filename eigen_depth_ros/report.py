@@ -3,14 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 import numpy as np
 
-matplotlib.use('Agg')
-from matplotlib import pyplot as plt  # noqa: E402  (after choosing the backend)
 
-
-def _show(ax, data: np.ndarray, cmap: str | None, limits: tuple[float, float] | None,
+def _show(fig: Figure, ax, data: np.ndarray, cmap: str | None, limits: tuple[float, float] | None,
           sparse: bool) -> None:
     """Draw one panel: an image, or the valid pixels of sparse data as small squares."""
     kwargs = {} if limits is None else {'vmin': limits[0], 'vmax': limits[1]}
@@ -25,16 +22,20 @@ def _show(ax, data: np.ndarray, cmap: str | None, limits: tuple[float, float] | 
     else:
         mappable = ax.imshow(data, cmap=cmap, interpolation='nearest', **kwargs)
     if cmap:
-        plt.colorbar(mappable, ax=ax, fraction=0.025, pad=0.01)
+        fig.colorbar(mappable, ax=ax, fraction=0.025, pad=0.01)
     ax.set_xticks([])
     ax.set_yticks([])
 
 
-def show_depth_rows(axes_rows, samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+def show_depth_rows(fig: Figure, axes_rows,
+                    samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
                     max_depth: float) -> None:
-    """Fill rows of four axes with image, prediction, ground truth and the absolute relative
-    error |pred - gt| / gt, for each ``(rgb, pred, gt)`` (gt 0 = none; sparse ground truth,
-    such as projected LiDAR, is drawn as dots)."""
+    """
+    Fill rows of four axes with image, prediction, ground truth and error.
+
+    The error is |pred - gt| / gt, for each ``(rgb, pred, gt)`` (gt 0 = none); sparse
+    ground truth, such as projected LiDAR, is drawn as dots.
+    """
     for axes, (rgb, pred, gt) in zip(axes_rows, samples):
         valid = gt > 0
         sparse = np.count_nonzero(valid) < 0.2 * valid.size
@@ -46,7 +47,7 @@ def show_depth_rows(axes_rows, samples: list[tuple[np.ndarray, np.ndarray, np.nd
                    'ground truth (m)'),
                   (error, 'inferno', (0, 0.5), sparse, 'abs rel error')]
         for ax, (data, cmap, limits, dots, title) in zip(axes, panels):
-            _show(ax, data, cmap, limits, dots)
+            _show(fig, ax, data, cmap, limits, dots)
             ax.set_title(title, fontsize=8)
 
 
@@ -55,10 +56,10 @@ def write_bag_report(path: Path, samples: list[tuple[np.ndarray, np.ndarray, np.
     """Frames side by side and the error by distance band, into one PNG."""
     max_depth = float(result['options'].get('max_depth', 80.0))
     rows = max(1, len(samples))
-    fig = plt.figure(figsize=(16, 2.2 * rows + 3.2))
+    fig = Figure(figsize=(16, 2.2 * rows + 3.2))
     grid = fig.add_gridspec(rows + 1, 4, height_ratios=[1] * rows + [1.4])
     axes_rows = [[fig.add_subplot(grid[r, c]) for c in range(4)] for r in range(len(samples))]
-    show_depth_rows(axes_rows, samples, max_depth)
+    show_depth_rows(fig, axes_rows, samples, max_depth)
     bands = result.get('by_distance', {})
     ax_rel = fig.add_subplot(grid[rows, :2])
     ax_rmse = fig.add_subplot(grid[rows, 2:])
@@ -73,5 +74,4 @@ def write_bag_report(path: Path, samples: list[tuple[np.ndarray, np.ndarray, np.
                  f'd<1.25 {agg["a1"]:.3f}', fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
-    plt.close(fig)
     return path

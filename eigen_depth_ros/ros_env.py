@@ -22,7 +22,8 @@ def fastdds_profile_path() -> Path:
 
 
 def local_dds_env(domain_id: int, base: dict[str, str] | None = None) -> dict[str, str]:
-    """A copy of ``base`` (default ``os.environ``) that keeps DDS on this machine.
+    """
+    Return a copy of ``base`` (default ``os.environ``) that keeps DDS on this machine.
 
     Sets ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``, ``ROS_DOMAIN_ID=domain_id``, the Fast
     DDS rmw, and ``FASTDDS_DEFAULT_PROFILES_FILE`` to the shared-memory profile (unless one is

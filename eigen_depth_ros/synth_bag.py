@@ -1,4 +1,5 @@
-"""Write a ROS 2 bag from a KITTI raw drive (synthetic or real), stamped like a recording.
+"""
+Write a ROS 2 bag from a KITTI raw drive (synthetic or real), stamped like a recording.
 
 Topics (defaults):
 
@@ -17,18 +18,17 @@ are ``P_rect_02[0, 2] - 1`` and ``P_rect_02[1, 2] - 1``.
 from __future__ import annotations
 
 import argparse
-import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+import sys
+import tempfile
 
 import cv2
+from eigen_depth_training import kitti
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys import get_typestore, Stores
 from tqdm import tqdm
-
-from eigen_depth_training import kitti
 
 from .projection import rotation_to_quaternion
 
@@ -54,7 +54,8 @@ def read_stamps(path: Path) -> list[int]:
 
 
 def camera_from_lidar(calib: 'kitti.Calibration') -> np.ndarray:
-    """4x4 transform from Velodyne coordinates into the rectified camera's optical frame.
+    """
+    4x4 transform from Velodyne coordinates into the rectified camera's optical frame.
 
     ``X_cam = R_rect_00 [R|T] X_velo + t`` with ``t = K^-1 P_rect[:, 3]`` (the rectified
     camera's offset from camera 0).
@@ -82,7 +83,7 @@ def _header(stamp_ns: int, frame_id: str):
 
 def camera_info_message(stamp_ns: int, width: int, height: int,
                         intrinsics: tuple[float, float, float, float]):
-    """A rosbags CameraInfo for an undistorted pinhole camera."""
+    """Build a rosbags CameraInfo for an undistorted pinhole camera."""
     fx, fy, cx, cy = intrinsics
     return TYPESTORE.types['sensor_msgs/msg/CameraInfo'](
         header=_header(stamp_ns, CAMERA_FRAME), height=height, width=width,
@@ -95,7 +96,7 @@ def camera_info_message(stamp_ns: int, width: int, height: int,
 
 
 def image_message(stamp_ns: int, array: np.ndarray, encoding: str, frame_id: str = CAMERA_FRAME):
-    """A rosbags Image holding ``array`` (H, W[, C]) little-endian."""
+    """Build a rosbags Image holding ``array`` (H, W[, C]) little-endian."""
     array = np.ascontiguousarray(array)
     return TYPESTORE.types['sensor_msgs/msg/Image'](
         header=_header(stamp_ns, frame_id), height=array.shape[0], width=array.shape[1],
@@ -104,7 +105,7 @@ def image_message(stamp_ns: int, array: np.ndarray, encoding: str, frame_id: str
 
 
 def compressed_image_message(stamp_ns: int, rgb: np.ndarray, fmt: str):
-    """A rosbags CompressedImage (``jpeg`` or ``png``) in image_transport's format string."""
+    """Build a rosbags CompressedImage (``jpeg`` or ``png``), image_transport style."""
     ok, encoded = cv2.imencode(f'.{fmt}', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError(f'OpenCV could not encode {fmt}')
@@ -114,7 +115,7 @@ def compressed_image_message(stamp_ns: int, rgb: np.ndarray, fmt: str):
 
 
 def point_cloud_message(stamp_ns: int, scan: np.ndarray):
-    """A rosbags PointCloud2 of a KITTI scan (float32 x y z intensity per point)."""
+    """Build a rosbags PointCloud2 of a KITTI scan (float32 x y z intensity)."""
     t = TYPESTORE.types
     fields = [t['sensor_msgs/msg/PointField'](name=name, offset=4 * i, datatype=7, count=1)
               for i, name in enumerate(('x', 'y', 'z', 'intensity'))]
@@ -141,7 +142,8 @@ def tf_static_message(stamp_ns: int, transform: np.ndarray):
 def write_bag(kitti_root: str | Path, drive: str, out: str | Path, storage: str = 'mcap',
               compressed: str | None = None, depth_gt: str | None = None,
               progress: bool = True) -> Path:
-    """Write the drive's left colour images, camera info, scans and ``/tf_static`` to a bag.
+    """
+    Write the drive's left colour images, camera info, scans and ``/tf_static`` to a bag.
 
     :param kitti_root: KITTI raw root holding ``drive``.
     :param drive: drive name, e.g. ``2011_09_26_drive_0002``.

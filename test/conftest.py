@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import os
 
+from eigen_depth_ros.checkpoint import save_checkpoint
+from eigen_depth_ros.model import EigenDepthConfig, EigenDepthNet, KITTI
+from eigen_depth_ros.ros_env import local_dds_env
 import pytest
 import torch
-
-from eigen_depth_ros.checkpoint import save_checkpoint
-from eigen_depth_ros.model import KITTI, EigenDepthConfig, EigenDepthNet
-from eigen_depth_ros.ros_env import local_dds_env
 
 # One domain per test session (pid-based), so sessions running side by side never meet.
 TEST_DOMAIN_ID = 10 + os.getpid() % 90
@@ -27,12 +26,20 @@ def ros_env() -> dict[str, str]:
     return local_dds_env(TEST_DOMAIN_ID)
 
 
-@pytest.fixture
-def small_checkpoint(tmp_path):
-    """A checkpoint of :data:`SMALL_KITTI` whose output is log(10 m) everywhere plus a
-    little structure, so predictions are finite and positive."""
+def write_small_checkpoint(path):
+    """
+    Write a checkpoint of :data:`SMALL_KITTI` predicting about 10 m everywhere.
+
+    Its output is log(10 m) plus a little structure, so predictions are finite and positive.
+    """
     torch.manual_seed(0)
     model = EigenDepthNet(SMALL_KITTI)
     with torch.no_grad():
         model.fine.conv4.bias.fill_(float(torch.log(torch.tensor(10.0))))
-    return save_checkpoint(tmp_path / 'small.pt', model)
+    return save_checkpoint(path, model)
+
+
+@pytest.fixture(scope='session')
+def small_checkpoint(tmp_path_factory):
+    """Provide the path of a :func:`write_small_checkpoint` checkpoint (do not modify it)."""
+    return write_small_checkpoint(tmp_path_factory.mktemp('ckpt') / 'small.pt')

@@ -56,7 +56,10 @@ def test_missing_file(tmp_path):
 def test_truncated_file(tmp_path, model):
     path = save_checkpoint(tmp_path / 'm.pt', model)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match=r'm.pt: not a readable checkpoint'):
+    with pytest.raises(CheckpointError, match=r'm.pt: not a checkpoint .*truncated'):
+        load_checkpoint(path)
+    path.write_bytes(b'hello, not a model')
+    with pytest.raises(CheckpointError, match=r'm.pt: not a checkpoint'):
         load_checkpoint(path)
 
 

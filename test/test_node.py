@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Any, Callable
@@ -33,8 +34,10 @@ from eigen_depth_ros.point_cloud import point_cloud2_to_array, points_to_pixels,
 import numpy as np
 import pytest
 from rcl_interfaces.msg import Log
+from rcl_interfaces.srv import SetParameters
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
@@ -171,6 +174,23 @@ class RosSide:
                            f'a subscriber on {topic}')
         pub.publish(msg)
 
+    def publish_until(self, topic: str, msg: Any, predicate: Callable[[], Any],
+                      what: str, period: float = 0.5) -> Any:
+        """
+        Publish ``msg`` every ``period`` s until ``predicate`` holds.
+
+        A first message can be lost while the subscriber's side of discovery still lags
+        the publisher's (best effort), so messages that are sent once are repeated.
+        """
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            self.publish(topic, msg)
+            try:
+                return self.recorder.wait(predicate, period, what)
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=5.0)
         self.thread.join(timeout=5.0)
@@ -246,19 +266,28 @@ def start_node(checkpoint: str, namespace: str, name: str, *params: str
             '-p', 'diagnostics_period:=0.25']
     for param in ((f'checkpoint:={checkpoint}',) if checkpoint else ()) + params:
         args += ['-p', param]
-    # conftest has put this session's loopback DDS settings into os.environ.
-    return subprocess.Popen(args, env=dict(os.environ), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    # conftest has put this session's loopback DDS settings into os.environ. The output goes
+    # to a file, never a pipe nobody reads while the node runs (it would block when full).
+    log = tempfile.TemporaryFile(mode='w+')
+    proc = subprocess.Popen(args, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
+                            text=True)
+    proc.log = log
+    return proc
 
 
 def stop_node(proc: subprocess.Popen) -> str:
+    """Stop a node with Ctrl-C (if still running); return everything it printed."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
-    return proc.communicate()[0] or ''
+            proc.wait()
+    proc.log.seek(0)
+    output = proc.log.read()
+    proc.log.close()
+    return output
 
 
 @pytest.fixture(scope='module')
@@ -403,10 +432,13 @@ def test_no_camera_info_publishes_depth_only(node_a: RosSide) -> None:
 def ensure_camera_info(ros: RosSide, fx: float = FX, width: int = W, height: int = H) -> None:
     """Send camera_info and wait until node A says it uses it (it logs every change)."""
     start = len(ros.recorder.logs(A_LOG))
-    ros.publish('/a/camera_info', camera_info_msg(fx, width, height))
-    if getattr(ros, 'camera_info_a', None) != (fx, width, height):
-        ros.recorder.wait_log(A_LOG, f'intrinsics from camera_info: {width}x{height} '
-                              f'fx={fx:.2f}', start)
+    msg = camera_info_msg(fx, width, height)
+    if getattr(ros, 'camera_info_a', None) == (fx, width, height):
+        ros.publish('/a/camera_info', msg)
+        return
+    text = f'intrinsics from camera_info: {width}x{height} fx={fx:.2f}'
+    ros.publish_until('/a/camera_info', msg,
+                      lambda: any(text in m for m in ros.recorder.logs(A_LOG)[start:]), text)
     ros.camera_info_a = (fx, width, height)
 
 
@@ -493,9 +525,10 @@ def test_bad_frame_is_logged_and_skipped(node_a: RosSide, case: str) -> None:
 def test_zero_focal_camera_info_stops_the_cloud_not_the_depth(node_a: RosSide) -> None:
     rec = node_a.recorder
     start = len(rec.logs(A_LOG))
-    node_a.publish('/a/camera_info', camera_info_msg(fx=0.0))
+    text = 'camera_info rejected: camera_info focal length is fx=0.0'
     node_a.camera_info_a = None
-    rec.wait_log(A_LOG, 'camera_info rejected: camera_info focal length is fx=0.0', start)
+    node_a.publish_until('/a/camera_info', camera_info_msg(fx=0.0),
+                         lambda: any(text in m for m in rec.logs(A_LOG)[start:]), text)
     sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
     check_depth(rec.find('/a/depth', sec), sec, 142, 27)
     ensure_camera_info(node_a)
@@ -532,6 +565,39 @@ def test_diagnostics_report_rates_latency_and_counts(node_a: RosSide) -> None:
         assert key in status
     assert status['device'] == 'cpu'
     assert int(status['bad frames (total)']) >= 0
+
+
+def set_parameters(ros: RosSide, node: str, **values: Any) -> list[Any]:
+    """Call the node's set_parameters service; return one result per parameter."""
+    client = ros.node.create_client(SetParameters, f'{node}/set_parameters')
+    try:
+        assert client.wait_for_service(timeout_sec=WAIT_S)
+        request = SetParameters.Request(parameters=[
+            Parameter(name, value=value).to_parameter_msg() for name, value in values.items()])
+        future = client.call_async(request)
+        ros.recorder.wait(future.done, WAIT_S, f'set_parameters on {node}')
+        return list(future.result().results)
+    finally:
+        ros.node.destroy_client(client)
+
+
+def test_runtime_parameters(node_a: RosSide) -> None:
+    ensure_camera_info(node_a)
+    (result,) = set_parameters(node_a, '/a/eigen_depth', points_stride=2)
+    assert result.successful, result.reason
+    try:
+        sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)), 'points')
+        rec = node_a.recorder
+        depth = check_depth(rec.wait_for('/a/depth', sec), sec, 142, 27)
+        check_cloud(rec.find('/a/points', sec), sec, depth,
+                    rec.wait_for('/a/depth/camera_info', sec), 2, A_MAX_DEPTH)
+        (bad_range,) = set_parameters(node_a, '/a/eigen_depth', min_depth=30.0)
+        assert not bad_range.successful and 'min_depth' in bad_range.reason
+        (read_only,) = set_parameters(node_a, '/a/eigen_depth', checkpoint='/other.pt')
+        assert not read_only.successful
+    finally:
+        (result,) = set_parameters(node_a, '/a/eigen_depth', points_stride=1)
+        assert result.successful
 
 
 def test_fast_camera_drops_frames_instead_of_queueing(node_a: RosSide) -> None:
@@ -575,10 +641,11 @@ def test_idle_without_subscribers(node_b_idle: RosSide) -> None:
         pytest.skip('outputs of node B are already subscribed in this module')
     rec = node_b_idle.recorder
     name = 'eigen_depth_b: depth estimation'
-    node_b_idle.publish('/b/image/compressed', compressed_msg(next(STAMPS), (10, 20, 30)))
-    status = rec.wait(lambda: next((d for d in reversed(rec.diagnostics(name))
-                                    if int(d['frames skipped, no subscriber (total)'])), None),
-                      what='an idle frame in /diagnostics')
+    status = node_b_idle.publish_until(
+        '/b/image/compressed', compressed_msg(next(STAMPS), (10, 20, 30)),
+        lambda: next((d for d in reversed(rec.diagnostics(name))
+                      if int(d['frames skipped, no subscriber (total)'])), None),
+        'an idle frame in /diagnostics')
     assert status['frames processed (total)'] == '0'
     assert status['_message'] == 'idle: no subscriber to any output'
 
@@ -634,7 +701,10 @@ def test_bad_checkpoints_exit_non_zero_with_one_error(tmp_path: Any) -> None:
              'empty': ('', "parameter 'checkpoint' is empty")}
     procs = {key: start_node(path, '/c', f'bad_{key}') for key, (path, _) in cases.items()}
     for key, proc in procs.items():
-        output = proc.communicate(timeout=120)[0]
+        try:
+            proc.wait(timeout=120)
+        finally:
+            output = stop_node(proc)
         assert proc.returncode == 1, output
         errors = [line for line in output.splitlines() if '[ERROR]' in line]
         assert len(errors) == 1 and cases[key][1] in errors[0], output

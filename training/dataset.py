@@ -403,7 +403,7 @@ class KittiDepthDataset(Dataset):
             window = np.zeros((cfg.input_height, cfg.input_width, 3), np.float32)
             target = np.zeros(cfg.output_size[::-1], np.float32)
             ok = False
-        image = torch.from_numpy(np.ascontiguousarray(window)).permute(2, 0, 1)  # (3, h, w)
+        image = torch.from_numpy(np.ascontiguousarray(window.transpose(2, 0, 1)))  # (3, h, w)
         image = normalize_image(image.unsqueeze(0))[0] if ok else torch.zeros_like(image)
         mask = (target >= self.min_depth) & (target <= self.max_depth)  # (H_out, W_out)
         log_depth = np.where(mask, np.log(np.maximum(target, self.min_depth)), 0.0)

@@ -209,9 +209,14 @@ def seed_everything(seed: int) -> None:
 
 # --------------------------------------------------------------------------- helpers
 
-def _ignore_sigint(_worker_id: int) -> None:
-    """Leave Ctrl-C to the training process (which finishes its step) in data workers."""
+def _worker_signals(_worker_id: int) -> None:
+    """Leave SIGINT and SIGTERM to the training process, which finishes its step and saves.
+
+    Ctrl-C, ``timeout`` and batch schedulers signal the whole process group; a data worker
+    killed by them would abort the step. Workers still exit with their parent.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def output_grid_metrics(pred_log: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor
@@ -505,7 +510,7 @@ class Trainer:
         generator.manual_seed(self.options.seed)  # keeps the global torch RNG untouched
         return DataLoader(self.train_set, batch_size=self.batch, sampler=self.sampler,
                           drop_last=True, num_workers=workers, generator=generator,
-                          worker_init_fn=_ignore_sigint if workers else None,
+                          worker_init_fn=_worker_signals if workers else None,
                           pin_memory=self.ctx.device.type == 'cuda')
 
     def _batches(self) -> Iterator[dict[str, Any]]:
@@ -568,7 +573,7 @@ class Trainer:
             indices = sorted({int(i) for i in indices})
         shard = Subset(self.val_set, indices[self.ctx.rank::self.ctx.world_size])
         loader = DataLoader(shard, batch_size=self.batch, num_workers=opts.workers,
-                            worker_init_fn=_ignore_sigint if opts.workers else None)
+                            worker_init_fn=_worker_signals if opts.workers else None)
         self.model.eval()
         sums = torch.zeros(2 + len(METRIC_NAMES), dtype=torch.float64)  # loss, images, metrics
         first: tuple[dict[str, Any], torch.Tensor] | None = None

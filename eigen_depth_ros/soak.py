@@ -1,0 +1,640 @@
+"""
+``eigen-depth soak``: drive a real ``depth_node`` under load and report latency and memory.
+
+One ``depth_node`` process runs for the whole soak, on a DDS domain and namespace of its own
+(loopback, shared memory: :func:`~eigen_depth_ros.ros_env.local_dds_env`). This process is
+the camera and the consumers:
+
+* a synthetic camera publishes a few fixed scene-like images (and their camera_info) at each
+  rate of ``--rates`` in turn, with sensor-data QoS, each frame stamped uniquely;
+* ``--subscribers`` consumer nodes each subscribe ``depth`` and ``points`` (reliable QoS);
+* ``/diagnostics`` of the node gives its own frame counts (received, dropped, processed).
+
+Each rate is a phase: ``--warmup`` seconds unmeasured, then ``--duration`` seconds measured,
+then up to two seconds to drain. Per phase the report has the frames sent and answered, the
+output rate, the drops (frames the node replaced by a newer one, by design; frames that
+never reached it), the end-to-end latency (publish -> first consumer's ``depth``) p50/p99
+overall and per time window (``--window``, default a minute for runs of three minutes or
+more, else a quarter of the run), and the node's resident memory (``VmRSS`` of
+``/proc/PID/status``) sampled every second, at the start (after warm-up) and at the end.
+
+Verdicts against the reliability targets:
+
+* **no crash**: the node stays up, exits 0 on SIGINT and printed no traceback;
+* **latency flat**: p99 of the last window <= 1.2 x p99 of the first (getting faster passes);
+* **memory flat**: RSS growth from the end of warm-up to the end of the phase < 5 %.
+
+Exit status: 0 all targets met, 1 a target missed (the JSON is written either way),
+2 bad input or the node could not be started.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+import json
+import os
+from pathlib import Path
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+LATENCY_GROWTH_LIMIT = 1.2     # last-window p99 / first-window p99
+MEMORY_GROWTH_LIMIT = 0.05     # RSS growth after warm-up, fraction
+STARTUP_TIMEOUT_S = 90.0       # torch import + checkpoint load + discovery, on a busy CPU
+DRAIN_S = 2.0                  # wait this long after a phase for outstanding outputs
+RSS_PERIOD_S = 1.0
+NAMESPACE = '/eigen_depth_soak'
+
+
+class SoakError(RuntimeError):
+    """The soak cannot run (bad option, node did not start); one line says why."""
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def read_rss_mb(pid: int) -> float | None:
+    """Resident memory of process ``pid`` in MiB (``VmRSS``), None when unreadable."""
+    try:
+        with open(f'/proc/{pid}/status', encoding='ascii', errors='replace') as status:
+            for line in status:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def latency_stats(values_s: list[float]) -> dict[str, float | int | None]:
+    """Count, p50, p99 and max of latencies given in seconds, reported in milliseconds."""
+    if not values_s:
+        return {'count': 0, 'p50_ms': None, 'p99_ms': None, 'max_ms': None}
+    ms = np.asarray(values_s, dtype=np.float64) * 1e3
+    return {'count': int(ms.size), 'p50_ms': float(np.percentile(ms, 50)),
+            'p99_ms': float(np.percentile(ms, 99)), 'max_ms': float(ms.max())}
+
+
+def window_length(duration_s: float, requested: float | None) -> float:
+    """Return the latency window: as asked, else 60 s for runs >= 180 s, else a quarter."""
+    if requested:
+        return float(requested)
+    return 60.0 if duration_s >= 180.0 else max(duration_s / 4.0, 0.5)
+
+
+def latency_windows(samples: list[tuple[float, float]], duration_s: float,
+                    length_s: float) -> list[dict[str, Any]]:
+    """
+    Group ``(send time since phase start [s], latency [s])`` into consecutive windows.
+
+    The last window is shortened to end at ``duration_s``; each window reports its frames,
+    output rate and latency percentiles.
+    """
+    windows = []
+    start = 0.0
+    while start < duration_s - 1e-9:
+        end = min(start + length_s, duration_s)
+        inside = [lat for t, lat in samples if start <= t < end]
+        stats = latency_stats(inside)
+        windows.append({'start_s': round(start, 3), 'end_s': round(end, 3),
+                        'output_rate_hz': len(inside) / (end - start), **stats})
+        start = end
+    return windows
+
+
+def parse_rates(text: str) -> list[float]:
+    """``'30,100'`` -> ``[30.0, 100.0]``; raises ValueError for a non-positive rate."""
+    try:
+        rates = [float(part) for part in text.split(',') if part.strip()]
+    except ValueError:
+        raise ValueError(f'--rates must be comma-separated numbers, got {text!r}') from None
+    if not rates or any(not np.isfinite(r) or r <= 0 for r in rates):
+        raise ValueError(f'--rates must be positive numbers, got {text!r}')
+    return rates
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``'1242x375'`` -> ``(1242, 375)``."""
+    try:
+        width, height = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise ValueError(f'--image-size must be WIDTHxHEIGHT, got {text!r}') from None
+    if width < 2 or height < 2:
+        raise ValueError(f'--image-size must be at least 2x2, got {text!r}')
+    return width, height
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Phase:
+    """What was measured while the camera ran at one rate."""
+
+    rate_hz: float
+    sent_at: dict[int, float] = field(default_factory=dict)  # measured stamp -> monotonic
+    measure_start: float = 0.0
+    measure_end: float = 0.0
+    sent: int = 0
+    late_ticks: int = 0
+    latency: list[tuple[float, float]] = field(default_factory=list)
+    points_latency: list[float] = field(default_factory=list)
+    received: list[dict[str, int]] = field(default_factory=list)  # per subscriber
+    rss: list[tuple[float, float]] = field(default_factory=list)
+    diag_start: dict[str, str] = field(default_factory=dict)
+    diag_end: dict[str, str] = field(default_factory=dict)
+
+
+class Consumers:
+    """The soak's ROS side: camera publishers, ``--subscribers`` consumers, diagnostics."""
+
+    def __init__(self, count: int, images: list[np.ndarray], fx: float) -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+        self.lock = threading.Lock()
+        self.phase: Phase | None = None
+        self.diagnostics: dict[str, str] = {}
+        self.diagnostics_at = 0.0
+        self.first_depth = threading.Event()
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.camera = rclpy.create_node('soak_camera', namespace=NAMESPACE,
+                                        context=self.context)
+        self.image_pub = self.camera.create_publisher(Image, 'image', qos_profile_sensor_data)
+        self.info_pub = self.camera.create_publisher(CameraInfo, 'camera_info',
+                                                     qos_profile_sensor_data)
+        height, width = images[0].shape[:2]
+        self.images = []
+        for rgb in images:
+            msg = Image(height=height, width=width, encoding='rgb8', is_bigendian=0,
+                        step=width * 3, data=rgb.tobytes())
+            msg.header.frame_id = 'soak_camera_optical'
+            self.images.append(msg)
+        cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+        self.info = CameraInfo(height=height, width=width, distortion_model='plumb_bob',
+                               d=[0.0] * 5, k=[fx, 0.0, cx, 0.0, fx, cy, 0.0, 0.0, 1.0],
+                               r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                               p=[fx, 0.0, cx, 0.0, 0.0, fx, cy, 0.0, 0.0, 0.0, 1.0, 0.0])
+        self.info.header.frame_id = 'soak_camera_optical'
+        self.nodes = [self.camera]
+        self.subscriptions = []
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        for index in range(count):
+            node = rclpy.create_node(f'soak_consumer_{index}', namespace=NAMESPACE,
+                                     context=self.context)
+            self.nodes.append(node)
+            self.subscriptions.append(node.create_subscription(
+                Image, 'depth', self._on_output(index, 'depth'), qos))
+            self.subscriptions.append(node.create_subscription(
+                PointCloud2, 'points', self._on_output(index, 'points'), qos))
+        self.camera.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics,
+                                        QoSProfile(depth=10,
+                                                   reliability=ReliabilityPolicy.RELIABLE))
+        self.executor = SingleThreadedExecutor(context=self.context)
+        for node in self.nodes:
+            self.executor.add_node(node)
+        self.thread = threading.Thread(target=self.executor.spin, name='soak_spin',
+                                       daemon=True)
+        self.thread.start()
+
+    def _on_output(self, index: int, kind: str) -> Any:
+        def callback(msg: Any) -> None:
+            now = time.monotonic()
+            stamp = msg.header.stamp.sec * 10 ** 9 + msg.header.stamp.nanosec
+            with self.lock:
+                phase = self.phase
+                if kind == 'depth' and index == 0:
+                    self.first_depth.set()
+                if phase is None or stamp not in phase.sent_at:
+                    return  # a warm-up frame, or one of another phase
+                sent = phase.sent_at[stamp]
+                phase.received[index][kind] += 1
+                if index == 0 and kind == 'depth':
+                    phase.latency.append((sent - phase.measure_start, now - sent))
+                elif index == 0:
+                    phase.points_latency.append(now - sent)
+        return callback
+
+    def _on_diagnostics(self, msg: Any) -> None:
+        for status in msg.status:
+            if status.name.startswith('eigen_depth'):
+                values = {kv.key: kv.value for kv in status.values}
+                values['_level'] = str(status.level)
+                values['_message'] = status.message
+                with self.lock:
+                    self.diagnostics = values
+                    self.diagnostics_at = time.monotonic()
+
+    def connected(self) -> bool:
+        """Whether the node subscribes our camera and every consumer hears its outputs."""
+        return (self.image_pub.get_subscription_count() > 0
+                and self.info_pub.get_subscription_count() > 0
+                and all(sub.get_publisher_count() > 0 for sub in self.subscriptions))
+
+    def publish(self, phase: Phase | None, index: int) -> None:
+        """
+        Publish camera_info and image ``index`` with a fresh, unique stamp.
+
+        :param phase: the phase measuring this frame (None for an unmeasured frame).
+        :param index: frame counter; picks the image.
+        """
+        stamp_ns = time.time_ns()
+        msg = self.images[index % len(self.images)]
+        for header in (msg.header, self.info.header):
+            header.stamp.sec = stamp_ns // 10 ** 9
+            header.stamp.nanosec = stamp_ns % 10 ** 9
+        if phase is not None:
+            with self.lock:
+                phase.sent_at[stamp_ns] = time.monotonic()
+                phase.sent += 1
+        self.info_pub.publish(self.info)
+        self.image_pub.publish(msg)
+
+    def fresh_diagnostics(self, after: float, timeout: float) -> dict[str, str]:
+        """Return the first diagnostics received after monotonic ``after`` (or the last)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if self.diagnostics_at > after:
+                    return dict(self.diagnostics)
+            time.sleep(0.05)
+        with self.lock:
+            return dict(self.diagnostics)
+
+    def close(self) -> None:
+        """Stop spinning and leave DDS."""
+        self.executor.shutdown(timeout_sec=5.0)
+        self.thread.join(timeout=5.0)
+        for node in self.nodes:
+            node.destroy_node()
+        self.context.try_shutdown()
+
+
+def _diag_delta(phase: Phase, key: str) -> int | None:
+    """Increase of a node diagnostics total over the phase, None when unknown."""
+    try:
+        return int(phase.diag_end[key]) - int(phase.diag_start[key])
+    except (KeyError, ValueError):
+        return None
+
+
+def summarize_phase(phase: Phase, duration_s: float, window_s: float,
+                    subscribers: int) -> dict[str, Any]:
+    """Return the JSON report of one phase, with its verdicts."""
+    elapsed = max(phase.measure_end - phase.measure_start, 1e-9)
+    answered = len(phase.latency)
+    windows = latency_windows(phase.latency, elapsed, window_s)
+    measured = [w for w in windows if w['p99_ms'] is not None]
+    first = measured[0]['p99_ms'] if measured else None
+    last = measured[-1]['p99_ms'] if measured else None
+    ratio = last / first if first and len(measured) >= 2 else None
+    rss_values = [mb for _, mb in phase.rss]
+    rss_start = rss_values[0] if rss_values else None
+    rss_end = rss_values[-1] if rss_values else None
+    growth = (rss_end - rss_start) / rss_start if rss_start and rss_end else None
+    node_received = _diag_delta(phase, 'frames received (total)')
+    return {
+        'rate_hz': phase.rate_hz,
+        'duration_s': round(elapsed, 3),
+        'input_rate_hz': phase.sent / elapsed,
+        'output_rate_hz': answered / elapsed,
+        'frames_sent': phase.sent,
+        'late_ticks': phase.late_ticks,
+        'depth_received': answered,
+        'received_per_subscriber': phase.received,
+        'dropped': {
+            'not_answered': phase.sent - answered,
+            'replaced_by_newer_frame': _diag_delta(phase, 'dropped frames (total)'),
+            'never_reached_node': (phase.sent - node_received
+                                   if node_received is not None else None),
+            'missed_by_a_subscriber': (max(r['depth'] for r in phase.received)
+                                       - min(r['depth'] for r in phase.received)),
+            'note': 'the node keeps only the newest frame: when the camera is faster than '
+                    'the network the frames in between are replaced, by design; node '
+                    'counts are /diagnostics totals taken with the camera paused before and '
+                    'after the measured window',
+        },
+        'node_diagnostics_end': phase.diag_end,
+        'latency': latency_stats([lat for _, lat in phase.latency]),
+        'points_latency': latency_stats(phase.points_latency),
+        'window_s': window_s,
+        'windows': windows,
+        'p99_first_window_ms': first,
+        'p99_last_window_ms': last,
+        'p99_last_over_first': ratio,
+        'rss_mb': {'start': rss_start, 'end': rss_end,
+                   'samples': [[round(t, 2), round(mb, 2)] for t, mb in phase.rss]},
+        'memory_growth': growth,
+        'verdicts': {
+            'answered': answered > 0 and all(r['depth'] > 0 for r in phase.received),
+            'latency_flat': ratio is not None and ratio <= LATENCY_GROWTH_LIMIT,
+            'memory_flat': growth is not None and growth < MEMORY_GROWTH_LIMIT,
+        },
+    }
+
+
+def _publish_for(ros: Consumers, node: Any, phase: Phase | None, rate: float,
+                 seconds: float) -> None:
+    """
+    Publish at ``rate`` for ``seconds`` (absolute schedule, no catch-up bursts).
+
+    With a ``phase`` the frames are measured and the node's RSS is sampled every second.
+    """
+    period = 1.0 / rate
+    start = time.monotonic()
+    end = start + seconds
+    next_tick = next_rss = start
+    index = 0
+    while True:
+        now = time.monotonic()
+        if now >= end:
+            break
+        if phase is not None and now >= next_rss:
+            rss = read_rss_mb(node.proc.pid)
+            if rss is not None:
+                phase.rss.append((now - phase.measure_start, rss))
+            next_rss += RSS_PERIOD_S
+        ros.publish(phase, index)
+        index += 1
+        if index % 50 == 0:
+            node.check_alive()
+        next_tick += period
+        delay = next_tick - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        elif delay < -period:   # more than a frame behind: do not send a burst
+            if phase is not None:
+                phase.late_ticks += 1
+            next_tick = time.monotonic()
+
+
+def _quiet_diagnostics(ros: Consumers, node: Any) -> dict[str, str]:
+    """Let the node finish what it holds, then return diagnostics counting every frame."""
+    paused = time.monotonic()
+    diagnostics = ros.fresh_diagnostics(paused + 0.2, 3.0)
+    node.check_alive()
+    return diagnostics
+
+
+def _run_phase(ros: Consumers, node: Any, rate: float, warmup_s: float, duration_s: float,
+               log: Any) -> Phase:
+    """
+    Run one rate: warm-up, a short pause, the measured window, drain.
+
+    The pause (about one diagnostics period, the camera silent) makes the node's frame
+    totals of ``/diagnostics`` exact at both ends of the measured window.
+    """
+    phase = Phase(rate, received=[{'depth': 0, 'points': 0} for _ in ros.subscriptions[::2]])
+    print(f'soak: {rate:g} Hz: {warmup_s:g} s warm-up, {duration_s:g} s measured', file=log,
+          flush=True)
+    _publish_for(ros, node, None, rate, warmup_s)
+    phase.diag_start = _quiet_diagnostics(ros, node)
+    phase.measure_start = time.monotonic()
+    with ros.lock:
+        ros.phase = phase
+    _publish_for(ros, node, phase, rate, duration_s)
+    phase.measure_end = time.monotonic()
+    # outstanding: at most the frame in the network and the newest one waiting for it
+    drain_end = time.monotonic() + DRAIN_S
+    count, changed = -1, time.monotonic()
+    while time.monotonic() < drain_end and time.monotonic() - changed < 0.5:
+        with ros.lock:
+            if len(phase.latency) != count:
+                count, changed = len(phase.latency), time.monotonic()
+        time.sleep(0.02)
+    rss = read_rss_mb(node.proc.pid)
+    if rss is not None:
+        phase.rss.append((time.monotonic() - phase.measure_start, rss))
+    phase.diag_end = _quiet_diagnostics(ros, node)
+    with ros.lock:
+        ros.phase = None
+    return phase
+
+
+def _prepare_checkpoint(args: argparse.Namespace, folder: Path) -> tuple[Path, Any, str]:
+    """Return the checkpoint to run and its config; a calibrated random net if none given."""
+    import torch
+
+    from .bench import calibrate_random_model, network_input, scene_image
+    from .checkpoint import read_checkpoint, save_checkpoint
+    from .model import config_from_dict, EigenDepthConfig, EigenDepthNet, resolve_config
+
+    if args.checkpoint is not None:
+        payload = read_checkpoint(args.checkpoint)
+        return args.checkpoint, config_from_dict(payload['model_args']), str(args.checkpoint)
+    config = resolve_config(args.config)
+    if args.width_mult != 1.0:
+        def scaled(n: int) -> int:
+            return max(2, int(round(n * args.width_mult)))
+        config = EigenDepthConfig(
+            f'{config.name}-narrow{args.width_mult:g}', config.input_width,
+            config.input_height, config.fine_row_start, config.fine_input_height,
+            coarse_channels=tuple(scaled(c) for c in config.coarse_channels),
+            fc_width=scaled(config.fc_width), fine_channels=scaled(config.fine_channels))
+    torch.manual_seed(0)
+    model = EigenDepthNet(config).eval()
+    probe = network_input(scene_image(config.input_width * 2, config.input_height * 2), config)
+    calibrate_random_model(model, probe)
+    path = save_checkpoint(folder / 'soak.pt', model)
+    return path, config, f'random {config.name} (calibrated activations, no checkpoint given)'
+
+
+def run_soak(args: argparse.Namespace) -> dict[str, Any]:
+    """Run every phase and return the report (see the module docstring)."""
+    from .bench import CAMERA_SIZES, scene_image
+    from .live_playback import LivePlaybackError, node_command, NodeProcess
+    from .ros_env import local_dds_env
+
+    rates = parse_rates(args.rates)
+    for name in ('duration', 'warmup'):
+        if not getattr(args, name) >= 0 or (name == 'duration' and args.duration <= 0):
+            raise ValueError(f'--{name} must be positive, got {getattr(args, name)}')
+    if args.subscribers < 1:
+        raise ValueError(f'--subscribers must be >= 1, got {args.subscribers}')
+    domain = args.domain_id if args.domain_id is not None else 10 + (os.getpid() + 31) % 90
+    os.environ.update(local_dds_env(domain))  # before this process joins DDS
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    log_path = args.out.with_suffix('.node.log')
+    log = sys.stdout
+    with tempfile.TemporaryDirectory(prefix='eigen_depth_soak_') as folder:
+        checkpoint, config, weights = _prepare_checkpoint(args, Path(folder))
+        base = config.name.split('-')[0]
+        width, height = (parse_size(args.image_size) if args.image_size else
+                         CAMERA_SIZES.get(base, (config.input_width * 2,
+                                                 config.input_height * 2)))
+        images = [scene_image(width, height, seed) for seed in range(args.images)]
+        cmd = node_command(checkpoint, 'image', 'camera_info', False,
+                           {'device': args.device, 'diagnostics_period': 0.5})
+        cmd += ['-r', f'__ns:={NAMESPACE}']
+        started = time.time()
+        load_start = os.getloadavg()[0]
+        node = NodeProcess(cmd, local_dds_env(domain), log_path)
+        ros = None
+        phases: list[Phase] = []
+        crash = None
+        try:
+            ros = Consumers(args.subscribers, images, fx=0.58 * width)
+            _wait_until_answering(ros, node)
+            for rate in rates:
+                phases.append(_run_phase(ros, node, rate, args.warmup, args.duration, log))
+        except LivePlaybackError as exc:
+            crash = str(exc)
+        finally:
+            if ros is not None:
+                ros.close()
+            alive_at_end = node.proc.poll() is None
+            stop_started = time.monotonic()
+            code = node.stop()
+            stop_s = time.monotonic() - stop_started
+        if crash and not phases:
+            text = log_path.read_text(errors='replace') if log_path.exists() else ''
+            tail = ' | '.join(text.strip().splitlines()[-3:])
+            raise SoakError(f'{crash}: {tail}')
+    node_log = log_path.read_text(errors='replace') if log_path.exists() else ''
+    window_s = window_length(args.duration, args.window)
+    reports = [summarize_phase(p, args.duration, window_s, args.subscribers) for p in phases]
+    rss_first = reports[0]['rss_mb']['start'] if reports else None
+    rss_last = reports[-1]['rss_mb']['end'] if reports else None
+    no_crash = (crash is None and alive_at_end and code == 0
+                and 'Traceback' not in node_log and len(phases) == len(rates))
+    verdicts = {
+        'no_crash': no_crash,
+        'latency_flat': bool(reports) and all(r['verdicts']['latency_flat'] for r in reports),
+        'memory_flat': bool(reports) and all(r['verdicts']['memory_flat'] for r in reports),
+        'answered': bool(reports) and all(r['verdicts']['answered'] for r in reports),
+    }
+    verdicts['all'] = all(verdicts.values())
+    return {
+        'command': 'eigen-depth soak', 'started_unix': started,
+        'targets': {'latency_p99_last_over_first_max': LATENCY_GROWTH_LIMIT,
+                    'memory_growth_max': MEMORY_GROWTH_LIMIT},
+        'machine': {'cpus': os.cpu_count(), 'load_average_1m_start': load_start,
+                    'load_average_1m_end': os.getloadavg()[0]},
+        'network': config.name, 'weights': weights, 'device': args.device,
+        'camera': f'{width}x{height} rgb8, {len(images)} images',
+        'subscribers': args.subscribers, 'warmup_s': args.warmup,
+        'node': {'pid': node.proc.pid, 'exit_code': code, 'alive_at_end': alive_at_end,
+                 'stop_s': stop_s, 'traceback_in_log': 'Traceback' in node_log,
+                 'error': crash, 'log': str(log_path)},
+        'memory': {'start_mb': rss_first, 'end_mb': rss_last,
+                   'growth': ((rss_last - rss_first) / rss_first
+                              if rss_first and rss_last else None)},
+        'rates': reports,
+        'verdicts': verdicts,
+    }
+
+
+def _wait_until_answering(ros: Consumers, node: Any) -> None:
+    """Discovery both ways, then frames at 5 Hz until the first depth comes back."""
+    from .live_playback import LivePlaybackError
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    index = 0
+    while time.monotonic() < deadline:
+        node.check_alive()
+        if ros.connected():
+            ros.publish(None, index)
+            index += 1
+            if ros.first_depth.wait(0.2):
+                return
+        else:
+            time.sleep(0.05)
+    raise LivePlaybackError(f'depth_node did not answer within {STARTUP_TIMEOUT_S:g} s')
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def _fmt(value: Any, spec: str = '.1f') -> str:
+    return '-' if value is None else format(value, spec)
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """Format the report as a plain-text table, one row per rate, then the verdicts."""
+    head = (f'{"rate":>6} {"in Hz":>6} {"out Hz":>6} {"sent":>6} {"answ":>6} {"repl":>5} '
+            f'{"lost":>5} {"p50":>7} {"p99":>7} {"p99 1st":>7} {"p99 last":>8} '
+            f'{"RSS start":>9} {"RSS end":>8} {"growth":>7}  verdicts')
+    lines = [f'soak of {report["network"]} on {report["device"]}, camera {report["camera"]}, '
+             f'{report["subscribers"]} subscribers (latency ms, RSS MiB)', head]
+    for r in report['rates']:
+        flags = ' '.join(name for name, ok in r['verdicts'].items() if not ok)
+        lines.append(
+            f'{r["rate_hz"]:>6g} {r["input_rate_hz"]:>6.1f} {r["output_rate_hz"]:>6.2f} '
+            f'{r["frames_sent"]:>6} {r["depth_received"]:>6} '
+            f'{_fmt(r["dropped"]["replaced_by_newer_frame"], "d"):>5} '
+            f'{_fmt(r["dropped"]["never_reached_node"], "d"):>5} '
+            f'{_fmt(r["latency"]["p50_ms"]):>7} {_fmt(r["latency"]["p99_ms"]):>7} '
+            f'{_fmt(r["p99_first_window_ms"]):>7} {_fmt(r["p99_last_window_ms"]):>8} '
+            f'{_fmt(r["rss_mb"]["start"]):>9} {_fmt(r["rss_mb"]["end"]):>8} '
+            f'{_fmt(None if r["memory_growth"] is None else 100 * r["memory_growth"], "+.2f"):>6}%'
+            f'  {"ok" if not flags else "MISSED: " + flags}')
+    v = report['verdicts']
+    lines.append('verdicts: ' + ', '.join(f'{k}={"yes" if ok else "NO"}' for k, ok in v.items()
+                                          if k != 'all')
+                 + f'; node exit code {report["node"]["exit_code"]}')
+    return '\n'.join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Options of ``eigen-depth soak``."""
+    parser = argparse.ArgumentParser(
+        prog='eigen-depth soak', formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description='Run depth_node in its own process under a synthetic camera at each '
+                    'rate, with several subscribers, and report latency over time, output '
+                    'rate, drops and resident memory, with verdicts against the targets '
+                    '(no crash, p99 of the last window within 20%% of the first, memory '
+                    'growth under 5%% after warm-up).')
+    parser.add_argument('--out', type=Path, required=True, help='JSON report to write')
+    parser.add_argument('--rates', default='30,100',
+                        help='camera rates to run in turn, Hz, comma-separated')
+    parser.add_argument('--duration', type=float, default=20.0,
+                        help='measured seconds per rate (use 300+ for a real soak)')
+    parser.add_argument('--warmup', type=float, default=5.0,
+                        help='unmeasured seconds at the start of each rate')
+    parser.add_argument('--window', type=float, default=None,
+                        help='latency window in seconds (default: 60 for runs of 180 s or '
+                             'more, else a quarter of --duration)')
+    parser.add_argument('--subscribers', type=int, default=3,
+                        help='consumer nodes, each subscribing depth and points')
+    parser.add_argument('--checkpoint', type=Path, default=None,
+                        help='network checkpoint (default: a random network of --config, '
+                             'calibrated to realistic activations)')
+    parser.add_argument('--config', choices=('kitti', 'nyu'), default='kitti',
+                        help='network of the random checkpoint when none is given')
+    parser.add_argument('--width-mult', type=float, default=1.0,
+                        help='narrow the random network by this factor (not the paper)')
+    parser.add_argument('--image-size', default=None,
+                        help='camera image WIDTHxHEIGHT (default: 1242x375 for KITTI, '
+                             '640x480 for NYU)')
+    parser.add_argument('--images', type=int, default=4,
+                        help='distinct synthetic camera images, sent in turn')
+    parser.add_argument('--device', default='auto', help="node parameter 'device'")
+    parser.add_argument('--domain-id', type=int, default=None,
+                        help='ROS_DOMAIN_ID of the soak (default: one derived from the pid)')
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``eigen-depth soak``: 0 targets met, 1 missed, 2 error."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.images < 1 or not args.width_mult > 0:
+            raise ValueError('--images must be >= 1 and --width-mult positive')
+        report = run_soak(args)
+    except (SoakError, ValueError, OSError) as exc:
+        print(f'eigen-depth soak: error: {exc}', file=sys.stderr)
+        return 2
+    args.out.write_text(json.dumps(report, indent=2) + '\n')
+    print(format_table(report))
+    print(f'wrote {args.out} (node log {report["node"]["log"]})')
+    return 0 if report['verdicts']['all'] else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Inference backends: each one's log depth against float32 eager, names, devices.
+
+Tolerances on log depth (natural log of metres) for a network whose activations are scaled
+like a trained one's (output std 0.6 around log 10 m): exact backends (channels_last,
+onnx, compile) 1e-4; int8 and bf16_int8 max 0.03 and mean relative depth change 0.4 %;
+bf16 max 0.06 and mean relative depth change 1 %. This small network measured 0.007 /
+0.11 % (int8), 0.007 / 0.14 % (bf16_int8), 0.018 / 0.28 % (bf16); docs/speed.md has the
+full-size figures.
+"""
+import os
+
+from conftest import SMALL_KITTI
+import numpy as np
+import pytest
+import torch
+
+from eigen_depth_ros.backends import (BACKENDS, build_backend, check_backend,
+                                      default_backend, module_weight_bytes)
+from eigen_depth_ros.bench import calibrate_random_model, network_input, scene_image
+from eigen_depth_ros.inference import BACKEND_ENV, DepthEstimator
+from eigen_depth_ros.model import EigenDepthNet
+
+# name: (max abs diff of log depth, mean relative depth change)
+TOLERANCES = {
+    'eager': (1e-6, 1e-6),
+    'channels_last': (1e-4, 1e-5),
+    'onnx': (1e-4, 1e-5),
+    'compile': (1e-4, 1e-5),
+    'int8': (0.03, 0.004),
+    'bf16_int8': (0.03, 0.004),
+    'bf16': (0.06, 0.01),
+}
+SLOW = os.environ.get('EIGEN_DEPTH_SLOW_TESTS') == '1'
+
+
+@pytest.fixture(scope='module')
+def calibrated():
+    """A small KITTI-geometry network with realistic activation scales, and inputs."""
+    torch.manual_seed(0)
+    model = EigenDepthNet(SMALL_KITTI).eval()
+    x = torch.cat([network_input(scene_image(1242, 375, seed), SMALL_KITTI)
+                   for seed in range(3)])                     # (3, 3, 172, 576)
+    calibrate_random_model(model, x[:2])
+    with torch.inference_mode():
+        reference = model(x)                                  # (3, 1, 27, 142)
+    return model, x, reference
+
+
+@pytest.mark.parametrize('name', [
+    'eager', 'channels_last', 'int8', 'bf16', 'bf16_int8', 'onnx',
+    pytest.param('compile', marks=pytest.mark.skipif(
+        not SLOW, reason='torch.compile takes ~20 s here; set EIGEN_DEPTH_SLOW_TESTS=1')),
+])
+def test_backend_close_to_eager(calibrated, name):
+    model, x, reference = calibrated
+    backend = build_backend(name, model, 'cpu', copy_model=True)
+    with torch.inference_mode():
+        out = backend(x)
+        coarse = backend(x, 'coarse')
+    assert out.shape == reference.shape and out.dtype == torch.float32
+    assert coarse.shape == reference.shape
+    diff = (out - reference).abs()
+    max_diff, mean_rel = TOLERANCES[name]
+    assert float(diff.max()) <= max_diff, name
+    assert float(torch.expm1(diff).mean()) <= mean_rel, name
+    assert backend.weight_bytes() > 0
+
+
+def test_model_untouched_with_copy(calibrated):
+    model, x, reference = calibrated
+    build_backend('bf16_int8', model, 'cpu', copy_model=True)
+    assert model.coarse.fc6.weight.dtype == torch.float32
+    with torch.inference_mode():
+        assert torch.equal(model(x), reference)
+
+
+def test_int8_reads_fewer_weight_bytes(calibrated):
+    model, _, _ = calibrated
+    eager = module_weight_bytes(model)
+    int8 = build_backend('int8', model, 'cpu', copy_model=True).weight_bytes()
+    bf16 = build_backend('bf16', model, 'cpu', copy_model=True).weight_bytes()
+    assert eager == sum(p.numel() * 4 for p in model.parameters())
+    assert int8 < bf16 < eager
+
+
+def test_names_and_devices():
+    assert check_backend('auto', 'cpu') == default_backend('cpu')
+    assert default_backend('cpu') in ('bf16_int8', 'int8')
+    assert default_backend('cuda') == 'fp16+graph'
+    assert check_backend(' INT8 ', 'cpu') == 'int8'
+    assert check_backend('fp16+graph', 'cuda') == 'fp16+graph'
+    assert set(BACKENDS) >= {'eager', 'channels_last', 'bf16', 'int8', 'compile', 'onnx',
+                             'fp16'}
+    with pytest.raises(ValueError, match='unknown backend'):
+        check_backend('tensorrt', 'cpu')
+    with pytest.raises(ValueError, match='CPU only'):
+        check_backend('int8', 'cuda')
+    with pytest.raises(ValueError, match='needs a CUDA device'):
+        check_backend('fp16', 'cpu')
+    with pytest.raises(ValueError, match='CUDA graphs'):
+        check_backend('eager+graph', 'cpu')
+    with pytest.raises(ValueError, match='CUDA graphs'):
+        check_backend('compile+graph', 'cuda')
+
+
+def test_estimator_backends(small_checkpoint, monkeypatch):
+    rgb = np.random.default_rng(0).integers(0, 255, (375, 1242, 3), dtype=np.uint8)
+    eager = DepthEstimator.from_checkpoint(small_checkpoint, device='cpu')
+    assert eager.backend.name == 'eager' and not eager.half
+    monkeypatch.setenv(BACKEND_ENV, 'int8')
+    int8 = DepthEstimator.from_checkpoint(small_checkpoint, device='cpu')
+    assert int8.backend.name == 'int8'
+    auto = DepthEstimator.from_checkpoint(small_checkpoint, device='cpu', backend='auto',
+                                          half=True)
+    assert auto.backend.name == default_backend('cpu') and not auto.half
+    ref = eager.predict(rgb).depth
+    for estimator in (int8, auto):
+        depth = estimator.predict(rgb).depth
+        assert depth.shape == ref.shape == (27, 142) and depth.dtype == np.float32
+        assert np.allclose(depth, ref, rtol=0.02)
+        full = estimator.predict(rgb, resolution='input').depth
+        assert full.shape == (375, 1242) and np.isnan(full[0, 0])
+    with pytest.raises(ValueError, match='unknown backend'):
+        DepthEstimator.from_checkpoint(small_checkpoint, device='cpu', backend='fast')
+
+
+def test_preprocess_is_channels_last(small_checkpoint):
+    est = DepthEstimator.from_checkpoint(small_checkpoint, device='cpu',
+                                         backend='channels_last')
+    x, geometry = est.preprocess(np.zeros((375, 1242, 3), np.uint8))
+    assert x.shape == (1, 3, 172, 576) and x.dtype == torch.float32
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    assert geometry.image_width == 1242
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='no CUDA device')
+@pytest.mark.parametrize('name', ['fp16', 'bf16', 'fp16+graph', 'eager+graph'])
+def test_cuda_backends(calibrated, name):
+    model, x, reference = calibrated
+    backend = build_backend(name, model, 'cuda', copy_model=True)
+    with torch.inference_mode():
+        out = backend(x.cuda()).cpu()
+        again = backend(x.cuda()).cpu()  # graph replay
+    assert torch.equal(out, again)
+    assert float((out - reference).abs().max()) <= 0.08

@@ -1,0 +1,91 @@
+"""eigen-depth bench in a tiny mode: the JSON report's keys and that its figures are positive.
+
+Timings are never asserted: the machine is shared and the numbers are noise at this size.
+"""
+import importlib.util
+import json
+import math
+
+import pytest
+
+from eigen_depth_ros import bench
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def _check_stats(stats: dict) -> None:
+    assert _positive(stats['median_ms']) and _positive(stats['p95_ms'])
+    assert stats['p95_ms'] >= stats['median_ms'] >= stats['min_ms'] > 0
+
+
+def test_bench_report(small_checkpoint, tmp_path, capsys):
+    out = tmp_path / 'bench.json'
+    code = bench.main(['--checkpoint', str(small_checkpoint), '--backends', 'eager,int8',
+                       '--runs', '3', '--warmup', '1', '--images', '2', '--quick',
+                       '--out', str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    machine = report['machine']
+    for key in ('cpu_model', 'cpu_cores', 'torch_threads', 'torch_version', 'device',
+                'load_average_1m_start', 'load_average_1m_end'):
+        assert key in machine
+    assert machine['device'] == 'cpu' and _positive(machine['cpu_cores'])
+    assert [r['backend'] for r in report['backends']] == ['eager', 'int8']
+    for result in report['backends']:
+        for part in ('forward', 'predict', 'preprocess'):
+            _check_stats(result[part])
+        assert result['forward']['runs'] == 3
+        for key in ('weight_bytes', 'rss_mb', 'peak_rss_mb', 'build_s'):
+            assert _positive(result[key]), key
+        assert result['accuracy']['max_abs_log_diff'] >= 0
+    eager, int8 = report['backends']
+    assert eager['accuracy']['max_abs_log_diff'] == 0
+    assert int8['weight_bytes'] < eager['weight_bytes']
+    bounds = report['bounds']
+    assert _positive(bounds['network_gflops']) and _positive(bounds['weight_mb_fp32'])
+    assert _positive(bounds['copy_bandwidth_gb_per_s'])
+    assert all(_positive(v) for v in bounds['matmul_gflops_per_s'].values())
+    for name in ('eager', 'int8'):
+        per = bounds['per_backend'][name]
+        for key in ('compute_bound_ms', 'memory_bound_ms', 'roofline_ms'):
+            assert _positive(per[key])
+        assert per['roofline_ms'] >= max(per['compute_bound_ms'], per['memory_bound_ms']) * 0.5
+    assert {layer['layer'] for layer in bounds['layers']} >= {'coarse.fc6', 'fine.conv4'}
+    assert _positive(report['peak_rss_mb'])
+    if 'skipped' not in report['point_cloud']:
+        _check_stats(report['point_cloud']['network'])
+    table = capsys.readouterr().out
+    assert 'forward ms' in table and 'int8' in table and 'roofline' in table
+
+
+def test_bench_bad_input(tmp_path, capsys):
+    assert bench.main(['--backends', 'eager,warp', '--out', str(tmp_path / 'b.json')]) == 2
+    assert 'unknown backend' in capsys.readouterr().err
+    assert bench.main(['--device', 'cpu', '--backends', 'fp16',
+                       '--out', str(tmp_path / 'b.json')]) == 2
+
+
+def test_scene_image_and_calibration():
+    image = bench.scene_image(200, 80, seed=1)
+    assert image.shape == (80, 200, 3) and image.dtype.name == 'uint8'
+    assert image.std() > 10  # not flat
+    assert (bench.scene_image(200, 80, seed=1) == image).all()
+
+
+@pytest.mark.skipif(importlib.util.find_spec('rclpy') is None
+                    or importlib.util.find_spec('eigen_depth_ros.node') is None,
+                    reason='rclpy or the node is not installed')
+def test_bench_node(small_checkpoint, tmp_path, ros_env):
+    out = tmp_path / 'node.json'
+    code = bench.main(['--checkpoint', str(small_checkpoint), '--backends', 'eager',
+                       '--runs', '2', '--warmup', '1', '--images', '1', '--no-bounds',
+                       '--node', '--node-frames', '6', '--node-warmup', '2', '--rate', '20',
+                       '--domain-id', ros_env['ROS_DOMAIN_ID'], '--out', str(out)])
+    assert code == 0
+    node = json.loads(out.read_text())['node'][0]
+    assert 'skipped' not in node, node.get('skipped')
+    _check_stats(node['e2e'])
+    assert node['received'] >= 3 and node['sent'] == 8
+    assert _positive(node['e2e_over_forward'])
