@@ -1,19 +1,24 @@
-"""Offline bag evaluation: both storage formats, raw and compressed images, LiDAR and depth
-ground truth, the projection against the synthetic world, and each bad-input case."""
+"""
+Offline bag evaluation.
+
+Covers both storage formats, raw and compressed images, LiDAR and depth ground truth, the
+projection against the synthetic world, and each bad-input case.
+"""
 import json
 
+from eigen_depth_ros import bag_eval, synth_bag
+from eigen_depth_ros.bag_eval import BagEvalError, BagGroundTruth
+from eigen_depth_training.synth import write_synthetic_kitti
 import numpy as np
 import pytest
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from eigen_depth_ros import bag_eval, synth_bag
-from eigen_depth_ros.bag_eval import BagEvalError, BagGroundTruth
-from eigen_depth_training.synth import write_synthetic_kitti
-
 DRIVE = '2011_09_26_drive_0002'
+
+
 def error_lines(err: str) -> list[str]:
-    """The error lines of a CLI's stderr (tqdm's progress lines left out)."""
+    """Return the error lines of a CLI's stderr (tqdm's progress lines left out)."""
     return [line for line in err.splitlines() if 'error:' in line]
 
 
@@ -53,7 +58,7 @@ def test_bag_layout_and_storage(mcap_bag, sqlite_bag):
 def test_lidar_projection_matches_the_dense_world(mcap_bag, kitti_root):
     source = BagGroundTruth(mcap_bag, '/camera/image_raw', '/camera/camera_info',
                             '/velodyne_points', None)
-    frames = [f for f in source.frames()]
+    frames = list(source.frames())
     source.close()
     assert len(frames) == 3
     for index, (_, rgb, gt) in enumerate(frames):
@@ -148,7 +153,7 @@ def test_truncated_bag(tmp_path, mcap_bag, small_checkpoint, capsys):
 
 
 def write_custom_bag(path, image_size, info_size, fx=500.0):
-    """A bag with one image, one depth image and one camera_info of the given sizes."""
+    """Write a bag with one image, one depth image and one camera_info of the given sizes."""
     ts = synth_bag.TYPESTORE
     w, h = image_size
     stamp = 1_000_000_000

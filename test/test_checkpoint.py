@@ -2,14 +2,12 @@
 import os
 import pickle
 
-import pytest
-import torch
-
+from conftest import SMALL_KITTI
 from eigen_depth_ros.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, load_checkpoint,
                                         save_checkpoint)
-from eigen_depth_ros.model import EigenDepthNet, config_to_dict
-
-from conftest import SMALL_KITTI
+from eigen_depth_ros.model import config_to_dict, EigenDepthNet
+import pytest
+import torch
 
 
 @pytest.fixture

@@ -4,9 +4,8 @@ import math
 import subprocess
 import sys
 
-import pytest
-
 from eigen_depth_ros.demo import cached_stage
+import pytest
 
 TINY = ['--train-drives', '2', '--frames', '5', '--test-frames', '4', '--coarse-samples', '32',
         '--fine-samples', '16', '--batch-size', '8', '--device', 'cpu']

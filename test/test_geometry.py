@@ -1,9 +1,8 @@
 """Camera <-> network geometry: sizes, the affine map, intrinsics and resampling."""
-import numpy as np
-import pytest
-
 from eigen_depth_ros.geometry import InputGeometry
 from eigen_depth_ros.model import KITTI, NYU
+import numpy as np
+import pytest
 
 
 def test_kitti_centre_crop_sizes():

@@ -1,14 +1,17 @@
-"""KITTI raw readers and the Velodyne-to-image ground truth, on hand-made files and on the
-synthetic world (whose dense true depth the projected scans must agree with)."""
+"""
+KITTI raw readers and the Velodyne-to-image ground truth.
+
+Tested on hand-made files and on the synthetic world (whose dense true depth the projected
+scans must agree with).
+"""
 import shutil
 
 import cv2
-import numpy as np
-import pytest
+from eigen_depth_training import kitti, synth
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-
-from eigen_depth_training import kitti, synth
+import numpy as np
+import pytest
 
 DATE = '2011_09_26'
 DRIVE = '2011_09_26/2011_09_26_drive_0002_sync'
@@ -24,7 +27,7 @@ def world(tmp_path_factory):
 
 def _calib_dir(tmp_path, p_rect, size, velo_r=((0, -1, 0), (0, 0, -1), (1, 0, 0)),
                velo_t=(0, 0, 0)):
-    """A hand-made date folder: camera 2 with ``p_rect``, R_rect_00 = I."""
+    """Write a hand-made date folder: camera 2 with ``p_rect``, R_rect_00 = I."""
     def fmt(values):
         return ' '.join(f'{v:.9e}' for v in np.ravel(values))
     (tmp_path / 'calib_cam_to_cam.txt').write_text(
@@ -124,8 +127,12 @@ def test_pixel_convention_round_minus_one(tmp_path):
 
 
 def test_depth_is_the_velodyne_forward_distance(tmp_path):
-    """With the Velodyne 0.27 m behind the camera, a point 10 m ahead of it reports 10 m
-    (its x), not its camera depth 9.73 m."""
+    """
+    Check that depth is the Velodyne x, not the camera depth.
+
+    With the Velodyne 0.27 m behind the camera, a point 10 m ahead of it reports 10 m
+    (its x), not its camera depth 9.73 m.
+    """
     calib = kitti.load_calibration(_calib_dir(tmp_path, SIMPLE_P, (80, 40),
                                               velo_t=(0.0, 0.0, -0.27)))
     depth = kitti.velodyne_depth_map(np.array([[10.0, 0.0, 0.0, 1.0]]), calib)
@@ -176,8 +183,12 @@ def test_matches_a_per_point_reference(simple_calib, samples):
 
 
 def test_projected_scan_agrees_with_dense_depth(world):
-    """Each ground-truth pixel equals the Velodyne x of the point that the dense true depth
-    puts at the pixel centre, away from depth edges."""
+    """
+    Check the projected scan against the dense true depth.
+
+    Each ground-truth pixel equals the Velodyne x of the point that the dense true depth
+    puts at the pixel centre, away from depth edges.
+    """
     calib = kitti.load_calibration(world / DATE)
     k, offset = calib.P_rect[:, :3], calib.P_rect[:, 3]
     rect = np.eye(4)

@@ -1,10 +1,9 @@
 """Properties of the scale-invariant loss (Eq. 4)."""
 import math
 
+from eigen_depth_ros.loss import scale_invariant_loss
 import pytest
 import torch
-
-from eigen_depth_ros.loss import scale_invariant_loss
 
 
 @pytest.fixture

@@ -1,13 +1,12 @@
 """Metrics on hand-made arrays and crop masks against the protocol's fractions."""
 import math
 
-import numpy as np
-import pytest
-import torch
-
 from eigen_depth_ros.metrics import (compute_depth_metrics, eigen_crop_mask, evaluate_depth,
                                      format_metric_table, garg_crop_mask, mean_metrics,
                                      valid_depth_mask)
+import numpy as np
+import pytest
+import torch
 
 
 def test_hand_made_values():
@@ -69,10 +68,10 @@ def test_caps_crop_and_median_scaling():
 
 
 def test_mean_and_table():
-    agg = mean_metrics([{k: 1.0 for k in ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'a1', 'a2',
-                                          'a3', 'si_rmse_log')},
-                        {k: 3.0 for k in ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'a1', 'a2',
-                                          'a3', 'si_rmse_log')}])
+    agg = mean_metrics([dict.fromkeys(('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'a1', 'a2',
+                                       'a3', 'si_rmse_log'), 1.0),
+                        dict.fromkeys(('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'a1', 'a2',
+                                       'a3', 'si_rmse_log'), 3.0)])
     assert agg['rmse'] == 2.0 and agg['n'] == 2
     table = format_metric_table({'coarse': agg})
     assert 'd<1.25' in table and 'RMSE log sc.-inv.' in table and '2.000' in table

@@ -1,10 +1,9 @@
 """The network against the paper's Fig. 1 table (sizes are width x height)."""
+from eigen_depth_ros.model import (config_from_dict, config_to_dict, EigenDepthConfig,
+                                   EigenDepthNet, KITTI, normalize_image, NYU, resolve_config)
 import pytest
 import torch
 from torch import nn
-
-from eigen_depth_ros.model import (KITTI, NYU, EigenDepthConfig, EigenDepthNet, config_from_dict,
-                                   config_to_dict, normalize_image, resolve_config)
 
 
 def layer_sizes(net: EigenDepthNet, x: torch.Tensor) -> list[tuple[int, int]]:

@@ -1,9 +1,8 @@
 """The Eigen split: test drives, split files, and scene-separated lists from a KITTI root."""
-import pytest
+from eigen_depth_training import kitti, splits, synth
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from eigen_depth_training import kitti, splits, synth
+import pytest
 
 TEST_DRIVE = '2011_09_26/2011_09_26_drive_0002_sync'
 TRAIN_DRIVES = ['2011_09_26/2011_09_26_drive_0001_sync', '2011_09_26/2011_09_26_drive_0005_sync',
@@ -12,8 +11,11 @@ TRAIN_DRIVES = ['2011_09_26/2011_09_26_drive_0001_sync', '2011_09_26/2011_09_26_
 
 @pytest.fixture(scope='module')
 def root(tmp_path_factory):
-    """One test drive and three training drives of four small frames, the first of each at
-    standstill."""
+    """
+    Write one test drive and three training drives of four small frames.
+
+    The first frame of each drive is at standstill.
+    """
     path = tmp_path_factory.mktemp('kitti')
     synth.write_synthetic_kitti(path, drive_names=[TEST_DRIVE] + TRAIN_DRIVES, frames=4,
                                 stationary=1, size=(64, 32))

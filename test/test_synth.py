@@ -2,11 +2,10 @@
 import re
 
 import cv2
-import numpy as np
-import pytest
-
 from eigen_depth_training import kitti, synth
 from eigen_depth_training.splits import EIGEN_TEST_DRIVES
+import numpy as np
+import pytest
 
 STAMP = re.compile(r'^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{9}$')
 
@@ -105,8 +104,12 @@ def test_road_depth_matches_the_camera_geometry(world):
 
 
 def test_lidar_sees_the_rendered_world(world):
-    """Each LiDAR point projected into camera 2 has the camera depth of the dense map at
-    its sub-pixel position (bilinear), wherever the dense depth is smooth."""
+    """
+    Check each LiDAR point against the dense depth map.
+
+    Each LiDAR point projected into camera 2 has the camera depth of the dense map at its
+    sub-pixel position (bilinear), wherever the dense depth is smooth.
+    """
     root, infos = world
     calib = kitti.load_calibration(root / '2011_09_26', cam=2)
     for info in infos:

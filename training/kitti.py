@@ -1,4 +1,5 @@
-"""Readers for the KITTI raw layout and the Velodyne-to-image ground truth of the Eigen protocol.
+"""
+Readers for the KITTI raw layout and the Velodyne-to-image ground truth of the Eigen protocol.
 
 Everything here works on a KITTI raw root as downloaded (see ``docs/kitti.md``)::
 
@@ -12,10 +13,10 @@ message names the file (and, for calibration, the key).
 """
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass
+import os
 from pathlib import Path
+import re
 
 import cv2
 import numpy as np
@@ -41,7 +42,8 @@ class KittiFormatError(ValueError):
 
 
 def normalise_drive(drive: str) -> str:
-    """Return the canonical ``<date>/<date>_drive_NNNN_sync`` name of a drive.
+    """
+    Return the canonical ``<date>/<date>_drive_NNNN_sync`` name of a drive.
 
     Accepted spellings: ``2011_09_26_drive_0002_sync``, ``2011_09_26_drive_0002`` and
     ``2011_09_26/2011_09_26_drive_0002_sync`` (the form of the split files).
@@ -61,14 +63,19 @@ def drive_dir(root: PathLike, drive: str) -> Path:
 
 
 def frame_path(root: PathLike, drive: str, sensor: str, frame: int) -> Path:
-    """Path of one frame's file: ``sensor`` is ``image_00`` .. ``image_03`` (``.png``),
-    ``velodyne_points`` (``.bin``) or ``oxts`` (``.txt``)."""
+    """
+    Return the path of one frame's file.
+
+    ``sensor`` is ``image_00`` .. ``image_03`` (``.png``), ``velodyne_points`` (``.bin``) or
+    ``oxts`` (``.txt``).
+    """
     suffix = {'velodyne_points': '.bin', 'oxts': '.txt'}.get(sensor, '.png')
     return drive_dir(root, drive) / sensor / 'data' / f'{frame:010d}{suffix}'
 
 
 def read_calib_file(path: PathLike) -> dict[str, np.ndarray]:
-    """Read a KITTI calibration file of ``key: v1 v2 ...`` lines.
+    """
+    Read a KITTI calibration file of ``key: v1 v2 ...`` lines.
 
     Numeric values come back as flat float64 arrays. Values that are text (``calib_time:
     09-Jan-2012 13:57:47``) are left out, so every value of the result is numeric. Blank
@@ -120,7 +127,8 @@ def _calib_value(values: dict[str, np.ndarray], path: Path, key: str,
 
 @dataclass(frozen=True, eq=False)
 class Calibration:
-    """Everything needed to project a Velodyne scan into rectified camera ``cam``.
+    """
+    Everything needed to project a Velodyne scan into rectified camera ``cam``.
 
     :ivar cam: camera index 0..3 (2 is the left colour camera, 3 the right one).
     :ivar P_rect: ``P_rect_0<cam>`` (3x4), rectified camera matrix; for ``cam == 2`` this is
@@ -139,22 +147,31 @@ class Calibration:
 
     @property
     def velo_to_image(self) -> np.ndarray:
-        r"""The 3x4 matrix :math:`M = P_{rect} \, R_{rect,00} \, [R|T]_{velo \to cam}`
-        (``R_rect_00`` padded to 4x4); a Velodyne point :math:`X` lands at
-        :math:`(u, v) = (M X)_{0,1} / (M X)_2` in 1-based pixel coordinates."""
+        r"""
+        Return the 3x4 Velodyne-to-image projection matrix.
+
+        :math:`M = P_{rect} \, R_{rect,00} \, [R|T]_{velo \to cam}` (``R_rect_00`` padded to
+        4x4); a Velodyne point :math:`X` lands at :math:`(u, v) = (M X)_{0,1} / (M X)_2` in
+        1-based pixel coordinates.
+        """
         rect = np.eye(4)
         rect[:3, :3] = self.R_rect_00
         return self.P_rect @ rect @ self.velo_to_cam
 
     @property
     def camera_offset(self) -> float:
-        """``P_rect[0, 3] / P_rect[0, 0]``: the x offset (m) of this camera's centre from
-        camera 0, positive to the left (about +0.06 for camera 2, -0.47 for camera 3)."""
+        """
+        Return ``P_rect[0, 3] / P_rect[0, 0]``.
+
+        This is the x offset (m) of this camera's centre from camera 0, positive to the left
+        (about +0.06 for camera 2, -0.47 for camera 3).
+        """
         return float(self.P_rect[0, 3] / self.P_rect[0, 0])
 
 
 def load_calibration(calib_dir: PathLike, cam: int = 2) -> Calibration:
-    """Read ``calib_cam_to_cam.txt`` and ``calib_velo_to_cam.txt`` of a date folder.
+    """
+    Read ``calib_cam_to_cam.txt`` and ``calib_velo_to_cam.txt`` of a date folder.
 
     :param calib_dir: the ``<root>/<date>`` folder holding both files.
     :param cam: rectified camera to project into, 0..3.
@@ -183,8 +200,11 @@ def load_calibration(calib_dir: PathLike, cam: int = 2) -> Calibration:
 
 
 def load_velodyne_points(path: PathLike) -> np.ndarray:
-    """Read a Velodyne scan: float32 records of ``x y z reflectance`` (x forward, y left,
-    z up, metres).
+    """
+    Read a Velodyne scan.
+
+    The file holds float32 records of ``x y z reflectance`` (x forward, y left, z up,
+    metres).
 
     :returns: (N, 4) float32 array.
     :raises KittiFormatError: the file is missing, empty, or its size is not a multiple of
@@ -202,7 +222,8 @@ def load_velodyne_points(path: PathLike) -> np.ndarray:
 
 
 def velodyne_depth_map(points: np.ndarray, calib: Calibration) -> np.ndarray:
-    r"""Project a Velodyne scan into a sparse depth map following the Eigen protocol.
+    r"""
+    Project a Velodyne scan into a sparse depth map following the Eigen protocol.
 
     Points with :math:`x > 0` are projected with
     :math:`M = P_{rect} \, R_{rect,00} \, [R|T]_{velo \to cam}`; point :math:`X` goes to
@@ -237,8 +258,11 @@ def velodyne_depth_map(points: np.ndarray, calib: Calibration) -> np.ndarray:
 
 
 def generate_depth_map(calib_dir: PathLike, velo_path: PathLike, cam: int = 2) -> np.ndarray:
-    """Ground-truth depth of one frame: the scan ``velo_path`` projected into camera ``cam``
-    with the calibration of ``calib_dir`` (see :func:`velodyne_depth_map`).
+    """
+    Return the ground-truth depth of one frame.
+
+    This is the scan ``velo_path`` projected into camera ``cam`` with the calibration of
+    ``calib_dir`` (see :func:`velodyne_depth_map`).
 
     :returns: (height, width) float32 metres (Velodyne forward distance), 0 where no point
         lands; the size comes from ``S_rect_0<cam>``.
@@ -248,7 +272,8 @@ def generate_depth_map(calib_dir: PathLike, velo_path: PathLike, cam: int = 2) -
 
 
 def read_image(path: PathLike) -> np.ndarray:
-    """Read a KITTI image as RGB uint8 (H, W, 3); grey images are repeated to 3 channels.
+    """
+    Read a KITTI image as RGB uint8 (H, W, 3); grey images are repeated to 3 channels.
 
     :raises KittiFormatError: the file is missing or cannot be decoded.
     """
@@ -262,7 +287,8 @@ def read_image(path: PathLike) -> np.ndarray:
 
 
 def read_oxts_packet(path: PathLike) -> dict[str, float]:
-    """Read one ``oxts/data/%010d.txt`` file: its 30 numbers keyed by :data:`OXTS_FIELDS`.
+    """
+    Read one ``oxts/data/%010d.txt`` file: its 30 numbers keyed by :data:`OXTS_FIELDS`.
 
     :raises KittiFormatError: the file is missing or does not hold exactly 30 numbers.
     """
@@ -279,9 +305,12 @@ def read_oxts_packet(path: PathLike) -> dict[str, float]:
 
 
 def read_oxts_speed(path: PathLike) -> float:
-    r"""Ground speed (m/s) of one OXTS packet: :math:`\sqrt{v_n^2 + v_e^2}` (north and east
-    velocity), which equals :math:`|v_f|` when the car drives without side slip and, unlike
-    ``vf``, is never negative when reversing.
+    r"""
+    Return the ground speed (m/s) of one OXTS packet.
+
+    The speed is :math:`\sqrt{v_n^2 + v_e^2}` (north and east velocity), which equals
+    :math:`|v_f|` when the car drives without side slip and, unlike ``vf``, is never
+    negative when reversing.
 
     :raises KittiFormatError: see :func:`read_oxts_packet`.
     """
@@ -290,8 +319,11 @@ def read_oxts_speed(path: PathLike) -> float:
 
 
 def is_stationary(oxts_path: PathLike, threshold: float = STATIONARY_SPEED) -> bool:
-    """Whether the car stands still in this frame: ground speed below ``threshold`` m/s
-    (default :data:`STATIONARY_SPEED`, 0.5 m/s).
+    """
+    Return whether the car stands still in this frame.
+
+    That is, whether its ground speed is below ``threshold`` m/s (default
+    :data:`STATIONARY_SPEED`, 0.5 m/s).
 
     :raises KittiFormatError: see :func:`read_oxts_packet`.
     """
@@ -300,7 +332,8 @@ def is_stationary(oxts_path: PathLike, threshold: float = STATIONARY_SPEED) -> b
 
 @dataclass(frozen=True)
 class DriveFrameIndex:
-    """The usable frames of one drive for one camera, and what was left out and why.
+    """
+    The usable frames of one drive for one camera, and what was left out and why.
 
     :ivar drive: canonical ``<date>/<date>_drive_NNNN_sync`` name.
     :ivar cam: the camera whose images were listed (2 left, 3 right).
@@ -342,8 +375,10 @@ def _frame_ids(folder: Path, suffix: str) -> set[int]:
 def list_drive_frames(root: PathLike, drive: str, cam: int = 2,
                       skip_stationary: bool = False,
                       threshold: float = STATIONARY_SPEED) -> DriveFrameIndex:
-    """Index the frames of one drive that have both an ``image_0<cam>`` PNG and a Velodyne
-    scan; frames lacking either are left out and reported.
+    """
+    Index the frames of one drive that have both an ``image_0<cam>`` PNG and a scan.
+
+    The scan is the Velodyne scan; frames lacking either are left out and reported.
 
     :param root: KITTI raw root.
     :param drive: drive name in any spelling :func:`normalise_drive` accepts.

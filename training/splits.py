@@ -1,4 +1,5 @@
-"""The scene-level Eigen split of KITTI raw: test drives, split files, and train/val/test lists.
+"""
+The scene-level Eigen split of KITTI raw: test drives, split files, and train/val/test lists.
 
 A split file holds one frame per line, ``<date>/<drive> <frame> <side>``, e.g.::
 
@@ -10,12 +11,12 @@ the training or validation lists, and validation holds out whole drives as well.
 """
 from __future__ import annotations
 
-import random
-import re
 from dataclasses import dataclass
 from pathlib import Path
+import random
+import re
 
-from .kitti import DriveFrameIndex, PathLike, frame_path, list_drive_frames, normalise_drive
+from .kitti import DriveFrameIndex, frame_path, list_drive_frames, normalise_drive, PathLike
 
 _TEST_DRIVE_NUMBERS = {
     '2011_09_26': (2, 9, 13, 20, 23, 27, 29, 36, 46, 48, 52, 56, 59, 64, 84, 86, 93, 96, 101,
@@ -44,7 +45,8 @@ class SplitError(ValueError):
 
 @dataclass(frozen=True, order=True)
 class SplitEntry:
-    """One frame of a split.
+    """
+    One frame of a split.
 
     :ivar drive: canonical ``<date>/<date>_drive_NNNN_sync`` name.
     :ivar frame: frame index (the number in ``data/%010d.png``).
@@ -69,7 +71,7 @@ class SplitEntry:
 
     @property
     def date(self) -> str:
-        """The date folder, e.g. ``2011_09_26``."""
+        """Return the date folder, e.g. ``2011_09_26``."""
         return self.drive.split('/')[0]
 
     @property
@@ -78,24 +80,29 @@ class SplitEntry:
         return SIDE_CAMERA[self.side]
 
     def line(self) -> str:
-        """The split-file line, e.g. ``2011_09_26/2011_09_26_drive_0002_sync 0000000069 l``."""
+        """
+        Return the split-file line.
+
+        E.g. ``2011_09_26/2011_09_26_drive_0002_sync 0000000069 l``.
+        """
         return f'{self.drive} {self.frame:010d} {self.side}'
 
     def image_path(self, root: PathLike) -> Path:
-        """The frame's PNG under the KITTI root ``root``."""
+        """Return the frame's PNG under the KITTI root ``root``."""
         return frame_path(root, self.drive, f'image_0{self.cam}', self.frame)
 
     def velodyne_path(self, root: PathLike) -> Path:
-        """The frame's Velodyne scan under ``root``."""
+        """Return the frame's Velodyne scan under ``root``."""
         return frame_path(root, self.drive, 'velodyne_points', self.frame)
 
     def calib_dir(self, root: PathLike) -> Path:
-        """The date folder holding the calibration files of the frame."""
+        """Return the date folder holding the calibration files of the frame."""
         return Path(root) / self.date
 
 
 def parse_split_line(line: str, source: str = '<split>', lineno: int = 1) -> SplitEntry:
-    """Parse one ``<date>/<drive> <frame> <side>`` line.
+    """
+    Parse one ``<date>/<drive> <frame> <side>`` line.
 
     :raises SplitError: the line is malformed; the message names ``source`` and ``lineno``.
     """
@@ -110,7 +117,8 @@ def parse_split_line(line: str, source: str = '<split>', lineno: int = 1) -> Spl
 
 
 def read_split_file(path: PathLike) -> list[SplitEntry]:
-    """Read a split file; blank lines are ignored.
+    """
+    Read a split file; blank lines are ignored.
 
     :raises SplitError: the file is missing, a line is malformed, or it lists no frame.
     """
@@ -127,7 +135,8 @@ def read_split_file(path: PathLike) -> list[SplitEntry]:
 
 
 def write_split_file(path: PathLike, entries: list[SplitEntry] | tuple[SplitEntry, ...]) -> Path:
-    """Write ``entries`` one line each, in the given order; parent folders are created.
+    """
+    Write ``entries`` one line each, in the given order; parent folders are created.
 
     :raises SplitError: ``entries`` is empty.
     """
@@ -145,7 +154,8 @@ def is_test_drive(drive: str) -> bool:
 
 
 def discover_drives(root: PathLike) -> list[str]:
-    """All ``<date>/<date>_drive_NNNN_sync`` folders under a KITTI raw root, sorted.
+    """
+    All ``<date>/<date>_drive_NNNN_sync`` folders under a KITTI raw root, sorted.
 
     :raises SplitError: ``root`` is not a folder or holds no drive.
     """
@@ -169,7 +179,8 @@ def discover_drives(root: PathLike) -> list[str]:
 
 
 def check_drives_present(root: PathLike, drives: list[str] | tuple[str, ...]) -> None:
-    """Check that every drive folder exists under ``root``.
+    """
+    Check that every drive folder exists under ``root``.
 
     :raises SplitError: listing every absent drive.
     """
@@ -181,8 +192,10 @@ def check_drives_present(root: PathLike, drives: list[str] | tuple[str, ...]) ->
 
 def check_scene_separation(train: list[SplitEntry] | tuple[SplitEntry, ...],
                            test: list[SplitEntry] | tuple[SplitEntry, ...] = ()) -> None:
-    """Check that no training frame comes from an Eigen test drive or from a drive of
-    ``test``.
+    """
+    Check that no training frame comes from a test drive.
+
+    A test drive is an Eigen test drive or a drive of ``test``.
 
     :raises SplitError: listing the offending drives.
     """
@@ -194,7 +207,8 @@ def check_scene_separation(train: list[SplitEntry] | tuple[SplitEntry, ...],
 
 @dataclass(frozen=True)
 class EigenSplit:
-    """Train, validation and test frames of a KITTI root, separated by drive.
+    """
+    Train, validation and test frames of a KITTI root, separated by drive.
 
     :ivar train: frames of non-test drives minus the validation drives (sides as requested).
     :ivar val: left-camera frames of the validation drives.
@@ -211,8 +225,12 @@ class EigenSplit:
     indexes: tuple[DriveFrameIndex, ...]
 
     def write(self, out_dir: PathLike) -> list[Path]:
-        """Write ``train_files.txt``, ``val_files.txt`` (only when validation is not empty)
-        and ``test_files.txt`` into ``out_dir``; returns the paths written."""
+        """
+        Write the split files into ``out_dir`` and return the paths written.
+
+        The files are ``train_files.txt``, ``val_files.txt`` (only when validation is not
+        empty) and ``test_files.txt``.
+        """
         out_dir = Path(out_dir)
         return [write_split_file(out_dir / f'{name}_files.txt', entries)
                 for name, entries in (('train', self.train), ('val', self.val),
@@ -226,7 +244,8 @@ def _entries(index: DriveFrameIndex, side: str) -> list[SplitEntry]:
 def build_eigen_split(root: PathLike, drives: list[str] | tuple[str, ...] | None = None,
                       val_fraction: float = 0.1, seed: int = 0, skip_stationary: bool = True,
                       train_sides: tuple[str, ...] = ('l', 'r')) -> EigenSplit:
-    """Build scene-separated train/val/test lists from the drives of a KITTI raw root.
+    """
+    Build scene-separated train/val/test lists from the drives of a KITTI raw root.
 
     The test list is every usable left frame (image_02 and a scan present, not stationary
     when ``skip_stationary``) of the Eigen test drives among ``drives``. The other drives are

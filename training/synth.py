@@ -1,4 +1,5 @@
-"""A procedural driving world written in the exact KITTI raw layout (``eigen-depth synth``).
+"""
+A procedural driving world written in the exact KITTI raw layout (``eigen-depth synth``).
 
 A camera rig drives along a straight street: asphalt road with lane markings, kerbs and
 paved pavements, building facades (blocks, plaster or siding, with windows) set back at
@@ -25,18 +26,18 @@ camera 2, ``inf`` for sky). Real KITTI has no such folder. See ``docs/kitti.md``
 from __future__ import annotations
 
 import argparse
-import shutil
-import sys
-import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+import shutil
+import sys
+import zlib
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .kitti import OXTS_FIELDS, PathLike, normalise_drive
+from .kitti import normalise_drive, OXTS_FIELDS, PathLike
 from .splits import EIGEN_TEST_DRIVES
 
 #: Default image size (width, height), that of the 2011_09_26 drives.
@@ -113,7 +114,8 @@ class SynthError(ValueError):
 
 @dataclass(frozen=True)
 class DriveInfo:
-    """One written synthetic drive.
+    """
+    One written synthetic drive.
 
     :ivar date: date folder, e.g. ``2011_09_26``.
     :ivar drive: drive folder, e.g. ``2011_09_26_drive_0002_sync``.
@@ -137,8 +139,12 @@ class DriveInfo:
 # ----------------------------------------------------------------------------- calibration
 
 def _rotation(rotvec: tuple[float, float, float]) -> np.ndarray:
-    r"""Rodrigues: :math:`R = I + \sin\theta K + (1 - \cos\theta) K^2` for the unit axis
-    :math:`k = r / \theta`, :math:`\theta = |r|` and :math:`K = [k]_\times`."""
+    r"""
+    Return the rotation matrix of a rotation vector (Rodrigues).
+
+    :math:`R = I + \sin\theta K + (1 - \cos\theta) K^2` for the unit axis
+    :math:`k = r / \theta`, :math:`\theta = |r|` and :math:`K = [k]_\times`.
+    """
     r = np.asarray(rotvec, dtype=np.float64)
     theta = float(np.linalg.norm(r))
     k = r / theta
@@ -153,8 +159,10 @@ def _written(values: np.ndarray | tuple | list) -> np.ndarray:
 
 
 def calibration_values(size: tuple[int, int] = DEFAULT_SIZE) -> dict[str, dict[str, np.ndarray]]:
-    r"""The numeric calibration written for image size ``size = (width, height)``, keyed by
-    file name (``calib_cam_to_cam.txt``, ``calib_velo_to_cam.txt``,
+    r"""
+    Return the numeric calibration written for image size ``size = (width, height)``.
+
+    It is keyed by file name (``calib_cam_to_cam.txt``, ``calib_velo_to_cam.txt``,
     ``calib_imu_to_velo.txt``) and then by key, rounded exactly as written.
 
     Rectified cameras share :math:`K` (focal 721.5377 px and principal point
@@ -256,8 +264,11 @@ def _value_noise(x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _fbm(x: np.ndarray, y: np.ndarray, seed: int, octaves: int = 3) -> np.ndarray:
-    """Fractal sum of ``octaves`` value-noise layers, each twice the frequency and half the
-    weight of the previous one, normalised to [0, 1)."""
+    """
+    Return the fractal sum of ``octaves`` value-noise layers, normalised to [0, 1).
+
+    Each layer has twice the frequency and half the weight of the previous one.
+    """
     total = np.zeros(np.shape(x), dtype=np.float32)
     for octave in range(octaves):
         scale = 2.0 ** octave
@@ -273,8 +284,11 @@ def _frac(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _World:
-    """Boxes over the ground plane; box ``b`` spans ``lo[b]``..``hi[b]`` at time 0 and moves
-    along z at ``velocity[b]`` m/s."""
+    """
+    Boxes over the ground plane.
+
+    Box ``b`` spans ``lo[b]``..``hi[b]`` at time 0 and moves along z at ``velocity[b]`` m/s.
+    """
 
     lo: np.ndarray
     hi: np.ndarray
@@ -295,8 +309,12 @@ class _World:
 
 def _build_world(rng: np.random.Generator, z_min: float, z_max: float,
                  lead_speed: float, seed: int) -> _World:
-    """Lay out the street between ``z_min`` and ``z_max`` (a transverse building closes each
-    end); ``lead_speed`` is the speed of cars driving ahead in the rig's lane."""
+    """
+    Lay out the street between ``z_min`` and ``z_max``.
+
+    A transverse building closes each end; ``lead_speed`` is the speed of cars driving ahead
+    in the rig's lane.
+    """
     ground = CAMERA_HEIGHT
     rows: list[tuple] = []
 
@@ -393,8 +411,11 @@ def _build_world(rng: np.random.Generator, z_min: float, z_max: float,
 
 @dataclass(frozen=True)
 class _Rays:
-    """A grid of rays from one origin: directions (R, C, 3), their reciprocals and their
-    lengths."""
+    """
+    Grid of rays from one origin.
+
+    The fields are the directions (R, C, 3), their reciprocals and their lengths.
+    """
 
     dirs: np.ndarray
     inv: tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -409,8 +430,11 @@ def _rays(dirs: np.ndarray) -> _Rays:
 
 
 def _camera_rays(k: np.ndarray, size: tuple[int, int]) -> _Rays:
-    r"""Ray :math:`K^{-1} (c + 1, r + 1, 1)^T` of each pixel (row r, column c); its z is 1,
-    so the ray parameter of a hit is the depth along the optical axis."""
+    r"""
+    Return the ray :math:`K^{-1} (c + 1, r + 1, 1)^T` of each pixel (row r, column c).
+
+    Its z is 1, so the ray parameter of a hit is the depth along the optical axis.
+    """
     width, height = size
     u, v = np.meshgrid(np.arange(1, width + 1), np.arange(1, height + 1))
     pixels = np.stack([u, v, np.ones_like(u)], axis=-1).astype(np.float64)
@@ -429,9 +453,12 @@ def _lidar_rays(rotation: np.ndarray) -> tuple[_Rays, np.ndarray]:
 
 def _slab(origin: np.ndarray, inv: tuple[np.ndarray, ...], lo: np.ndarray,
           hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r"""Ray/box intersection (slab method): with :math:`t^{\pm}_i = (b^{\pm}_i - o_i) / d_i`
-    the entry is :math:`t = \max_i \min(t^-_i, t^+_i)` and the exit
-    :math:`\min_i \max(t^-_i, t^+_i)`; a hit needs entry <= exit and entry > 0.
+    r"""
+    Intersect rays with a box (slab method).
+
+    With :math:`t^{\pm}_i = (b^{\pm}_i - o_i) / d_i` the entry is
+    :math:`t = \max_i \min(t^-_i, t^+_i)` and the exit :math:`\min_i \max(t^-_i, t^+_i)`;
+    a hit needs entry <= exit and entry > 0.
 
     :returns: entry distance (inf on a miss) and the axis of the face entered.
     """
@@ -450,8 +477,10 @@ def _slab(origin: np.ndarray, inv: tuple[np.ndarray, ...], lo: np.ndarray,
 
 def _trace(origin: np.ndarray, rays: _Rays, lo: np.ndarray, hi: np.ndarray,
            regions: list[tuple[int, tuple]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Nearest hit of every ray against the ground plane and the boxes; ``regions`` pairs a
-    box with the index expression of the rays that may hit it.
+    """
+    Find the nearest hit of every ray against the ground plane and the boxes.
+
+    ``regions`` pairs a box with the index expression of the rays that may hit it.
 
     :returns: distance parameter ``t`` (inf for sky), hit id (box index, -1 ground,
         -2 sky) and the axis of the face hit (1 for the ground).
@@ -473,8 +502,12 @@ def _trace(origin: np.ndarray, rays: _Rays, lo: np.ndarray, hi: np.ndarray,
 
 def _camera_regions(lo: np.ndarray, hi: np.ndarray, centre: np.ndarray, k: np.ndarray,
                     size: tuple[int, int]) -> list[tuple[int, tuple]]:
-    """Pixel rectangle of each box in front of the camera: the bounds of its corners'
-    projections after clipping the box to z >= 5 cm in front of the camera centre."""
+    """
+    Return the pixel rectangle of each box in front of the camera.
+
+    The rectangle bounds its corners' projections after clipping the box to z >= 5 cm in
+    front of the camera centre.
+    """
     width, height = size
     rel_lo, rel_hi = lo - centre, hi - centre
     z_lo = np.maximum(rel_lo[:, 2], 0.05)
@@ -495,8 +528,12 @@ def _camera_regions(lo: np.ndarray, hi: np.ndarray, centre: np.ndarray, k: np.nd
 
 def _lidar_regions(lo: np.ndarray, hi: np.ndarray, origin: np.ndarray,
                    column_azimuth: np.ndarray) -> list[tuple[int, tuple]]:
-    """LiDAR columns that may hit each box within range: those whose azimuth (about the
-    vertical axis, 0 = forward) lies within the box footprint's angular span plus 2 deg."""
+    """
+    Return the LiDAR columns that may hit each box within range.
+
+    These are the columns whose azimuth (about the vertical axis, 0 = forward) lies within
+    the box footprint's angular span plus 2 deg.
+    """
     gap = np.maximum(np.maximum(lo - origin, origin - hi), 0.0)
     in_range = np.linalg.norm(gap, axis=1) <= LIDAR_RANGE
     rel_lo, rel_hi = lo - origin, hi - origin
@@ -522,8 +559,12 @@ def _lidar_regions(lo: np.ndarray, hi: np.ndarray, origin: np.ndarray,
 # ----------------------------------------------------------------------------- shading
 
 def _face_coords(p: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """2-D surface coordinates of hit points: (z, height) on x faces, (x, z) on y faces,
-    (x, height) on z faces; height is above the road."""
+    """
+    Return the 2-D surface coordinates of hit points.
+
+    They are (z, height) on x faces, (x, z) on y faces, (x, height) on z faces; height is
+    above the road.
+    """
     height = CAMERA_HEIGHT - p[:, 1]
     s = np.where(axis == 0, p[:, 2], p[:, 0])
     t = np.where(axis == 1, p[:, 2], height)
@@ -582,8 +623,11 @@ def _box_albedo(world: _World, lo: np.ndarray, hi: np.ndarray, p: np.ndarray, bo
 def _facade_albedo(world: _World, lo: np.ndarray, hi: np.ndarray, s: np.ndarray,
                    t: np.ndarray, box: np.ndarray, axis: np.ndarray, colour: np.ndarray,
                    material: int, seed: int) -> np.ndarray:
-    """Walls (blocks, plaster or siding by style) with a grid of windows; roofs are grey.
-    Backdrop boxes are either tree lines (style 0) or distant buildings."""
+    """
+    Walls (blocks, plaster or siding by style) with a grid of windows; roofs are grey.
+
+    Backdrop boxes are either tree lines (style 0) or distant buildings.
+    """
     style = world.style[box]
     start = np.where(axis == 0, lo[box, 2], lo[box, 0])
     extent = np.where(axis == 0, hi[box, 2], hi[box, 0]) - start
@@ -632,8 +676,11 @@ def _albedo(world: _World, lo: np.ndarray, hi: np.ndarray, p: np.ndarray, hit: n
 
 
 def _sky(dirs: np.ndarray, seed: int) -> np.ndarray:
-    """Sky colour by elevation, with clouds on a plane at infinity (a function of the
-    direction only)."""
+    """
+    Return the sky colour by elevation, with clouds on a plane at infinity.
+
+    The clouds are a function of the direction only.
+    """
     norm = np.linalg.norm(dirs, axis=1)
     elevation = np.clip(-dirs[:, 1] / norm, 0.0, 1.0)
     blend = np.clip(elevation * 2.5, 0.0, 1.0)[:, None]
@@ -671,8 +718,12 @@ def _render(world: _World, lo: np.ndarray, hi: np.ndarray, origin: np.ndarray, r
 
 def _scan(world: _World, lo: np.ndarray, hi: np.ndarray, origin: np.ndarray, rays: _Rays,
           local: np.ndarray, column_azimuth: np.ndarray) -> np.ndarray:
-    """Cast the 64 beams; returns (N, 4) float32 points ``x y z reflectance`` in the
-    Velodyne frame, reflectance being the albedo's luminance."""
+    """
+    Cast the 64 beams.
+
+    Returns (N, 4) float32 points ``x y z reflectance`` in the Velodyne frame, reflectance
+    being the albedo's luminance.
+    """
     t, hit, axis = _trace(origin, rays, lo, hi, _lidar_regions(lo, hi, origin, column_azimuth))
     returned = np.nonzero((hit.ravel() != _SKY) & (t.ravel() <= LIDAR_RANGE))[0]
     dist = t.ravel()[returned]
@@ -687,9 +738,13 @@ def _scan(world: _World, lo: np.ndarray, hi: np.ndarray, origin: np.ndarray, ray
 # ----------------------------------------------------------------------------- drives
 
 def default_drive_names(count: int) -> list[str]:
-    """``count`` drive names on 2011_09_26: every third one (starting with the first) an
-    Eigen test drive (``..._drive_0002_sync``, ``0009``, ...), the others drive numbers
-    outside the test split (``0001``, ``0003``, ...)."""
+    """
+    Return ``count`` drive names on 2011_09_26.
+
+    Every third one (starting with the first) is an Eigen test drive
+    (``..._drive_0002_sync``, ``0009``, ...), the others drive numbers outside the test
+    split (``0001``, ``0003``, ...).
+    """
     test = [d for d in EIGEN_TEST_DRIVES if d.startswith('2011_09_26/')]
     numbers = {int(d[-9:-5]) for d in test}
     train = (f'2011_09_26/2011_09_26_drive_{n:04d}_sync' for n in range(1, 10000)
@@ -710,9 +765,12 @@ def _timestamp(date: str, nanoseconds: int) -> str:
 
 def _trajectory(rng: np.random.Generator, frames: int,
                 stationary: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Frame times (s from the first frame), positions along the road (m) and speeds
-    (m/s): ``stationary`` frames at standstill, then cruising at 6..12 m/s with a gentle
-    speed wobble (ramping up over 4 frames after a standstill)."""
+    """
+    Return frame times (s from the first frame), positions along the road (m) and speeds (m/s).
+
+    ``stationary`` frames at standstill, then cruising at 6..12 m/s with a gentle speed
+    wobble (ramping up over 4 frames after a standstill).
+    """
     cruise = rng.uniform(6.0, 12.0)
     gaps = FRAME_PERIOD + rng.uniform(-5e-4, 5e-4, frames)
     times = np.concatenate([[0.0], np.cumsum(gaps[1:])])
@@ -726,8 +784,11 @@ def _trajectory(rng: np.random.Generator, frames: int,
 
 def _oxts_lines(rng: np.random.Generator, times: np.ndarray, positions: np.ndarray,
                 speeds: np.ndarray) -> list[str]:
-    """OXTS packets consistent with the straight drive: position, heading, velocities and
-    forward acceleration; angular rates zero."""
+    """
+    Return OXTS packets consistent with the straight drive.
+
+    They hold position, heading, velocities and forward acceleration; angular rates zero.
+    """
     lat0, lon0 = 49.0 + rng.uniform(0, 0.03), 8.39 + rng.uniform(0, 0.05)
     alt, yaw = 110.0 + rng.uniform(0, 10), rng.uniform(-np.pi, np.pi)
     roll, pitch = rng.uniform(-0.02, 0.02), rng.uniform(-0.02, 0.02)
@@ -804,7 +865,8 @@ def write_synthetic_kitti(out_dir: PathLike, drives: int | None = None, frames: 
                           seed: int = 0, drive_names: list[str] | None = None,
                           size: tuple[int, int] = DEFAULT_SIZE, stationary: int | None = None,
                           overwrite: bool = False, progress: bool = False) -> list[DriveInfo]:
-    """Write synthetic drives in the KITTI raw layout under ``out_dir``.
+    """
+    Write synthetic drives in the KITTI raw layout under ``out_dir``.
 
     Deterministic: the same arguments give the same bytes. Each drive's world and motion
     depend on ``seed`` and the drive's name only.
@@ -911,7 +973,7 @@ def _non_negative(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``eigen-depth synth``."""
+    """Build the parser of ``eigen-depth synth``."""
     parser = _Parser(prog='eigen-depth synth',
                      description='Write a synthetic driving world in the exact KITTI raw layout '
                                  '(calibration, image_02/03, velodyne_points, oxts) plus the '
@@ -940,8 +1002,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``eigen-depth synth``; returns the exit status (0 ok, 1 failure,
-    2 bad arguments)."""
+    """
+    Run ``eigen-depth synth`` (the entry point).
+
+    Returns the exit status (0 ok, 1 failure, 2 bad arguments).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
