@@ -16,7 +16,8 @@ Both stages minimise Eq. 4 on the LiDAR pixels of the output grid only,
     d_i = \log y_i - \log y^*_i,\ \lambda = 0.5,
 
 with SGD (momentum 0.9, batch 32) and the paper's per-layer learning rates, held constant.
-No gradient clipping (the paper has none).
+No gradient clipping (the paper has none). Validation on held-out drives (``--val-split``,
+centre crop) runs at the start and end of each stage and every ``--val-every`` steps.
 
 Output folder: ``last.pt`` (every ``--checkpoint-every`` steps, at the end of each stage
 and when stopped), ``coarse.pt`` (end of the coarse stage), ``final.pt`` (end of the run),
@@ -503,22 +504,24 @@ class Trainer:
         if self.stage == 'fine':
             self.model.coarse.eval()
 
-    def _loader(self) -> DataLoader:
-        self.sampler.set_position(self.epoch, self.position * self.batch)
+    def _batches(self) -> Iterator[dict[str, Any]]:
+        """Yield training batches, epoch after epoch, from the saved position on.
+
+        The workers persist over epochs (they are started once per stage); the sampler,
+        which runs in this process, is moved to each epoch's position before its pass.
+        """
         workers = self.options.workers
         generator = torch.Generator()
         generator.manual_seed(self.options.seed)  # keeps the global torch RNG untouched
-        return DataLoader(self.train_set, batch_size=self.batch, sampler=self.sampler,
-                          drop_last=True, num_workers=workers, generator=generator,
-                          worker_init_fn=_worker_signals if workers else None,
-                          pin_memory=self.ctx.device.type == 'cuda')
-
-    def _batches(self) -> Iterator[dict[str, Any]]:
-        """Endless stream of training batches, epoch after epoch, from the saved position."""
+        loader = DataLoader(self.train_set, batch_size=self.batch, sampler=self.sampler,
+                            drop_last=True, num_workers=workers, generator=generator,
+                            worker_init_fn=_worker_signals if workers else None,
+                            persistent_workers=workers > 0,
+                            pin_memory=self.ctx.device.type == 'cuda')
         while True:
             self.sampler.set_position(self.epoch, self.position * self.batch)
             if len(self.sampler) >= self.batch:
-                yield from self._loader()
+                yield from loader
             self.epoch += 1
             self.position = 0
 
@@ -718,7 +721,13 @@ class Trainer:
         batches = self._batches()
         try:
             while self.step < total:
-                batch = next(batches)
+                try:
+                    batch = next(batches)
+                except RuntimeError:
+                    # a data worker killed by the same signal: stop at this step boundary
+                    if not stop.requested:
+                        raise
+                    return self._stop_on_signal(stop)
                 loss, finite, stop_now = self._train_step(batch, stop)
                 if not finite:
                     self._fail(loss)
@@ -734,11 +743,7 @@ class Trainer:
                 if opts.val_every and self.step % opts.val_every == 0 and self.step < total:
                     self.validate()
                 if stop_now:
-                    self.save(('last',))
-                    self._log_event('stop', reason=stop.signal_name or 'signal')
-                    self._say(f'{stop.signal_name or "signal"}: saved {self.out / "last.pt"} '
-                              f'at {self.stage} step {self.step}; continue with --resume')
-                    return 'interrupted'
+                    return self._stop_on_signal(stop)
                 if opts.stop_after and self._steps_this_run >= opts.stop_after \
                         and self.step < total:
                     self.save(('last',))
@@ -752,6 +757,15 @@ class Trainer:
         if window:
             self._log_train(window, bar)
         return 'finished'
+
+    def _stop_on_signal(self, stop: _StopRequest) -> str:
+        """Save ``last.pt`` at the current step boundary after SIGINT/SIGTERM."""
+        name = stop.signal_name or 'signal'
+        self.save(('last',))
+        self._log_event('stop', reason=name)
+        self._say(f'{name}: saved {self.out / "last.pt"} at {self.stage} step {self.step}; '
+                  'continue with --resume')
+        return 'interrupted'
 
     def _log_train(self, window: list[float], bar: Any) -> None:
         if not window:
