@@ -4,7 +4,7 @@
 1. writes a synthetic world in the KITTI raw layout (training drives and one Eigen test
    drive) and scene-separated split files;
 2. trains the network on it, or reuses the cached model (the paper's KITTI geometry; by
-   default the documented *narrow variant*, ``--width-mult 0.25``, because the full network
+   default the documented *narrow variant*, ``--width-mult 0.125``, because the full network
    does not train in minutes on a 2-core CPU);
 3. evaluates coarse, coarse + fine and the mean-depth baseline with the Eigen protocol;
 4. writes the test drive as a ROS 2 bag and plays it over DDS (loopback, shared memory) into
@@ -60,21 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help='output and cache folder (default: %(default)s)')
     world = parser.add_argument_group('synthetic world')
     world.add_argument('--train-drives', type=int, default=4,
-                       help='training drives (default: %(default)s)')
-    world.add_argument('--frames', type=int, default=40,
+                       help='drives outside the test split; one of them is held out '
+                            'for validation (default: %(default)s)')
+    world.add_argument('--frames', type=int, default=30,
                        help='frames per training drive (default: %(default)s)')
-    world.add_argument('--test-frames', type=int, default=30,
+    world.add_argument('--test-frames', type=int, default=20,
                        help='frames of the test drive (default: %(default)s)')
     world.add_argument('--seed', type=int, default=0, help='world seed (default: %(default)s)')
     model = parser.add_argument_group('model')
-    model.add_argument('--width-mult', type=float, default=0.25,
+    model.add_argument('--width-mult', type=float, default=0.125,
                        help="channel multiplier of the narrow variant; 1 = the paper's "
                             'network (default: %(default)s)')
-    model.add_argument('--coarse-samples', type=int, default=2400,
+    model.add_argument('--coarse-samples', type=int, default=5760,
                        help='training samples of the coarse stage (default: %(default)s)')
-    model.add_argument('--fine-samples', type=int, default=1600,
+    model.add_argument('--fine-samples', type=int, default=1920,
                        help='training samples of the fine stage (default: %(default)s)')
-    model.add_argument('--batch-size', type=int, default=16,
+    model.add_argument('--batch-size', type=int, default=32,
                        help='training batch size (default: %(default)s)')
     model.add_argument('--retrain', action='store_true', help='ignore the cached model')
     run = parser.add_argument_group('node run')
@@ -153,7 +154,7 @@ def train_model(args: argparse.Namespace, world: Path) -> Path:
             val_split=world / 'splits' / 'val_files.txt', out=tmp, width_mult=args.width_mult,
             batch_size=args.batch_size, coarse_samples=args.coarse_samples,
             fine_samples=args.fine_samples, val_every=0, checkpoint_every=100,
-            device=args.device, workers=0, lr_scale=1.0, seed=args.seed)
+            device=args.device, seed=args.seed)
         result = train(options)
         if result.status != 'finished':
             raise DemoError(f'training ended as {result.status!r}')

@@ -29,19 +29,23 @@ def _show(fig: Figure, ax, data: np.ndarray, cmap: str | None, limits: tuple[flo
 
 def show_depth_rows(fig: Figure, axes_rows,
                     samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                    max_depth: float) -> None:
+                    max_depth: float, titles: list[str] | None = None) -> None:
     """
     Fill rows of four axes with image, prediction, ground truth and error.
 
     The error is |pred - gt| / gt, for each ``(rgb, pred, gt)`` (gt 0 = none); sparse
     ground truth, such as projected LiDAR, is drawn as dots.
+
+    :param titles: title of each row's image panel (e.g. the frame's name); default
+        ``'image'``.
     """
-    for axes, (rgb, pred, gt) in zip(axes_rows, samples):
+    titles = list(titles or [])
+    for row, (axes, (rgb, pred, gt)) in enumerate(zip(axes_rows, samples)):
         valid = gt > 0
         sparse = np.count_nonzero(valid) < 0.2 * valid.size
         error = np.full(gt.shape, np.nan)
         error[valid] = np.abs(pred[valid] - gt[valid]) / gt[valid]
-        panels = [(rgb, None, None, False, 'image'),
+        panels = [(rgb, None, None, False, titles[row] if row < len(titles) else 'image'),
                   (pred, 'magma_r', (0, max_depth), False, 'prediction (m)'),
                   (np.where(valid, gt, np.nan), 'magma_r', (0, max_depth), sparse,
                    'ground truth (m)'),

@@ -3,31 +3,29 @@ from __future__ import annotations
 
 import atexit
 import functools
+from pathlib import Path
 import shutil
 import tempfile
-from pathlib import Path
 
+from conftest import SMALL_KITTI
+from eigen_depth_ros.geometry import InputGeometry
+from eigen_depth_ros.model import KITTI, normalize_image
+from eigen_depth_training.dataset import (apply_augmentation, Augmentation, expand_sides,
+                                          KittiDepthDataset, ResumableSampler)
+from eigen_depth_training.kitti import generate_depth_map, read_image
+from eigen_depth_training.splits import (build_eigen_split, read_split_file, SplitEntry,
+                                         SplitError)
+from eigen_depth_training.synth import write_synthetic_kitti
 import numpy as np
 import pytest
 import torch
-
-from eigen_depth_ros.geometry import InputGeometry
-from eigen_depth_ros.model import KITTI, normalize_image
-from eigen_depth_training.dataset import (Augmentation, KittiDepthDataset, ResumableSampler,
-                                          apply_augmentation, expand_sides)
-from eigen_depth_training.kitti import generate_depth_map, read_image
-from eigen_depth_training.splits import (SplitEntry, SplitError, build_eigen_split,
-                                         read_split_file)
-from eigen_depth_training.synth import write_synthetic_kitti
-
-from conftest import SMALL_KITTI
 
 SYNTH_SIZE = (414, 125)  # a third of KITTI's 1242x375: fast to render, same aspect
 
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """One torch thread: the test machine's cores are shared."""
+    """Use one torch thread: the test machine's cores are shared."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -36,7 +34,8 @@ def one_thread():
 
 @functools.lru_cache(maxsize=None)
 def synthetic_kitti() -> tuple[Path, Path]:
-    """Write five synthetic drives x 5 frames once per test session.
+    """
+    Write five synthetic drives x 5 frames once per test session.
 
     Shared by the training and evaluation tests; returns ``(KITTI root, folder with
     train/val/test_files.txt)``.
@@ -68,7 +67,8 @@ def copy_drive(tmp_path: Path, drive: str) -> Path:
 
 def _depth_coded_frame(width: int = 1242, height: int = 375
                        ) -> tuple[np.ndarray, np.ndarray, callable]:
-    """Make a camera frame whose red channel encodes the depth of every pixel.
+    """
+    Make a camera frame whose red channel encodes the depth of every pixel.
 
     Also returns a sparse depth map (every other pixel) of the same scene and the analytic
     depth; depth grows left to right and downwards.
@@ -294,5 +294,5 @@ def test_resumable_sampler_continues_mid_epoch_and_shards():
     ranks = [ResumableSampler(data, num_replicas=2, rank=r, seed=5) for r in (0, 1)]
     shards = [list(s) for s in ranks]
     assert len(shards[0]) == len(shards[1]) == 12
-    assert set(i for i, _ in shards[0]) | set(i for i, _ in shards[1]) == set(data)
+    assert {i for i, _ in shards[0]} | {i for i, _ in shards[1]} == set(data)
     assert not {s for _, s in shards[0]} & {s for _, s in shards[1]}

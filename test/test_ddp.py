@@ -6,11 +6,9 @@ import os
 import subprocess
 import sys
 
-import torch
-
 from eigen_depth_ros.checkpoint import load_checkpoint, read_checkpoint
-
 from test_dataset import synthetic_kitti
+import torch
 
 
 def test_two_process_ddp_trains_and_saves_once(tmp_path):

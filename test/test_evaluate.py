@@ -4,17 +4,15 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
-import pytest
-import torch
-
+from conftest import SMALL_KITTI
 from eigen_depth_ros.checkpoint import save_checkpoint
 from eigen_depth_ros.model import EigenDepthNet
-from eigen_depth_training.evaluate import PAPER_KITTI, evaluate, main
+from eigen_depth_training.evaluate import evaluate, main, PAPER_KITTI
 from eigen_depth_training.splits import SplitEntry, write_split_file
-
-from conftest import SMALL_KITTI
+import numpy as np
+import pytest
 from test_dataset import copy_drive, synthetic_kitti
+import torch
 
 DRIVE = '2011_09_26/2011_09_26_drive_0001_sync'
 WALL = 20.0      # m, every LiDAR point of the hand-made drive
@@ -23,7 +21,7 @@ PREDICTED = 10.0  # m, every pixel of the hand-made network
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """One torch thread: the test machine's cores are shared."""
+    """Use one torch thread: the test machine's cores are shared."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

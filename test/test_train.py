@@ -5,23 +5,21 @@ import json
 import os
 import signal
 
-import pytest
-import torch
-
+from conftest import SMALL_KITTI
 from eigen_depth_ros.checkpoint import load_checkpoint, read_checkpoint
 from eigen_depth_ros.model import KITTI
 from eigen_depth_training import train as train_module
 from eigen_depth_training.options import (build_parser, default_options, learning_rates,
                                           model_config, parse_options, stage_steps)
-from eigen_depth_training.train import NonFiniteLossError, main, train
-
-from conftest import SMALL_KITTI
+from eigen_depth_training.train import main, NonFiniteLossError, train
+import pytest
 from test_dataset import synthetic_kitti
+import torch
 
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """One torch thread: the test machine's cores are shared."""
+    """Use one torch thread: the test machine's cores are shared."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -29,13 +27,13 @@ def one_thread():
 
 
 def small_options(out, **overrides):
-    """Options for a seconds-long run on the shared synthetic drives."""
+    """Return options for a seconds-long run on the shared synthetic drives."""
     root, splits = synthetic_kitti()
-    values = dict(data_root=root, train_split=splits / 'train_files.txt',
-                  val_split=splits / 'val_files.txt', out=out, cache_dir=out.parent / 'cache',
-                  batch_size=4, coarse_samples=16, fine_samples=16, workers=0,
-                  checkpoint_every=1000, val_every=0, no_progress=True, no_tensorboard=True,
-                  device='cpu')
+    values = {'data_root': root, 'train_split': splits / 'train_files.txt',
+              'val_split': splits / 'val_files.txt', 'out': out,
+              'cache_dir': out.parent / 'cache', 'batch_size': 4, 'coarse_samples': 16,
+              'fine_samples': 16, 'workers': 0, 'checkpoint_every': 1000, 'val_every': 0,
+              'no_progress': True, 'no_tensorboard': True, 'device': 'cpu'}
     values.update(overrides)
     return default_options(**values)
 
@@ -115,8 +113,8 @@ def test_short_training_lowers_the_validation_loss(tmp_path):
 
 
 def test_resume_gives_the_same_weights(tmp_path):
-    common = dict(coarse_samples=16, fine_samples=12, batch_size=2, val_split=None,
-                  checkpoint_every=2)
+    common = {'coarse_samples': 16, 'fine_samples': 12, 'batch_size': 2, 'val_split': None,
+              'checkpoint_every': 2}
     straight = train(small_options(tmp_path / 'a', **common), SMALL_KITTI)
     assert straight.status == 'finished'
     # the same run in three pieces: stop inside coarse, stop inside fine, finish

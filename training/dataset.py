@@ -1,4 +1,5 @@
-r"""KITTI raw frames as training samples: image window, log-depth target and mask.
+r"""
+KITTI raw frames as training samples: image window, log-depth target and mask.
 
 One sample is one frame of a split (:class:`~eigen_depth_training.splits.SplitEntry`): the
 colour image of its side (``l``: ``image_02``, ``r``: ``image_03``) and the Velodyne scan
@@ -34,22 +35,21 @@ so does an empty split.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from eigen_depth_ros.geometry import InputGeometry
+from eigen_depth_ros.model import EigenDepthConfig, normalize_image
 import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
-from eigen_depth_ros.geometry import InputGeometry
-from eigen_depth_ros.model import EigenDepthConfig, normalize_image
-
 from .kitti import (Calibration, KittiFormatError, load_calibration, load_velodyne_points,
                     read_image, velodyne_depth_map)
-from .splits import SplitEntry, SplitError, check_drives_present
+from .splits import check_drives_present, SplitEntry, SplitError
 
 PathLike = str | os.PathLike
 
@@ -59,7 +59,8 @@ CACHE_VERSION = 1
 
 @dataclass(frozen=True)
 class Augmentation:
-    r"""One draw of the paper's KITTI augmentations (the identity by default).
+    r"""
+    One draw of the paper's KITTI augmentations (the identity by default).
 
     :param scale: zoom factor :math:`s \ge 1`; depths are divided by it.
     :param crop: where the input window sits in the free room of the zoomed image, as
@@ -88,7 +89,8 @@ class Augmentation:
 def apply_augmentation(rgb: np.ndarray, depth: np.ndarray, config: EigenDepthConfig,
                        augmentation: Augmentation = Augmentation()
                        ) -> tuple[np.ndarray, np.ndarray, InputGeometry]:
-    """Cut the network input and its depth target out of one camera frame.
+    """
+    Cut the network input and its depth target out of one camera frame.
 
     :param rgb: camera image (H, W, 3) uint8, RGB.
     :param depth: sparse depth (H, W) float32 metres of the same camera, 0 = no point.
@@ -115,7 +117,8 @@ def apply_augmentation(rgb: np.ndarray, depth: np.ndarray, config: EigenDepthCon
 
 
 def expand_sides(entries: Sequence[SplitEntry], sides: str = 'listed') -> list[SplitEntry]:
-    """Choose the cameras of a split.
+    """
+    Choose the cameras of a split.
 
     :param sides: ``'listed'`` keeps the entries, ``'left'`` turns every entry into its left
         frame, ``'both'`` adds the other camera of every frame (the paper trains on both);
@@ -137,7 +140,8 @@ def expand_sides(entries: Sequence[SplitEntry], sides: str = 'listed') -> list[S
 
 @dataclass
 class DatasetReport:
-    """What a :class:`KittiDepthDataset` left out while it was built.
+    """
+    What a :class:`KittiDepthDataset` left out while it was built.
 
     :ivar listed: frames the split listed (after side expansion).
     :ivar usable: frames kept.
@@ -166,7 +170,7 @@ class DatasetReport:
         return self.missing + self.corrupt_image + self.corrupt_velodyne
 
     def summary(self) -> str:
-        """One line, e.g. ``120 of 124 frames usable; 3 missing, 1 corrupt scan``."""
+        """Return one line, e.g. ``120 of 124 frames usable; 3 missing, 1 corrupt scan``."""
         text = f'{self.usable} of {self.listed} frames usable'
         counts = ((self.missing, 'missing'), (self.corrupt_image, 'corrupt image'),
                   (self.corrupt_velodyne, 'corrupt scan'))
@@ -174,14 +178,15 @@ class DatasetReport:
         return text + ('; skipped: ' + ', '.join(parts) if parts else '')
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain-type copy for JSON logs."""
+        """Return a plain-type copy for JSON logs."""
         return {'listed': self.listed, 'usable': self.usable, 'missing': self.missing,
                 'corrupt_image': self.corrupt_image, 'corrupt_velodyne': self.corrupt_velodyne,
                 'examples': list(self.examples)}
 
 
 class DepthCache:
-    """Sparse projected LiDAR depth of frames, on disk (one ``.npz`` each) or in memory.
+    """
+    Sparse projected LiDAR depth of frames, on disk (one ``.npz`` each) or in memory.
 
     A cached frame is stored as its non-zero pixels (rows and columns as uint16, depths as
     float32) with the image size and a stamp of the scan and calibration files (size and
@@ -199,7 +204,7 @@ class DepthCache:
         self._calibrations: dict[tuple[str, int], Calibration] = {}
 
     def path(self, entry: SplitEntry) -> Path | None:
-        """Cache file of ``entry`` (None for the in-memory cache)."""
+        """Return the cache file of ``entry`` (None for the in-memory cache)."""
         if self.cache_dir is None:
             return None
         return (self.cache_dir / entry.drive / f'image_0{entry.cam}' /
@@ -227,7 +232,8 @@ class DepthCache:
                 np.array(depth.shape, dtype=np.int64))
 
     def ensure(self, entry: SplitEntry) -> None:
-        """Project and cache ``entry`` unless a fresh copy is cached.
+        """
+        Project and cache ``entry`` unless a fresh copy is cached.
 
         :raises KittiFormatError: the scan or calibration cannot be read.
         """
@@ -254,7 +260,7 @@ class DepthCache:
         os.replace(tmp, path)
 
     def load(self, entry: SplitEntry) -> np.ndarray:
-        """Dense sparse-depth map (H, W) float32 metres of ``entry``, 0 = no point."""
+        """Return the dense sparse-depth map (H, W) float32 metres of ``entry``, 0 = no point."""
         path = self.path(entry)
         if path is None:
             self.ensure(entry)
@@ -281,7 +287,8 @@ def _looks_like_png(path: Path) -> bool:
 
 
 class KittiDepthDataset(Dataset):
-    """KITTI raw frames of a split as network samples.
+    """
+    KITTI raw frames of a split as network samples.
 
     Each sample is a dict with the keys
 
@@ -379,7 +386,8 @@ class KittiDepthDataset(Dataset):
         return len(self.entries)
 
     def augmentation(self, index: int, seed: int | None = None) -> Augmentation:
-        """Draw the augmentation of frame ``index`` (the identity unless training).
+        """
+        Draw the augmentation of frame ``index`` (the identity unless training).
 
         The draw comes from ``seed`` or, when None, from (dataset seed, index).
         """
@@ -423,7 +431,8 @@ class KittiDepthDataset(Dataset):
 
 
 class ResumableSampler(DistributedSampler):
-    """A :class:`~torch.utils.data.DistributedSampler` that can start mid-epoch.
+    """
+    A :class:`~torch.utils.data.DistributedSampler` that can start mid-epoch.
 
     It also fixes every sample's augmentation seed by its place in the stream. It yields
     ``(frame index, seed)`` pairs: the order of epoch ``e`` is the sampler's shuffle with
@@ -447,7 +456,7 @@ class ResumableSampler(DistributedSampler):
         self.start = int(start)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        """``(index, augmentation seed)`` from the current position to the end of the epoch."""
+        """Yield ``(index, augmentation seed)`` from the current position to the epoch's end."""
         indices = list(super().__iter__())
         for k in range(self.start, len(indices)):
             seed = np.random.SeedSequence([self.seed, self.epoch, self.rank, k])
@@ -459,7 +468,8 @@ class ResumableSampler(DistributedSampler):
 
 
 def mean_depth_map(dataset: KittiDepthDataset, progress: bool = False) -> np.ndarray:
-    """Per-pixel mean of the centre-crop targets of ``dataset`` on the output grid.
+    """
+    Compute the per-pixel mean of the centre-crop targets of ``dataset`` on the output grid.
 
     Cells never hit by a LiDAR point get the mean over all valid target pixels. This is the
     paper's "mean" baseline: it predicts the training set's mean depth map for every image.
@@ -485,7 +495,8 @@ def mean_depth_map(dataset: KittiDepthDataset, progress: bool = False) -> np.nda
 
 
 def batches_per_epoch(num_samples: int, per_process_batch: int) -> int:
-    """Return the full batches one process gets from an epoch of ``num_samples``.
+    """
+    Return the full batches one process gets from an epoch of ``num_samples``.
 
     The rest is dropped, so that all processes step together.
     """

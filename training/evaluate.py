@@ -1,4 +1,5 @@
-"""``eigen-depth eval``: a checkpoint (or a baseline) on KITTI raw, Eigen protocol, Table 2 layout.
+"""
+``eigen-depth eval``: a checkpoint (or a baseline) on KITTI raw, Eigen protocol, Table 2 layout.
 
 For every frame of the split (``<date>/<drive> <frame> <l|r>`` lines, usually the 697-frame
 Eigen test list):
@@ -29,20 +30,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
+import sys
 from typing import Any, Callable
-
-import numpy as np
 
 from eigen_depth_ros.checkpoint import CheckpointError
 from eigen_depth_ros.geometry import InputGeometry
 from eigen_depth_ros.metrics import evaluate_depth, format_metric_table, mean_metrics
 from eigen_depth_ros.model import EigenDepthConfig, resolve_config
+import numpy as np
 
 from .dataset import KittiDepthDataset, mean_depth_map
 from .kitti import KittiFormatError, read_image
-from .splits import SplitError, read_split_file
+from .splits import read_split_file, SplitError
 
 PathLike = str | os.PathLike
 
@@ -65,7 +65,8 @@ Predictor = Callable[[np.ndarray], tuple[np.ndarray, InputGeometry]]
 
 def network_predictors(checkpoint: PathLike, stages: tuple[str, ...] = ('fine',),
                        device: str = 'auto') -> tuple[dict[str, Predictor], EigenDepthConfig]:
-    """Build predictors of a checkpoint's network (single centre crop), one per stage.
+    """
+    Build predictors of a checkpoint's network (single centre crop), one per stage.
 
     :return: ``({stage: predictor}, the network's configuration)``.
     """
@@ -83,7 +84,8 @@ def network_predictors(checkpoint: PathLike, stages: tuple[str, ...] = ('fine',)
 
 
 def map_predictor(depth_map: np.ndarray, config: EigenDepthConfig) -> Predictor:
-    """Build a predictor that returns ``depth_map`` (H_out, W_out, metres) for every image.
+    """
+    Build a predictor that returns ``depth_map`` (H_out, W_out, metres) for every image.
 
     The map is placed by the centre-crop geometry (the mean and constant baselines).
     """
@@ -101,7 +103,8 @@ def map_predictor(depth_map: np.ndarray, config: EigenDepthConfig) -> Predictor:
 def baseline_map(kind: str, data_root: PathLike, train_split: PathLike,
                  config: EigenDepthConfig, min_depth: float = 1e-3, max_depth: float = 80.0,
                  cache_dir: PathLike | None = None, progress: bool = False) -> np.ndarray:
-    """Compute a baseline's output-grid depth map from the training frames' targets.
+    """
+    Compute a baseline's output-grid depth map from the training frames' targets.
 
     The targets are the centre-crop ones, as at test time.
 
@@ -138,7 +141,8 @@ def _round_floats(value: Any) -> Any:
 
 
 def comparison_table(rows: dict[str, dict[str, float]]) -> str:
-    """Format the paper's Table 2 rows followed by ``rows`` in the Table 2 layout.
+    """
+    Format the paper's Table 2 rows followed by ``rows`` in the Table 2 layout.
 
     Cells where the paper gives no number show ``-``.
     """
@@ -153,7 +157,8 @@ def evaluate(data_root: PathLike, split: PathLike, checkpoint: PathLike | None =
              median_scaling: bool = False, out: PathLike | None = None,
              device: str = 'auto', cache_dir: PathLike | None = None, max_images: int = 0,
              examples: int = 4, progress: bool = False) -> dict[str, Any]:
-    """Evaluate a checkpoint's stages and/or a baseline on a split (Eigen protocol).
+    """
+    Evaluate a checkpoint's stages and/or a baseline on a split (Eigen protocol).
 
     :param data_root: KITTI raw root.
     :param split: split file of the frames to evaluate.
@@ -267,56 +272,47 @@ def evaluate(data_root: PathLike, split: PathLike, checkpoint: PathLike | None =
 
 def write_examples_png(path: PathLike, panels: list[dict[str, Any]], min_depth: float,
                        max_depth: float, crop: str | None, title: str = '') -> Path:
-    """Draw one row per frame: image, prediction, ground truth, error.
-
-    The ground truth shows the LiDAR points (enlarged) inside the evaluated crop and range,
-    the error the absolute relative error at those points (colours 0 .. 0.5). Depths share
-    one colour scale per frame (inverse depth, magma).
     """
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    import cv2
+    Draw one row per frame: image, prediction, ground truth, error.
 
+    The rows are drawn by :func:`eigen_depth_ros.report.show_depth_rows`. The prediction is
+    the scaled one, clipped to ``[min_depth, max_depth]``; the ground truth shows the LiDAR
+    points inside the evaluated crop and range (as dots when sparse), the error the absolute
+    relative error at those points (colours 0 .. 0.5). Depths share one colour scale,
+    0 .. ``max_depth`` metres (magma, near is bright).
+
+    :param panels: one dict per frame: ``name``, ``rgb`` (H, W, 3), ``gt`` (H, W, metres,
+        0 = none), ``pred`` (H, W, metres, unscaled) and ``scale`` (the median scale or 1).
+    """
     from eigen_depth_ros.metrics import valid_depth_mask
+    from eigen_depth_ros.report import show_depth_rows
+    from matplotlib.figure import Figure
 
-    rows = len(panels)
-    fig, axes = plt.subplots(rows, 4, figsize=(22, 1.9 * rows + 0.6), squeeze=False)
-    for row, panel in zip(axes, panels):
-        gt, pred = panel['gt'], np.clip(panel['pred'] * panel['scale'], min_depth, max_depth)
+    samples = []
+    for panel in panels:
+        gt = panel['gt']
         valid = valid_depth_mask(gt, min_depth, max_depth, crop)
-        shown_gt = cv2.dilate(np.where(valid, gt, 0).astype(np.float32), np.ones((3, 3)))
-        error = np.where(valid, np.abs(pred - gt) / np.maximum(gt, min_depth), np.nan)
-        error = cv2.dilate(np.nan_to_num(error, nan=0.0).astype(np.float32), np.ones((3, 3)))
-        near = float(np.percentile(gt[valid], 1)) if valid.any() else float(pred.min())
-        vmax = 1.0 / max(near, min_depth)
-        row[0].imshow(panel['rgb'])
-        row[0].set_title(panel['name'], fontsize=8)
-        row[1].imshow(1.0 / pred, cmap='magma', vmin=0, vmax=vmax)
-        row[1].set_title('prediction (inverse depth)', fontsize=8)
-        row[2].imshow(np.ma.masked_equal(1.0 / np.maximum(shown_gt, 1e-6) *
-                                         (shown_gt > 0), 0), cmap='magma', vmin=0, vmax=vmax)
-        row[2].set_title('ground truth (LiDAR)', fontsize=8)
-        im = row[3].imshow(np.ma.masked_where(shown_gt == 0, error), cmap='viridis',
-                           vmin=0, vmax=0.5)
-        row[3].set_title('abs rel error', fontsize=8)
-        fig.colorbar(im, ax=row[3], fraction=0.02)
-        for ax in row:
-            ax.set_axis_off()
+        pred = np.clip(panel['pred'] * panel['scale'], min_depth, max_depth)
+        samples.append((panel['rgb'], pred, np.where(valid, gt, 0.0)))
+    rows = len(samples)
+    fig = Figure(figsize=(20, 1.7 * rows + 0.6))
+    grid = fig.add_gridspec(rows, 4)
+    axes_rows = [[fig.add_subplot(grid[r, c]) for c in range(4)] for r in range(rows)]
+    show_depth_rows(fig, axes_rows, samples, max_depth,
+                    titles=[panel['name'] for panel in panels])
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
-    plt.close(fig)
     return Path(path)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Parser of ``eigen-depth eval``."""
+    """Build the parser of ``eigen-depth eval``."""
     parser = argparse.ArgumentParser(
         prog='eigen-depth eval', formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description='Evaluate a checkpoint (or a mean-depth baseline) on KITTI raw with the '
-                    'Eigen protocol and print the paper\'s Table 2 beside the result.')
+                    "Eigen protocol and print the paper's Table 2 beside the result.")
     parser.add_argument('--checkpoint', type=Path, default=None,
                         help='network checkpoint (e.g. <train out>/final.pt)')
     parser.add_argument('--data-root', type=Path, required=True, help='KITTI raw root')
@@ -357,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``eigen-depth eval``; returns 0, or 2 with a one-line error on bad input."""
+    """Run ``eigen-depth eval``; return 0, or 2 with a one-line error on bad input."""
     args = build_parser().parse_args(argv)
     stages = ('coarse', 'fine') if args.stage == 'both' else (args.stage,)
     try:
@@ -373,12 +369,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f'eigen-depth eval: error: {exc}', file=sys.stderr)
         return 2
     skipped = report['skipped']
-    print(f"KITTI, {report['images']} images, crop {args.crop}, depth "
-          f"{args.min_depth:g}..{args.max_depth:g} m"
-          f"{', median scaling' if args.median_scaling else ''}; skipped: "
-          f"{skipped['missing']} missing, {skipped['corrupt_image']} corrupt image, "
-          f"{skipped['corrupt_velodyne']} corrupt scan, {skipped['unreadable_image']} "
-          f"unreadable, {skipped['no_ground_truth']} without ground truth")
+    print(f'KITTI, {report["images"]} images, crop {args.crop}, depth '
+          f'{args.min_depth:g}..{args.max_depth:g} m'
+          f'{", median scaling" if args.median_scaling else ""}; skipped: '
+          f'{skipped["missing"]} missing, {skipped["corrupt_image"]} corrupt image, '
+          f'{skipped["corrupt_velodyne"]} corrupt scan, {skipped["unreadable_image"]} '
+          f'unreadable, {skipped["no_ground_truth"]} without ground truth')
     print(report['table'])
     print(f'wrote {args.out / "metrics.json"} and {args.out / "examples.png"}')
     return 0

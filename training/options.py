@@ -1,4 +1,5 @@
-"""Command-line options of ``eigen-depth train``: one parser, grouped, every flag documented.
+"""
+Command-line options of ``eigen-depth train``: one parser, grouped, every flag documented.
 
 The defaults are the paper's KITTI recipe (Eigen, Puhrsch & Fergus, NIPS 2014, section 3.3):
 SGD with momentum 0.9, batch 32, per-layer learning rates (coarse conv 1-5: 0.001, coarse
@@ -58,14 +59,15 @@ def _probability(text: str) -> float:
 
 
 def build_parser(prog: str = 'eigen-depth train') -> argparse.ArgumentParser:
-    """Build the training parser.
+    """
+    Build the training parser.
 
     Its groups: data, model, optimisation, schedule, logging and devices/distributed.
     """
     parser = argparse.ArgumentParser(
         prog=prog, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description='Train the Eigen et al. (NIPS 2014) depth network on KITTI raw drives. '
-                    'Defaults are the paper\'s KITTI recipe. Works under torchrun '
+                    "Defaults are the paper's KITTI recipe. Works under torchrun "
                     '(DistributedDataParallel); see docs/training.md.')
 
     data = parser.add_argument_group('data')
@@ -197,7 +199,8 @@ def build_parser(prog: str = 'eigen-depth train') -> argparse.ArgumentParser:
 
 def parse_options(argv: list[str] | None = None, require_paths: bool = True
                   ) -> argparse.Namespace:
-    """Parse and check training options.
+    """
+    Parse and check training options.
 
     :param argv: arguments without the program name (default ``sys.argv[1:]``).
     :param require_paths: demand ``--data-root``, ``--train-split`` and ``--out``.
@@ -230,7 +233,8 @@ def check_options(options: argparse.Namespace, require_paths: bool = True) -> st
 
 
 def default_options(**overrides: Any) -> argparse.Namespace:
-    """Return the defaults of every option (the paper's recipe) with ``overrides``.
+    """
+    Return the defaults of every option (the paper's recipe) with ``overrides``.
 
     Keys are the attribute names (``batch_size``, ``coarse_samples``, ...); paths may be
     given as strings. Used by the Python API (:func:`eigen_depth_training.train.train`).
@@ -253,7 +257,7 @@ def default_options(**overrides: Any) -> argparse.Namespace:
 
 
 def learning_rates(options: argparse.Namespace) -> dict[str, float]:
-    """Learning rate of each parameter group, ``--lr-scale`` applied."""
+    """Return the learning rate of each parameter group, ``--lr-scale`` applied."""
     return {'coarse_conv': options.lr_coarse_conv * options.lr_scale,
             'coarse_fc': options.lr_coarse_fc * options.lr_scale,
             'fine_outer': options.lr_fine_outer * options.lr_scale,
@@ -261,7 +265,8 @@ def learning_rates(options: argparse.Namespace) -> dict[str, float]:
 
 
 def model_config(options: argparse.Namespace) -> EigenDepthConfig:
-    """Return the network configuration the options ask for.
+    """
+    Return the network configuration the options ask for.
 
     With ``--width-mult m`` != 1 this is the documented **narrow variant**: coarse conv
     channels, the FC 6 width and the fine channels are multiplied by m (rounded, at least 2);
@@ -286,14 +291,14 @@ def model_config(options: argparse.Namespace) -> EigenDepthConfig:
 
 
 def stage_steps(options: argparse.Namespace) -> dict[str, int]:
-    """Optimiser steps of each stage to run: ``ceil(samples / batch)``."""
+    """Return the optimiser steps of each stage to run: ``ceil(samples / batch)``."""
     stages = ('coarse', 'fine') if options.stage == 'both' else (options.stage,)
     samples = {'coarse': options.coarse_samples, 'fine': options.fine_samples}
     return {stage: math.ceil(samples[stage] / options.batch_size) for stage in stages}
 
 
 def options_to_dict(options: argparse.Namespace) -> dict[str, Any]:
-    """Plain-type dict of ``options`` (paths as strings, tuples as lists)."""
+    """Return a plain-type dict of ``options`` (paths as strings, tuples as lists)."""
     out: dict[str, Any] = {}
     for key, value in sorted(vars(options).items()):
         if isinstance(value, os.PathLike):

@@ -1,4 +1,5 @@
-r"""``eigen-depth train``: the paper's two-stage training on KITTI raw, resumable and distributed.
+r"""
+``eigen-depth train``: the paper's two-stage training on KITTI raw, resumable and distributed.
 
 Recipe (Eigen, Puhrsch & Fergus, NIPS 2014, section 3.3; every number is an option of
 :mod:`eigen_depth_training.options`):
@@ -38,43 +39,43 @@ Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves ``last.pt`` and exit
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 import json
 import os
+from pathlib import Path
 import random
 import signal
 import sys
 import threading
 import time
-from contextlib import nullcontext
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterator
-
-import numpy as np
-import torch
-import torch.distributed as dist
-from torch.utils.data import DataLoader, Subset
 
 from eigen_depth_ros.checkpoint import (CheckpointError, load_checkpoint, read_checkpoint,
                                         save_checkpoint)
 from eigen_depth_ros.inference import select_device
 from eigen_depth_ros.loss import scale_invariant_loss
 from eigen_depth_ros.metrics import METRIC_NAMES
-from eigen_depth_ros.model import (IMAGENET_MEAN, IMAGENET_STD, EigenDepthConfig,
-                                   EigenDepthNet, config_from_dict, config_to_dict)
+from eigen_depth_ros.model import (config_from_dict, config_to_dict, EigenDepthConfig,
+                                   EigenDepthNet, IMAGENET_MEAN, IMAGENET_STD)
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Subset
 
-from .dataset import KittiDepthDataset, ResumableSampler, expand_sides
+from .dataset import expand_sides, KittiDepthDataset, ResumableSampler
 from .kitti import KittiFormatError
-from .options import (STAGE_GROUPS, learning_rates, model_config, options_to_dict,
-                      parse_options, save_options_json, stage_steps)
-from .splits import SplitError, read_split_file
+from .options import (learning_rates, model_config, options_to_dict, parse_options,
+                      save_options_json, STAGE_GROUPS, stage_steps)
+from .splits import read_split_file, SplitError
 
 EXIT_NONFINITE = 3
 EXIT_INTERRUPTED = 130
 
 
 class NonFiniteLossError(RuntimeError):
-    """Training stopped on a NaN or infinite loss.
+    """
+    Training stopped on a NaN or infinite loss.
 
     Nothing was saved after the last good checkpoint (:attr:`last_checkpoint`, None when
     there is none).
@@ -88,7 +89,8 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclass
 class TrainResult:
-    """What :func:`train` did.
+    """
+    What :func:`train` did.
 
     :ivar status: ``'finished'``, ``'stopped'`` (``--stop-after``) or ``'interrupted'``
         (SIGINT/SIGTERM); a non-finite loss raises :class:`NonFiniteLossError` instead.
@@ -138,7 +140,8 @@ class DistContext:
 
 
 def setup_distributed(device_spec: str = 'auto', backend: str = 'auto') -> DistContext:
-    """Join the torchrun job described by the environment, or run alone.
+    """
+    Join the torchrun job described by the environment, or run alone.
 
     torchrun sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and
     ``MASTER_PORT``; without them (or with ``WORLD_SIZE`` 1) the process runs alone. Under
@@ -211,7 +214,8 @@ def seed_everything(seed: int) -> None:
 # --------------------------------------------------------------------------- helpers
 
 def _worker_signals(_worker_id: int) -> None:
-    """Leave SIGINT and SIGTERM to the training process, which finishes its step and saves.
+    """
+    Leave SIGINT and SIGTERM to the training process, which finishes its step and saves.
 
     Ctrl-C, ``timeout`` and batch schedulers signal the whole process group; a data worker
     killed by them would abort the step. Workers still exit with their parent.
@@ -222,7 +226,8 @@ def _worker_signals(_worker_id: int) -> None:
 
 def output_grid_metrics(pred_log: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor
                         ) -> list[dict[str, float]]:
-    r"""Compute the depth metrics of each image of a batch on the output grid.
+    r"""
+    Compute the depth metrics of each image of a batch on the output grid.
 
     The metrics (:data:`~eigen_depth_ros.metrics.METRIC_NAMES`) are taken over the valid
     target pixels of each image (images without any are left out); ``si_rmse_log`` is
@@ -254,7 +259,7 @@ def output_grid_metrics(pred_log: torch.Tensor, depth: torch.Tensor, mask: torch
 
 
 def _colourise(values: np.ndarray, valid: np.ndarray, low: float, high: float) -> np.ndarray:
-    """(3, H, W) float RGB of ``values`` with the magma colour map, black where invalid."""
+    """Colour ``values`` with the magma map as (3, H, W) float RGB, black where invalid."""
     from matplotlib import colormaps
 
     scaled = np.clip((values - low) / max(high - low, 1e-6), 0.0, 1.0)
@@ -264,14 +269,15 @@ def _colourise(values: np.ndarray, valid: np.ndarray, low: float, high: float) -
 
 
 def _denormalise(image: torch.Tensor) -> np.ndarray:
-    """(3, H, W) float RGB in [0, 1] of a normalised input image."""
+    """Return a normalised input image as (3, H, W) float RGB in [0, 1]."""
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     return (image.detach().float().cpu() * std + mean).clamp(0, 1).numpy()
 
 
 class _StopRequest:
-    """SIGINT/SIGTERM handler that asks the loop to stop at the end of the current step.
+    """
+    SIGINT/SIGTERM handler that asks the loop to stop at the end of the current step.
 
     A second Ctrl-C raises :class:`KeyboardInterrupt` at once (default handler restored).
     Handlers are only installed from the main thread.
@@ -301,7 +307,8 @@ class _StopRequest:
 # --------------------------------------------------------------------------- the trainer
 
 class Trainer:
-    """State and loop of one training run (see the module docstring).
+    """
+    State and loop of one training run (see the module docstring).
 
     :param options: resolved options (:func:`~eigen_depth_training.options.parse_options`
         or :func:`~eigen_depth_training.options.default_options`).
@@ -383,11 +390,12 @@ class Trainer:
         if train:
             entries = expand_sides(entries, opts.sides)
         cache_dir = opts.cache_dir or (self.out / 'depth_cache')
-        kwargs = dict(root=opts.data_root, entries=entries, config=self.config, train=train,
-                      cache_dir=cache_dir, min_depth=opts.min_depth, max_depth=opts.max_depth,
-                      scale_max=1.0 if opts.no_augment else opts.scale_max,
-                      colour_range=(1.0, 1.0) if opts.no_augment else tuple(opts.colour_range),
-                      flip_prob=0.0 if opts.no_augment else opts.flip_prob, seed=opts.seed)
+        kwargs = {'root': opts.data_root, 'entries': entries, 'config': self.config,
+                  'train': train, 'cache_dir': cache_dir, 'min_depth': opts.min_depth,
+                  'max_depth': opts.max_depth,
+                  'scale_max': 1.0 if opts.no_augment else opts.scale_max,
+                  'colour_range': (1.0, 1.0) if opts.no_augment else tuple(opts.colour_range),
+                  'flip_prob': 0.0 if opts.no_augment else opts.flip_prob, 'seed': opts.seed}
         # rank 0 projects and caches the LiDAR once; the others then find the cache filled
         dataset = None
         if self.ctx.is_main:
@@ -398,7 +406,7 @@ class Trainer:
         return dataset
 
     def setup(self) -> None:
-        """Output folder, datasets, network, and the resumed state if any."""
+        """Set up the output folder, datasets, network, and the resumed state if any."""
         opts = self.options
         if self.ctx.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -442,7 +450,7 @@ class Trainer:
                         data=self.train_set.report.as_dict())
 
     def _restore(self, payload: dict[str, Any]) -> None:
-        """Weights, position, sampler and RNG states of a training checkpoint."""
+        """Restore the weights, position, sampler and RNG states of a training checkpoint."""
         self.model.load_state_dict(payload['state_dict'], strict=True)
         self.stage = payload['stage']
         self.step = int(payload['step'])
@@ -499,13 +507,14 @@ class Trainer:
             self.net = model
 
     def _set_train_mode(self) -> None:
-        """Train mode for the stage being trained; the frozen coarse stack stays in eval."""
+        """Set train mode for the stage being trained; the frozen coarse stack stays in eval."""
         self.model.train()
         if self.stage == 'fine':
             self.model.coarse.eval()
 
     def _batches(self) -> Iterator[dict[str, Any]]:
-        """Yield training batches, epoch after epoch, from the saved position on.
+        """
+        Yield training batches, epoch after epoch, from the saved position on.
 
         The workers persist over epochs (they are started once per stage); the sampler,
         which runs in this process, is moved to each epoch's position before its pass.
@@ -532,7 +541,8 @@ class Trainer:
 
     def _train_step(self, batch: dict[str, Any], stop: _StopRequest
                     ) -> tuple[float, bool, bool]:
-        """Take one optimiser step.
+        """
+        Take one optimiser step.
 
         :return: (loss, finite on every process, stop requested on any process); nothing
             is updated when a loss is not finite.
@@ -562,7 +572,8 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, Any] | None:
-        """Compute the mean loss and output-grid metrics on the validation set.
+        """
+        Compute the mean loss and output-grid metrics on the validation set.
 
         Each process takes its share; the sums are reduced over all processes and rank 0
         logs them.
@@ -618,7 +629,8 @@ class Trainer:
         return result
 
     def _write_images(self, batch: dict[str, Any], pred_log: torch.Tensor, gstep: int) -> None:
-        """Write input, prediction and ground truth of the first validation frames.
+        """
+        Write input, prediction and ground truth of the first validation frames.
 
         Depths are drawn as inverse depth, with one colour range per frame.
         """
@@ -641,7 +653,8 @@ class Trainer:
         return done + self.step
 
     def save(self, names: tuple[str, ...], stage_done: bool = False) -> None:
-        """Write the training state to ``<out>/<name>.pt`` for each name.
+        """
+        Write the training state to ``<out>/<name>.pt`` for each name.
 
         Rank 0 writes; every process contributes its RNG states.
         """
@@ -799,7 +812,8 @@ class Trainer:
 
 def train(options: argparse.Namespace, model_config: EigenDepthConfig | None = None
           ) -> TrainResult:
-    """Train as the options say (the Python API of ``eigen-depth train``).
+    """
+    Train as the options say (the Python API of ``eigen-depth train``).
 
     Joins a torchrun job when the environment describes one (and leaves it at the end).
 
@@ -829,7 +843,8 @@ def train(options: argparse.Namespace, model_config: EigenDepthConfig | None = N
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``eigen-depth train``: parse the options, train, return the exit status.
+    """
+    Run ``eigen-depth train``: parse the options, train, return the exit status.
 
     0: done or stopped by ``--stop-after``; 2: bad input; 3: non-finite loss; 130:
     interrupted (SIGINT/SIGTERM).
