@@ -12,6 +12,7 @@ import sys
 
 SUBCOMMANDS = {
     'synth': ('eigen_depth_training.synth', 'write a synthetic drive in the KITTI raw layout'),
+    'splits': ('eigen_depth_training.splits', 'write Eigen-split train/val/test files'),
     'train': ('eigen_depth_training.train', 'train the network on KITTI raw drives'),
     'eval': ('eigen_depth_training.evaluate', 'evaluate a checkpoint on KITTI raw (Eigen '
              'protocol)'),

@@ -141,3 +141,20 @@ def test_discover_and_separation_checks(root):
     with pytest.raises(splits.SplitError, match='drive_0001'):
         splits.check_scene_separation(train, [splits.SplitEntry(TRAIN_DRIVES[0], 2)])
     assert isinstance(kitti.list_drive_frames(root, TEST_DRIVE), kitti.DriveFrameIndex)
+
+
+def test_splits_command_writes_files_and_reports(tmp_path, capsys):
+    root = tmp_path / 'kitti'
+    synth.write_synthetic_kitti(root, frames=4, seed=2,
+                                drive_names=['2011_09_26_drive_0002', '2011_09_26_drive_0001',
+                                             '2011_09_26_drive_0003'])
+    assert splits.main([str(root), '--out', str(tmp_path / 's'), '--val-fraction', '0.5']) == 0
+    out = capsys.readouterr().out
+    test_lines = (tmp_path / 's' / 'test_files.txt').read_text().splitlines()
+    assert test_lines and all(line.startswith('2011_09_26/2011_09_26_drive_0002_sync ')
+                              for line in test_lines)
+    train = splits.read_split_file(tmp_path / 's' / 'train_files.txt')
+    assert {entry.side for entry in train} == {'l', 'r'}
+    assert 'stationary skipped' in out and 'train,' in out
+    assert splits.main([str(tmp_path / 'none'), '--out', str(tmp_path / 't')]) == 1
+    assert 'eigen-depth splits: error:' in capsys.readouterr().err

@@ -11,10 +11,12 @@ the training or validation lists, and validation holds out whole drives as well.
 """
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 import random
 import re
+import sys
 
 from .kitti import DriveFrameIndex, frame_path, list_drive_frames, normalise_drive, PathLike
 
@@ -304,3 +306,43 @@ def build_eigen_split(root: PathLike, drives: list[str] | tuple[str, ...] | None
     check_scene_separation(train + val, test)
     return EigenSplit(train=train, val=val, test=test, val_drives=tuple(val_drives),
                       indexes=tuple(indexes))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the parser of ``eigen-depth splits``."""
+    parser = argparse.ArgumentParser(
+        prog='eigen-depth splits',
+        description='Write scene-separated train/val/test split files (Eigen split) for the '
+                    'drives of a KITTI raw root.')
+    parser.add_argument('root', type=Path, help='KITTI raw root')
+    parser.add_argument('--out', type=Path, required=True,
+                        help='folder for train_files.txt, val_files.txt, test_files.txt')
+    parser.add_argument('--drives', nargs='+', default=None,
+                        help='drives to use (default: every drive under the root)')
+    parser.add_argument('--val-fraction', type=float, default=0.1,
+                        help='share of the non-test drives held out (default: %(default)s)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the validation draw (default: %(default)s)')
+    parser.add_argument('--keep-stationary', action='store_true',
+                        help='keep frames where the car stands still')
+    parser.add_argument('--left-only', action='store_true',
+                        help='train on the left colour camera only (default: both)')
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``eigen-depth splits``: write the split files and say what was left out."""
+    args = build_parser().parse_args(argv)
+    try:
+        split = build_eigen_split(args.root, args.drives, args.val_fraction, args.seed,
+                                  skip_stationary=not args.keep_stationary,
+                                  train_sides=('l',) if args.left_only else ('l', 'r'))
+        paths = split.write(args.out)
+    except (ValueError, OSError) as exc:
+        print(f'eigen-depth splits: error: {exc}', file=sys.stderr)
+        return 1
+    for index in split.indexes:
+        print(index.summary())
+    print(f'{len(split.train)} train, {len(split.val)} val, {len(split.test)} test frames; '
+          f'wrote {", ".join(str(p) for p in paths)}')
+    return 0
