@@ -72,12 +72,23 @@ ONNX_OPSET = 17
 
 
 def cpu_has_native_bf16() -> bool:
-    """Tell whether oneDNN has native bfloat16 kernels on this CPU (AVX512-BF16 or AMX)."""
-    check = getattr(torch.ops.mkldnn, '_is_mkldnn_bf16_supported', None)
+    """
+    Tell whether this CPU computes in bfloat16 natively (x86 AVX512-BF16 or AMX, ARM BF16).
+
+    oneDNN also runs bfloat16 on CPUs without these instructions, by emulation, and slower
+    than float32; so the CPU flags (Linux ``/proc/cpuinfo``) decide. Without that file the
+    answer is False.
+    """
     try:
-        return bool(check()) if check is not None else False
-    except RuntimeError:
+        text = Path('/proc/cpuinfo').read_text()
+    except OSError:
         return False
+    for line in text.splitlines():
+        key, _, value = line.partition(':')
+        if key.strip() in ('flags', 'Features'):
+            flags = set(value.split())
+            return bool(flags & {'avx512_bf16', 'amx_bf16', 'bf16'})
+    return False
 
 
 def default_backend(device: torch.device | str) -> str:

@@ -136,9 +136,15 @@ def summarize_ms(seconds: list[float]) -> dict[str, float]:
             'mean_ms': statistics.fmean(ms), 'min_ms': min(ms), 'runs': len(ms)}
 
 
-def time_calls(fn: Callable[[], Any], runs: int, warmup: int, sync: Callable[[], None]
-               ) -> list[float]:
-    """Durations [s] of ``runs`` calls of ``fn`` after ``warmup`` untimed ones."""
+def time_calls(fn: Callable[[], Any], runs: int, warmup: int, sync: Callable[[], None],
+               pause: float = 0.0) -> list[float]:
+    """
+    Time ``runs`` calls of ``fn`` after ``warmup`` untimed ones.
+
+    :param pause: start the calls this many seconds apart (a camera's frame period), so
+        each finds the machine as a camera-paced node does: threads asleep, caches cold.
+    :return: the durations [s].
+    """
     for _ in range(warmup):
         fn()
     sync()
@@ -148,6 +154,8 @@ def time_calls(fn: Callable[[], Any], runs: int, warmup: int, sync: Callable[[],
         fn()
         sync()
         durations.append(time.perf_counter() - start)
+        if pause:
+            time.sleep(max(0.0, pause - durations[-1]))
     return durations
 
 
@@ -288,11 +296,14 @@ def bench_backend(name: str, state_dict: dict[str, torch.Tensor], config: Any,
         sync()
         first_s = time.perf_counter() - first
         forward = time_calls(lambda: backend(x), args.runs, args.warmup, sync)
+        period = 1.0 / (args.rate or CAMERA_RATES.get(config.name, 10.0))
+        paced = time_calls(lambda: backend(x), min(args.runs, 20), 0, sync, pause=period)
         predict = time_calls(lambda: estimator.predict(images[0]), args.runs, 2, sync)
         preprocess = time_calls(lambda: estimator.preprocess(images[0]), args.runs, 2, sync)
     result: dict[str, Any] = {
         'backend': backend.name, 'description': BACKENDS[split_name(backend.name)[0]],
-        'forward': summarize_ms(forward), 'predict': summarize_ms(predict),
+        'forward': summarize_ms(forward), 'forward_paced': summarize_ms(paced),
+        'paced_period_s': period, 'predict': summarize_ms(predict),
         'preprocess': summarize_ms(preprocess), 'build_s': build_s,
         'first_call_s': first_s, 'weight_bytes': backend.weight_bytes(),
         'rss_mb': rss_mb(), 'peak_rss_mb': peak_rss_mb(),
@@ -390,13 +401,22 @@ def bench_point_cloud(config: Any, runs: int) -> dict[str, Any]:
 
 
 def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Namespace,
-               forward_ms: float | None) -> dict[str, Any]:
-    """Run ``depth_node`` under a camera stream and measure stamp -> receive latency."""
+               forward_ms: float | None, paced_ms: float | None = None) -> dict[str, Any]:
+    """
+    Run ``depth_node`` under a camera stream and measure stamp -> receive latency.
+
+    :param forward_ms: the backend's bare forward median (back to back), for the ratios.
+    :param paced_ms: its forward median at the camera rate (see :func:`time_calls`).
+    """
     try:
         import rclpy
         from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
         from sensor_msgs.msg import CameraInfo, Image
         from .node import PARAMETERS
+        try:
+            from diagnostic_msgs.msg import DiagnosticArray
+        except ImportError:
+            DiagnosticArray = None
         from .ros_env import local_dds_env
     except ImportError as exc:
         return {'skipped': f'rclpy or eigen_depth_ros.node not importable: {exc}'}
@@ -407,6 +427,9 @@ def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Names
     env[BACKEND_ENV] = backend
     if args.threads:
         env['OMP_NUM_THREADS'] = str(args.threads)
+    for item in args.node_env:
+        key, _, value = item.partition('=')
+        env[key] = value
     params = {'checkpoint': str(checkpoint), 'device': args.device}
     if any(spec.name == 'backend' for spec in PARAMETERS):
         params['backend'] = backend
@@ -436,6 +459,14 @@ def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Names
 
         node.create_subscription(Image, 'depth', on_depth,
                                  QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        diagnostics: list[dict[str, float]] = []
+
+        def on_diagnostics(msg: Any) -> None:
+            if len(received) > args.node_warmup:  # windows of the timed frames only
+                diagnostics.extend(_numeric_values(status) for status in msg.status)
+
+        if DiagnosticArray is not None:
+            node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
         executor = rclpy.executors.SingleThreadedExecutor(context=context)
         executor.add_node(node)
         message = Image(height=height, width=width, encoding='rgb8', is_bigendian=0,
@@ -487,12 +518,36 @@ def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Names
         'sent': sent, 'received': len(latencies) + args.node_warmup,
         'e2e': stats, 'backend_via': 'parameter' if 'backend' in params else BACKEND_ENV,
         'load_average_1m': os.getloadavg()[0],
+        'node_diagnostics': _mean_values(diagnostics),
     }
     if forward_ms:
         result['e2e_over_forward'] = stats['median_ms'] / forward_ms
         result['overhead_ms'] = stats['median_ms'] - forward_ms
         result['overhead_fraction'] = result['overhead_ms'] / stats['median_ms']
+    if paced_ms:
+        result['e2e_over_forward_paced'] = stats['median_ms'] / paced_ms
+        result['overhead_paced_ms'] = stats['median_ms'] - paced_ms
+        result['overhead_paced_fraction'] = result['overhead_paced_ms'] / stats['median_ms']
     return result
+
+
+def _numeric_values(status: Any) -> dict[str, float]:
+    """Return the values of a DiagnosticStatus that parse as finite numbers."""
+    values = {}
+    for pair in status.values:
+        try:
+            number = float(pair.value)
+        except ValueError:
+            continue
+        if np.isfinite(number):
+            values[pair.key] = number
+    return values
+
+
+def _mean_values(dicts: list[dict[str, float]]) -> dict[str, float]:
+    """Average each key over the dicts that have it (the node's diagnostics windows)."""
+    keys = {key for d in dicts for key in d}
+    return {key: statistics.fmean(d[key] for d in dicts if key in d) for key in sorted(keys)}
 
 
 def _tail(log: Any, process: subprocess.Popen, lines: int = 5) -> str:
@@ -526,7 +581,8 @@ def format_table(report: dict[str, Any]) -> str:
              f"{m.get('load_average_1m_end', float('nan')):.2f}",
              f"weights: {report['weights']}", '']
     bounds = report.get('bounds', {}).get('per_backend', {})
-    header = (f"{'backend':<14}{'forward ms':>16}{'predict ms':>16}{'prep ms':>9}"
+    header = (f"{'backend':<14}{'forward ms':>18}{'paced ms':>18}{'predict ms':>18}"
+              f"{'prep ms':>9}"
               f"{'roofline':>10}{'weights MB':>12}{'RSS MB':>8}{'max dlog':>10}"
               f"{'mean drel':>11}")
     lines += [header, '-' * len(header)]
@@ -535,14 +591,16 @@ def format_table(report: dict[str, Any]) -> str:
         acc = r.get('accuracy', {})
         bound = bounds.get(name, {})
         lines.append(
-            f"{name:<14}{_pair(r['forward']):>16}{_pair(r['predict']):>16}"
+            f"{name:<14}{_pair(r['forward']):>18}{_pair(r['forward_paced']):>18}"
+            f"{_pair(r['predict']):>18}"
             f"{r['preprocess']['median_ms']:>9.2f}"
             f"{bound.get('roofline_ms', float('nan')):>10.1f}"
             f"{r['weight_bytes'] / 1e6:>12.1f}{r['rss_mb']:>8.0f}"
             f"{acc.get('max_abs_log_diff', float('nan')):>10.2e}"
             f"{acc.get('mean_rel_depth_change', float('nan')):>11.2e}")
-    lines.append('(ms: median / p95; roofline: per-layer lower bound; dlog: abs diff of log '
-                 'depth vs eager; drel: relative depth change vs eager)')
+    lines.append('(ms: median / p95; paced: forward at the camera rate; roofline: per-layer '
+                 'lower bound; dlog: abs diff of log depth vs eager; drel: relative depth '
+                 'change vs eager)')
     if 'bounds' in report:
         b = report['bounds']
         rates = ', '.join(f'{k} {v:.0f}' for k, v in b['matmul_gflops_per_s'].items())
@@ -570,9 +628,17 @@ def format_table(report: dict[str, Any]) -> str:
         if 'e2e_over_forward' in n:
             extra = (f", e2e/forward {n['e2e_over_forward']:.2f}, overhead "
                      f"{n['overhead_ms']:.1f} ms ({100 * n['overhead_fraction']:.0f} % of e2e)")
+        if 'e2e_over_forward_paced' in n:
+            extra += (f"; vs paced forward {n['e2e_over_forward_paced']:.2f}, overhead "
+                      f"{n['overhead_paced_ms']:.1f} ms "
+                      f"({100 * n['overhead_paced_fraction']:.0f} %)")
         lines.append(f"node [{n['backend']}] e2e {_pair(n['e2e'])} ms at {n['rate_hz']:g} Hz, "
                      f"{n['received']}/{n['sent']} frames{extra}, load "
                      f"{n['load_average_1m']:.2f}")
+        reported = {k: v for k, v in n.get('node_diagnostics', {}).items() if 'ms' in k}
+        if reported:
+            pairs = ', '.join(f'{k} {v:.1f}' for k, v in reported.items())
+            lines.append(f'  node diagnostics: {pairs}')
     return '\n'.join(lines)
 
 
@@ -617,6 +683,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help='timed frames per node run')
     parser.add_argument('--node-warmup', type=int, default=5,
                         help='frames dropped from the start of each node run')
+    parser.add_argument('--node-env', action='append', default=[], metavar='KEY=VALUE',
+                        help='extra environment variable of the node process (repeatable), '
+                             'e.g. OMP_WAIT_POLICY=PASSIVE')
     parser.add_argument('--node-timeout', type=float, default=90.0,
                         help='seconds to wait for the node to come up')
     parser.add_argument('--domain-id', type=int,
@@ -682,11 +751,12 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix='eigen_depth_bench_') as folder:
             checkpoint = args.checkpoint or save_checkpoint(Path(folder) / 'bench.pt', model)
             forward = {r['backend']: r['forward']['median_ms'] for r in results}
+            paced = {r['backend']: r['forward_paced']['median_ms'] for r in results}
             report['node'] = []
             for name in node_names:
                 print(f'  node [{name}] ...', flush=True)
                 report['node'].append(bench_node(name, checkpoint, config, args,
-                                                 forward.get(name)))
+                                                 forward.get(name), paced.get(name)))
     report['machine']['load_average_1m_end'] = os.getloadavg()[0]
     report['peak_rss_mb'] = peak_rss_mb()
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@ Depth from one RGB image, without ROS: uint8 (H, W, 3) in, float32 metres out.
 
 The camera image is resized and centre-cropped onto the network input as
 :class:`~eigen_depth_ros.geometry.InputGeometry` describes; the prediction comes back at the
-output-map resolution (with :meth:`DepthEstimator.output_intrinsics` for its pinhole model)
+output-map resolution (with :meth:`DepthPrediction.intrinsics` for its pinhole model)
 or resampled to the camera image (NaN where the network does not see).
 
 The forward pass runs on one of the backends of :mod:`eigen_depth_ros.backends`

@@ -90,18 +90,19 @@ def latency_windows(samples: list[tuple[float, float]], duration_s: float,
     """
     Group ``(send time since phase start [s], latency [s])`` into consecutive windows.
 
-    The last window is shortened to end at ``duration_s``; each window reports its frames,
+    The run is cut into ``round(duration / length)`` equal windows (at least one), so no
+    short sliver at the end stands for "the last window"; each window reports its frames,
     output rate and latency percentiles.
     """
+    count = max(1, int(round(duration_s / length_s)))
+    edges = np.linspace(0.0, duration_s, count + 1)
     windows = []
-    start = 0.0
-    while start < duration_s - 1e-9:
-        end = min(start + length_s, duration_s)
-        inside = [lat for t, lat in samples if start <= t < end]
-        stats = latency_stats(inside)
-        windows.append({'start_s': round(start, 3), 'end_s': round(end, 3),
-                        'output_rate_hz': len(inside) / (end - start), **stats})
-        start = end
+    for index, (start, end) in enumerate(zip(edges[:-1], edges[1:])):
+        last = index == count - 1
+        inside = [lat for t, lat in samples if start <= t < end or (last and t >= end)]
+        windows.append({'start_s': round(float(start), 3), 'end_s': round(float(end), 3),
+                        'output_rate_hz': len(inside) / max(end - start, 1e-9),
+                        **latency_stats(inside)})
     return windows
 
 
@@ -459,7 +460,6 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
     if args.subscribers < 1:
         raise ValueError(f'--subscribers must be >= 1, got {args.subscribers}')
     domain = args.domain_id if args.domain_id is not None else 10 + (os.getpid() + 31) % 90
-    os.environ.update(local_dds_env(domain))  # before this process joins DDS
     args.out.parent.mkdir(parents=True, exist_ok=True)
     log_path = args.out.with_suffix('.node.log')
     log = sys.stdout
@@ -472,6 +472,9 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
         images = [scene_image(width, height, seed) for seed in range(args.images)]
         cmd = node_command(checkpoint, 'image', 'camera_info', False,
                            {'device': args.device, 'diagnostics_period': 0.5})
+        # rcl parses -p values as YAML: quote the path so that '#', ': ' etc. stay in it
+        cmd = [f'checkpoint:={json.dumps(str(checkpoint))}'
+               if arg == f'checkpoint:={checkpoint}' else arg for arg in cmd]
         cmd += ['-r', f'__ns:={NAMESPACE}']
         started = time.time()
         load_start = os.getloadavg()[0]
@@ -479,7 +482,9 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
         ros = None
         phases: list[Phase] = []
         crash = None
+        saved_env = dict(os.environ)
         try:
+            os.environ.update(local_dds_env(domain))  # before this process joins DDS
             ros = Consumers(args.subscribers, images, fx=0.58 * width)
             _wait_until_answering(ros, node)
             for rate in rates:
@@ -489,6 +494,8 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             if ros is not None:
                 ros.close()
+            os.environ.clear()
+            os.environ.update(saved_env)
             alive_at_end = node.proc.poll() is None
             stop_started = time.monotonic()
             code = node.stop()

@@ -1,4 +1,5 @@
-"""Inference backends: each one's log depth against float32 eager, names, devices.
+"""
+Inference backends: each one's log depth against float32 eager, names, devices.
 
 Tolerances on log depth (natural log of metres) for a network whose activations are scaled
 like a trained one's (output std 0.6 around log 10 m): exact backends (channels_last,
@@ -10,15 +11,14 @@ full-size figures.
 import os
 
 from conftest import SMALL_KITTI
-import numpy as np
-import pytest
-import torch
-
 from eigen_depth_ros.backends import (BACKENDS, build_backend, check_backend,
                                       default_backend, module_weight_bytes)
 from eigen_depth_ros.bench import calibrate_random_model, network_input, scene_image
 from eigen_depth_ros.inference import BACKEND_ENV, DepthEstimator
 from eigen_depth_ros.model import EigenDepthNet
+import numpy as np
+import pytest
+import torch
 
 # name: (max abs diff of log depth, mean relative depth change)
 TOLERANCES = {
@@ -35,7 +35,7 @@ SLOW = os.environ.get('EIGEN_DEPTH_SLOW_TESTS') == '1'
 
 @pytest.fixture(scope='module')
 def calibrated():
-    """A small KITTI-geometry network with realistic activation scales, and inputs."""
+    """Build a small KITTI-geometry network with realistic activation scales, and inputs."""
     torch.manual_seed(0)
     model = EigenDepthNet(SMALL_KITTI).eval()
     x = torch.cat([network_input(scene_image(1242, 375, seed), SMALL_KITTI)

@@ -1,4 +1,5 @@
-"""eigen-depth bench in a tiny mode: the JSON report's keys and that its figures are positive.
+"""
+eigen-depth bench in a tiny mode: the JSON report's keys and that its figures are positive.
 
 Timings are never asserted: the machine is shared and the numbers are noise at this size.
 """
@@ -6,9 +7,8 @@ import importlib.util
 import json
 import math
 
-import pytest
-
 from eigen_depth_ros import bench
+import pytest
 
 
 def _positive(value) -> bool:

@@ -1,12 +1,12 @@
 """eigen-depth export: ONNX and TorchScript round trips, dynamic batch, the self-check."""
+from eigen_depth_ros import export
+from eigen_depth_ros.backends import ONNX_OPSET, onnx_session
+from eigen_depth_ros.checkpoint import load_checkpoint
+from eigen_depth_ros.inference import DepthEstimator
 import numpy as np
 import onnx
 import pytest
 import torch
-
-from eigen_depth_ros import export
-from eigen_depth_ros.backends import ONNX_OPSET, onnx_session
-from eigen_depth_ros.checkpoint import load_checkpoint
 
 
 def _inputs(batch: int) -> torch.Tensor:
@@ -30,6 +30,13 @@ def test_onnx_round_trip(small_checkpoint, tmp_path, capsys):
         expected = model(x).numpy()
     assert got.shape == (3, 1, 27, 142)
     assert np.max(np.abs(got - expected)) <= 1e-4
+    # The node-side path: the estimator running the exported file.
+    rgb = np.random.default_rng(1).integers(0, 255, (375, 1242, 3), dtype=np.uint8)
+    onnx_est = DepthEstimator.from_checkpoint(small_checkpoint, device='cpu', backend='onnx',
+                                              onnx_path=out)
+    eager_est = DepthEstimator.from_checkpoint(small_checkpoint, device='cpu')
+    assert np.allclose(onnx_est.predict_log(rgb)[0], eager_est.predict_log(rgb)[0],
+                       atol=1e-4)
 
 
 def test_onnx_static_batch_and_opset(small_checkpoint, tmp_path):
