@@ -26,7 +26,7 @@ from pathlib import Path
 import sys
 
 import numpy as np
-from rosbags.highlevel import AnyReader, AnyReaderError
+from rosbags.highlevel import AnyReader
 from rosbags.typesys import get_typestore, Stores
 from tqdm import tqdm
 
@@ -48,6 +48,11 @@ MIN_IMAGE_FRACTION = 0.5
 
 class BagEvalError(ValueError):
     """A bag cannot be evaluated as asked; the message says why on one line."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else 'no detail'
 
 
 def stamp_ns(msg) -> int:
@@ -194,11 +199,12 @@ class BagGroundTruth:
         self.pairs = self._index()
 
     def _open(self) -> AnyReader:
-        reader = AnyReader([self.bag], default_typestore=TYPESTORE)
         try:
+            reader = AnyReader([self.bag], default_typestore=TYPESTORE)
             reader.open()
-        except (AnyReaderError, OSError, ValueError, KeyError) as exc:
-            raise BagEvalError(f'{self.bag}: cannot read bag ({exc})') from None
+        except Exception as exc:  # noqa: B902  a damaged file fails in reader-specific ways
+            raise BagEvalError(f'{self.bag}: cannot read bag ({type(exc).__name__}: '
+                               f'{_first_line(exc)})') from None
         return reader
 
     def close(self) -> None:
@@ -229,8 +235,9 @@ class BagGroundTruth:
         try:
             for conn, _, raw in self.reader.messages(connections=self.connections(*topics)):
                 yield conn.topic, self.reader.deserialize(raw, conn.msgtype)
-        except (AnyReaderError, OSError, ValueError, KeyError, IndexError) as exc:
-            raise BagEvalError(f'{self.bag}: corrupt or truncated bag ({exc})') from None
+        except Exception as exc:  # noqa: B902  rosbags, mcap and sqlite raise their own types
+            raise BagEvalError(f'{self.bag}: corrupt or truncated bag ({type(exc).__name__}: '
+                               f'{_first_line(exc)})') from None
 
     def raw_messages(self, *topics: str | None) -> Iterator[tuple[str, str, int, bytes]]:
         """``(topic, msgtype, log time ns, raw CDR)`` in log order (for playback)."""
@@ -238,8 +245,9 @@ class BagGroundTruth:
             for conn, log_time, raw in self.reader.messages(
                     connections=self.connections(*topics)):
                 yield conn.topic, conn.msgtype, log_time, raw
-        except (AnyReaderError, OSError, ValueError, KeyError, IndexError) as exc:
-            raise BagEvalError(f'{self.bag}: corrupt or truncated bag ({exc})') from None
+        except Exception as exc:  # noqa: B902  rosbags, mcap and sqlite raise their own types
+            raise BagEvalError(f'{self.bag}: corrupt or truncated bag ({type(exc).__name__}: '
+                               f'{_first_line(exc)})') from None
 
     def _index(self) -> dict[int, int]:
         image_stamps, gt_stamps = [], []

@@ -111,12 +111,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """
     payload = read_checkpoint(path, map_location)
     try:
-        model = EigenDepthNet(config_from_dict(payload['model_args']))
-    except ValueError as exc:
+        config = config_from_dict(payload['model_args'])
+        # Built without memory: the checkpoint's own tensors become the weights below, so
+        # model_args asking for a huge network cannot allocate anything by themselves.
+        with torch.device('meta'):
+            model = EigenDepthNet(config)
+    except (ValueError, TypeError) as exc:
         raise CheckpointError(f'{path}: {exc}') from None
     state_dict = payload.pop('state_dict')
     try:
-        model.load_state_dict(state_dict, strict=True)
+        model.load_state_dict(state_dict, strict=True, assign=True)
     except (RuntimeError, TypeError, AttributeError) as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         raise CheckpointError(f'{path}: weights do not fit the network: '

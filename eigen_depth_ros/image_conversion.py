@@ -333,7 +333,7 @@ def image_to_depth(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray
     depth = image_to_array(msg, max_pixels).astype(np.float32)
     if encoding == '16UC1':
         depth /= 1000.0
-    depth[~(depth > 0)] = np.nan
+    depth[~(np.isfinite(depth) & (depth > 0))] = np.nan
     return depth
 
 

@@ -12,6 +12,7 @@ the node dropped.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import json
 import os
 from pathlib import Path
 import signal
@@ -96,8 +97,8 @@ def node_command(checkpoint: Path, image_topic: str, info_topic: str | None,
     if info_topic:
         cmd += ['-r', f'camera_info:={info_topic}']
     for name, value in params.items():
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        cmd += ['-p', f'{name}:={text}']
+        # rcl parses `-p name:=value` as YAML: JSON literals are YAML and keep paths intact
+        cmd += ['-p', f'{name}:={json.dumps(value)}']
     return cmd
 
 

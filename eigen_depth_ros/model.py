@@ -95,6 +95,24 @@ class EigenDepthConfig:
     dropout: float = 0.5
 
     def __post_init__(self) -> None:
+        def positive_int(value: object) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+        for name in ('input_width', 'input_height', 'fine_input_height', 'fc_width'):
+            if not positive_int(getattr(self, name)):
+                raise ValueError(f'{name} must be a positive integer, got '
+                                 f'{getattr(self, name)!r}')
+        if not (positive_int(self.fine_channels) and self.fine_channels >= 2):
+            raise ValueError(f'fine_channels must be an integer >= 2, got '
+                             f'{self.fine_channels!r}')
+        if not (isinstance(self.fine_row_start, int) and self.fine_row_start >= 0):
+            raise ValueError(f'fine_row_start must be an integer >= 0, got '
+                             f'{self.fine_row_start!r}')
+        if len(self.coarse_channels) != 5 or not all(map(positive_int, self.coarse_channels)):
+            raise ValueError(f'coarse_channels must be 5 positive integers, got '
+                             f'{self.coarse_channels!r}')
+        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            raise ValueError(f'dropout must be in [0, 1), got {self.dropout!r}')
         if self.fine_row_start < 0 or \
                 self.fine_row_start + self.fine_input_height > self.input_height:
             raise ValueError(

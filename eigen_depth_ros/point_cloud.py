@@ -109,12 +109,14 @@ def depth_to_points(depth: np.ndarray, fx: float, fy: float, cx: float, cy: floa
     z = z_grid[rows, cols].astype(np.float64)
     u = cols * stride
     v = rows * stride
-    points = np.empty(z.size, dtype=XYZ_DTYPE if colors is None else XYZRGB_DTYPE)
-    points['x'] = (u - cx) * z / fx
-    points['y'] = (v - cy) * z / fy
-    points['z'] = z
+    with np.errstate(over='ignore'):
+        x = ((u - cx) * z / fx).astype(np.float32)
+        y = ((v - cy) * z / fy).astype(np.float32)
+    finite = np.isfinite(x) & np.isfinite(y)  # absurd intrinsics can overflow float32
+    points = np.empty(int(finite.sum()), dtype=XYZ_DTYPE if colors is None else XYZRGB_DTYPE)
+    points['x'], points['y'], points['z'] = x[finite], y[finite], z[finite]
     if colors is not None:
-        points['rgb'] = pack_rgb(colors[v, u])
+        points['rgb'] = pack_rgb(colors[v[finite], u[finite]])
     return points
 
 

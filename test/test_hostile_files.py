@@ -132,18 +132,12 @@ BAG_CASES = [
     ('mcap', 'cut_last_byte', cut(0.99999), None),
     ('mcap', 'magic', flip_magic, None),
     ('mcap', 'pixels', pixels, None),
-    ('mcap', 'chunk_crc', mcap_chunk_crc, BAG_ESCAPE.format(
-        what='rosbags.rosbag2.errors.ReaderError (chunk checksum mismatch, raised while '
-             'iterating messages)')),
-    ('mcap', 'summary_length', mcap_summary_length, BAG_ESCAPE.format(
-        what='MemoryError (rosbags allocates a record length read from the file, in '
-             'AnyReader.open)')),
+    ('mcap', 'chunk_crc', mcap_chunk_crc, None),
+    ('mcap', 'summary_length', mcap_summary_length, None),
     ('sqlite3', 'empty', cut(0.0), None),
     ('sqlite3', 'cut_half', cut(0.5), None),
     ('sqlite3', 'header', flip_magic, None),
-    ('sqlite3', 'btree_page', sqlite_page, BAG_ESCAPE.format(
-        what='apsw.CorruptError (sqlite "database disk image is malformed", raised while '
-             'iterating messages)')),
+    ('sqlite3', 'btree_page', sqlite_page, None),
 ]
 
 
@@ -393,11 +387,6 @@ def test_wrong_shapes_missing_and_extra_weights(tmp_path: Path) -> None:
         load_checkpoint(path)
 
 
-@pytest.mark.xfail(strict=True, reason='BUG checkpoint.load_checkpoint: model_args are not '
-                   'validated; EigenDepthNet(config) raises RuntimeError (negative or zero '
-                   'width: "Trying to create tensor with negative dimension") or TypeError '
-                   '(a string or float width), and only ValueError is turned into '
-                   'CheckpointError')
 @pytest.mark.parametrize('change', [{'fc_width': -5}, {'fine_channels': 0},
                                     {'fc_width': 'wide'}, {'fc_width': 2.5}])
 def test_malformed_model_args(tmp_path: Path, change: dict) -> None:
@@ -453,11 +442,6 @@ def test_oversized_sparse_files_are_refused_quickly(small_checkpoint: Path,
     assert results['maxrss_mb'] < 2048
 
 
-@pytest.mark.xfail(strict=True, reason='BUG checkpoint.load_checkpoint: the network is built '
-                   'from model_args before any weight is checked, so a 1 kB file with '
-                   'fc_width=10**6 makes the loader allocate ~70 GB (here it fails with '
-                   'RuntimeError/MemoryError under a 4 GiB limit instead of CheckpointError; '
-                   'fc_width=10**5 would quietly take 7 GB)')
 def test_checkpoint_asking_for_a_huge_network(tmp_path: Path) -> None:
     path = tmp_path / 'huge.pt'
     torch.save({'format': CHECKPOINT_FORMAT, 'state_dict': {},

@@ -208,7 +208,7 @@ def test_depth_image_round_trip_with_nan() -> None:
     assert len(fields['data']) == 24
     back = image_to_depth(SimpleNamespace(**fields))
     np.testing.assert_array_equal(back, np.array([[1.5, np.nan, np.nan],
-                                                  [np.nan, 80.0, np.inf]], np.float32))
+                                                  [np.nan, 80.0, np.nan]], np.float32))
 
 
 def test_sixteen_bit_depth_is_millimetres() -> None:

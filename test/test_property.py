@@ -188,10 +188,6 @@ def test_published_depth_is_well_formed_and_round_trips(depth: np.ndarray, pad: 
     assert np.isnan(back[~valid]).all()
 
 
-@pytest.mark.xfail(strict=True, reason='BUG image_conversion.image_to_depth: its docstring '
-                   'says non-finite 32FC1 values become NaN, but +inf is kept '
-                   '(`depth[~(depth > 0)] = nan` lets +inf through); bag_eval then turns it '
-                   'into 3.4e38 m of "valid" ground truth via np.nan_to_num')
 @PROFILE
 @given(float_depths(infinity=True))
 @example(np.array([[np.inf, 1.0]], np.float32))
@@ -366,10 +362,6 @@ def test_depth_to_points_and_cloud_are_well_formed(args: dict[str, Any]) -> None
     assert np.array_equal(back['z'], points['z'])
 
 
-@pytest.mark.xfail(strict=True, reason='BUG point_cloud.depth_to_points: a positive but tiny '
-                   'focal length (e.g. fx=1e-300, accepted by camera_info.Intrinsics) makes '
-                   'x = (u - cx) * z / fx overflow float32 to inf, yet build_point_cloud2 '
-                   'marks the cloud is_dense=True')
 @PROFILE
 @given(cloud_inputs())
 @example({'depth': np.array([[5.0, 5.0]], np.float32), 'fx': 1e-300, 'fy': 1.0, 'cx': 0.0,

@@ -261,11 +261,6 @@ def test_command_line_paths_are_only_paths(tmp_path: Path, monkeypatch: pytest.M
     assert not list(tmp_path.rglob('pwned'))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG live_playback.node_command: '-p name:=value' "
-                   'values are parsed as YAML by rcl, and node_command passes paths '
-                   "unquoted: a checkpoint '/data/run #3/model.pt' reaches the node as "
-                   "'/data/run', 'runs/a: b.pt' as a mapping (fix: quote strings, e.g. "
-                   'json.dumps(value))')
 def test_node_command_keeps_paths_intact_through_rcl_yaml() -> None:
     import yaml
     path = Path('/data/run #3/a: b.pt')
