@@ -12,9 +12,10 @@ measured one for the device, see docs/speed.md).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 import os
-from typing import Literal
+from typing import Iterator, Literal
 
 import cv2
 import numpy as np
@@ -55,6 +56,29 @@ def select_device(spec: str = 'auto') -> torch.device:
     raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
 
 
+@contextmanager
+def single_threaded(device: torch.device) -> Iterator[None]:
+    """
+    Run PyTorch's CPU operations of the block on the calling thread alone.
+
+    PyTorch's OpenMP runtime (GNU libgomp) gives every thread that runs a parallel operation
+    its own pool of worker threads. A node builds its estimator in one thread and predicts
+    in another; when both have run parallel operations, the process has two pools for two
+    cores, and every forward pass in the predicting thread took 1.7x as long (30 instead of
+    18 ms for bf16_int8 KITTI at 10 Hz, docs/speed.md). Building single-threaded leaves the
+    building thread without a pool. On CUDA devices it does nothing.
+    """
+    if device.type != 'cpu':
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @dataclass
 class DepthPrediction:
     """One prediction: ``depth`` in metres and the geometry that places it in the camera."""
@@ -88,7 +112,9 @@ class DepthEstimator:
 
     On a CPU device, OpenCV is set to one thread (``cv2.setNumThreads(1)``, process-wide):
     OpenCV's worker threads keep spinning after a resize and slowed the next PyTorch
-    operation by about 20 ms on the 2-core development machine (docs/speed.md).
+    operation by about 20 ms on the 2-core development machine (docs/speed.md). The backend
+    is built single-threaded (see :func:`single_threaded`), so that the thread which builds
+    the estimator gets no OpenMP thread pool of its own when another thread runs it.
     """
 
     def __init__(self, model: EigenDepthNet, device: str = 'auto', half: bool = False,
@@ -98,8 +124,9 @@ class DepthEstimator:
         if half and self.device.type == 'cuda' and backend == 'eager':
             backend = 'fp16'
         self.config = model.config
-        self.backend: Backend = build_backend(backend, model, self.device,
-                                              onnx_path=onnx_path)
+        with single_threaded(self.device):
+            self.backend: Backend = build_backend(backend, model, self.device,
+                                                  onnx_path=onnx_path)
         self.dtype = self.backend.input_dtype
         self.half = self.dtype == torch.float16
         self.model = self.backend.module if self.backend.module is not None else model
@@ -121,7 +148,8 @@ class DepthEstimator:
         """
         if backend is None:
             backend = os.environ.get(BACKEND_ENV, '').strip() or 'eager'
-        model, _ = load_checkpoint(path, map_location='cpu')
+        with single_threaded(select_device(device)):  # the network's random init included
+            model, _ = load_checkpoint(path, map_location='cpu')
         return cls(model, device=device, half=half, backend=backend, onnx_path=onnx_path)
 
     def geometry(self, width: int, height: int) -> InputGeometry:

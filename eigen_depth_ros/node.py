@@ -10,34 +10,45 @@ Real-time design: the image callback only stores the newest message in a one-slo
 the network and publishes. Latency therefore stays at about one inference even when the
 camera is faster than the network, and the executor keeps serving camera_info, parameters
 and diagnostics while the network runs.
+
+Setting ``checkpoint`` at runtime loads the new network beside the running one (in the
+parameter callback; the camera stream has its own callback group and executor thread, so it
+is not held up); only when it loaded does the worker run it once and swap it in, under the
+lock, between two frames. The worker takes the network once per frame, so no frame mixes
+two. Every forward pass, warm-ups included, runs on the worker thread (one OpenMP pool). The
+forward pass runs on the backend named by ``backend`` (see :mod:`eigen_depth_ros.backends`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 import math
+import os
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+import numpy as np
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
 import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import InvalidParameterTypeException, ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 import torch
 
+from .backends import BACKENDS, check_backend, CPU_ONLY, CUDA_ONLY, GRAPH_SUFFIX, split_name
 from .camera_info import (CameraInfoError, depth_camera_info_fields, fallback_intrinsics,
                           Intrinsics, intrinsics_from_camera_info)
 from .image_conversion import (array_to_image_fields, colorize_depth, DEFAULT_MAX_PIXELS,
                                depth_to_image_fields, ImageConversionError, message_to_rgb,
                                set_fields)
-from .inference import DepthEstimator, DepthPrediction
+from .inference import BACKEND_ENV, DepthEstimator, DepthPrediction, select_device
 from .point_cloud import build_point_cloud2, depth_to_points, resample_to_grid
 
 NODE_NAME = 'eigen_depth'
@@ -88,10 +99,19 @@ class ParameterSpec:
 
 PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('checkpoint', '', 'Network checkpoint file (.pt, written by eigen-depth '
-                  'train); required'),
+                  'train); required. Set at runtime, the new network is loaded beside the '
+                  'running one and replaces it only when it loaded; a bad file is refused and '
+                  'the running network stays', read_only=False),
     ParameterSpec('device', 'auto', 'Where the network runs: auto (CUDA when present), cpu, '
                   'cuda or cuda:N'),
     ParameterSpec('half', False, 'Run the network in float16 (CUDA only; ignored on CPU)'),
+    ParameterSpec('backend', 'auto', 'How the forward pass runs: auto (the measured default '
+                  'for the device, named in the start-up log) or one of '
+                  f"{', '.join(BACKENDS)} ({', '.join(sorted(CPU_ONLY))} CPU only, "
+                  f"{', '.join(sorted(CUDA_ONLY))} CUDA only; on CUDA a {GRAPH_SUFFIX} suffix "
+                  'replays the network as a CUDA graph)'),
+    ParameterSpec('onnx_path', '', 'ONNX file (eigen-depth export) run by backend onnx; '
+                  'empty exports the network at start-up. Ignored by the other backends'),
     ParameterSpec('num_threads', 0, 'CPU threads of the network (torch.set_num_threads); 0 '
                   'keeps the PyTorch default of one per core', 'threads', min_value=0),
     ParameterSpec('compressed', False, 'Subscribe <image>/compressed '
@@ -173,6 +193,15 @@ class _Frame:
 
 
 @dataclass
+class _Job:
+    """A call the worker thread makes between two frames, and its outcome."""
+
+    run: Callable[[], None]
+    done: threading.Event = field(default_factory=threading.Event)
+    error: Exception | None = None
+
+
+@dataclass
 class _Counters:
     """Frame counts and timings; one instance for the totals, one per diagnostics window."""
 
@@ -207,6 +236,7 @@ class DepthNode(Node):
                 raise ValueError(f"depth_resolution must be 'network' or 'input', got "
                                  f'{self._resolution!r}')
             self._estimator = self._load_estimator()
+            self._checkpoint = str(self._param('checkpoint')).strip()
         except (ValueError, OSError, RuntimeError, ParameterException) as exc:
             hint = (' (write doubles with a decimal point, e.g. 20.0)'
                     if isinstance(exc, InvalidParameterTypeException) else '')
@@ -217,6 +247,7 @@ class DepthNode(Node):
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._slot: _Frame | None = None
+        self._jobs: list[_Job] = []
         self._stopping = False
         self._totals = _Counters()
         self._window = _Counters()
@@ -225,7 +256,21 @@ class DepthNode(Node):
         self._said: set[str] = set()
         # None until a camera_info arrives; then (intrinsics or None, rejection reason).
         self._camera_info: tuple[Intrinsics | None, str] | None = None
+        # The worker runs every forward pass, the first one before the node subscribes.
+        self._worker = threading.Thread(target=self._work, name='eigen_depth_worker',
+                                        daemon=True)
+        self._worker.start()
+        try:
+            self._on_worker(lambda: self._warm_up(self._estimator, self._checkpoint))
+        except (ValueError, RuntimeError) as exc:
+            self.get_logger().error(f'cannot start: {exc}')
+            self.destroy_node()
+            raise StartupError(str(exc)) from None
 
+        # The camera stream and diagnostics have their own callback group, so that main()'s
+        # two-thread executor keeps serving them while a parameter change loads a network
+        # (the parameter services stay in the node's default group).
+        self._stream_group = MutuallyExclusiveCallbackGroup()
         self._depth_pub = self.create_publisher(Image, 'depth', OUTPUT_QOS)
         self._info_pub = self.create_publisher(CameraInfo, 'depth/camera_info', OUTPUT_QOS)
         self._points_pub = self.create_publisher(PointCloud2, 'points', OUTPUT_QOS)
@@ -237,18 +282,19 @@ class DepthNode(Node):
         if self._param('compressed'):
             topic = self.resolve_topic_name('image') + '/compressed'
             self._image_sub = self.create_subscription(
-                CompressedImage, topic, self._on_image, qos_profile_sensor_data)
+                CompressedImage, topic, self._on_image, qos_profile_sensor_data,
+                callback_group=self._stream_group)
         else:
             self._image_sub = self.create_subscription(
-                Image, 'image', self._on_image, qos_profile_sensor_data)
+                Image, 'image', self._on_image, qos_profile_sensor_data,
+                callback_group=self._stream_group)
         self._info_sub = self.create_subscription(
-            CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data)
+            CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data,
+            callback_group=self._stream_group)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diagnostics_timer = self.create_timer(self._param('diagnostics_period'),
-                                                    self._publish_diagnostics)
-        self._worker = threading.Thread(target=self._work, name='eigen_depth_worker',
-                                        daemon=True)
-        self._worker.start()
+                                                    self._publish_diagnostics,
+                                                    callback_group=self._stream_group)
         self.get_logger().info(
             f'ready: {self._image_sub.topic_name} -> {self._depth_pub.topic_name} '
             f'({self._resolution} resolution), {self._points_pub.topic_name}')
@@ -268,16 +314,30 @@ class DepthNode(Node):
         return settings
 
     def _load_estimator(self) -> DepthEstimator:
-        """Load the checkpoint onto the chosen device and log what was chosen."""
+        """Load the checkpoint onto the chosen device and backend; log what was chosen."""
         path = str(self._param('checkpoint')).strip()
         if not path:
             raise ValueError("parameter 'checkpoint' is empty: set it to a .pt file written "
                              'by eigen-depth train (e.g. -p checkpoint:=/path/model.pt)')
         device = str(self._param('device'))
+        requested = str(self._param('backend'))
+        # Device and backend are checked before the (slow) load, so a typo fails at once.
+        resolved = check_backend(requested, select_device(device))
+        from_env = os.environ.get(BACKEND_ENV, '').strip()
+        if from_env and from_env.lower() != requested.strip().lower():
+            self.get_logger().warning(f'{BACKEND_ENV}={from_env} is ignored: the node runs '
+                                      f"the backend parameter ('{requested}')")
+        onnx_path: str | None = str(self._param('onnx_path')).strip() or None
+        if onnx_path is not None and split_name(resolved)[0] != 'onnx':
+            self.get_logger().warning(f"onnx_path is ignored: backend is '{resolved}', not "
+                                      "'onnx'")
+            onnx_path = None
+        if onnx_path is not None and not os.path.isfile(onnx_path):
+            raise ValueError(f'onnx_path {onnx_path}: file not found')
         if self._param('num_threads') > 0:
             torch.set_num_threads(self._param('num_threads'))
-        estimator = DepthEstimator.from_checkpoint(path, device=device,
-                                                   half=self._param('half'))
+        estimator = self._build_estimator(path, device, self._param('half'), resolved,
+                                          onnx_path)
         chosen = estimator.device
         where = (torch.cuda.get_device_name(chosen) if chosen.type == 'cuda'
                  else 'no CUDA device' if device.strip().lower() == 'auto' else 'as asked')
@@ -288,21 +348,137 @@ class DepthNode(Node):
             f'{estimator.config.output_size[1]}, from {path}'
             + (', float16' if estimator.half else '')
             + (f', {torch.get_num_threads()} CPU threads' if chosen.type == 'cpu' else ''))
+        name = estimator.backend.name
+        why = (f', the measured default for {chosen.type}'
+               if requested.strip().lower() == 'auto' else '')
+        source = ''
+        if split_name(name)[0] == 'onnx':
+            source = f'; graph {onnx_path}' if onnx_path else '; graph exported at start-up'
+        self.get_logger().info(f"backend '{requested}' -> {name} "
+                               f'({BACKENDS[split_name(name)[0]]}{why}{source})')
         if self._param('half') and not estimator.half:
-            self.get_logger().warning('half is true but the device is not CUDA: float32')
+            self.get_logger().warning(
+                'half is true but the device is not CUDA: float32' if chosen.type != 'cuda'
+                else f"half is true but backend '{name}' sets the number format: ignored")
         return estimator
 
+    @staticmethod
+    def _build_estimator(path: str, device: str, half: bool, backend: str,
+                         onnx_path: str | None) -> DepthEstimator:
+        """
+        Load ``path`` into a new :class:`DepthEstimator` on ``device`` and ``backend``.
+
+        :raises ValueError: one line naming the file or the backend and the problem.
+        """
+        try:
+            return DepthEstimator.from_checkpoint(path, device=device, half=half,
+                                                  backend=backend, onnx_path=onnx_path)
+        except ValueError:
+            raise  # CheckpointError and backends' checks name the file or the backend
+        except Exception as exc:  # noqa: B902 - onnxruntime, CUDA, missing modules
+            graph = f' with {onnx_path}' if onnx_path else ''
+            raise ValueError(f"backend '{backend}'{graph} failed for {path}: "
+                             f'{_one_line(exc)}') from None
+
+    @staticmethod
+    def _warm_up(estimator: DepthEstimator, path: str) -> None:
+        """
+        Run ``estimator`` once on a blank image (on the worker thread, see :meth:`_on_worker`).
+
+        Backend failures that show only when the network runs (``torch.compile`` without a C++
+        compiler, an ONNX graph of another size) become errors here, not on every frame, and
+        one-off costs (kernel choice, compilation, CUDA graph capture) stay off the first
+        camera frame.
+
+        :raises ValueError: one line naming the backend, the file and the problem.
+        """
+        config = estimator.config
+        try:
+            estimator.predict(np.zeros((config.input_height, config.input_width, 3), np.uint8))
+        except Exception as exc:  # noqa: B902 - whatever the backend raises
+            raise ValueError(f"backend '{estimator.backend.name}' cannot run the network of "
+                             f'{path}: {_one_line(exc)}') from None
+
+    def _on_worker(self, run: Callable[[], None]) -> None:
+        """
+        Have the worker thread call ``run`` between two frames; wait for it and re-raise.
+
+        Every forward pass runs on the worker thread, warm-ups included: PyTorch gives each
+        thread that runs parallel CPU operations its own OpenMP pool, and two pools on the
+        same cores slow every forward pass down (see ``inference.single_threaded``).
+
+        :raises RuntimeError: when the node stops before the worker got to it.
+        """
+        job = _Job(run)
+        with self._lock:
+            self._jobs.append(job)
+            self._wake.notify()
+        while not job.done.wait(0.1):
+            if self._stopping or not self._worker.is_alive():
+                raise RuntimeError('the node is stopping')
+        if job.error is not None:
+            raise job.error
+
+    def _load_replacement(self, path: str) -> DepthEstimator:
+        """
+        Load a new checkpoint beside the running network, on its device and backend.
+
+        :raises ValueError: naming the file and the problem; the running network is untouched.
+        """
+        path = path.strip()
+        if not path:
+            raise ValueError("parameter 'checkpoint' cannot be empty")
+        current = self._estimator
+        return self._build_estimator(path, str(current.device), self._param('half'),
+                                     current.backend.name, None)
+
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        """Accept changes of the dynamic parameters when the result is consistent."""
+        """
+        Accept changes of the runtime parameters when the result is consistent.
+
+        A new ``checkpoint`` is loaded here, beside the running network (which keeps serving
+        frames); then the worker thread runs it once between two frames and swaps it in,
+        under the lock. When either fails the change is refused with the file and the
+        problem as the reason. The load blocks the parameter services for its duration
+        (seconds for the full KITTI network with an int8 backend), not the camera stream,
+        which has its own callback group.
+        """
         changes = {p.name: p.value for p in params if p.name in DYNAMIC}
-        if not changes:
+        checkpoint = changes.pop('checkpoint', None)
+        if not changes and checkpoint is None:
             return SetParametersResult(successful=True)
         try:
-            settings = self._read_settings(changes)
-        except (ValueError, TypeError) as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
-        self._settings = settings
+            settings = self._read_settings(changes) if changes else None
+            started = time.monotonic()
+            if checkpoint is not None:
+                path = str(checkpoint).strip()
+                estimator = self._load_replacement(path)
+                self._on_worker(lambda: self._install(estimator, path))
+        except Exception as exc:  # noqa: B902 - a callback never raises
+            reason = (str(exc) if isinstance(exc, (ValueError, TypeError))
+                      else f'{type(exc).__name__}: {exc}')
+            if checkpoint is not None:
+                self.get_logger().error(f'checkpoint not changed: {reason}; still running '
+                                        f'the network from {self._checkpoint}')
+            return SetParametersResult(successful=False, reason=reason)
+        if settings is not None:
+            self._settings = settings
+        if checkpoint is not None:
+            config = estimator.config
+            self.get_logger().info(
+                f"checkpoint swapped: network '{config.name}' {config.input_width}x"
+                f'{config.input_height} -> {config.output_size[0]}x{config.output_size[1]}, '
+                f'from {self._checkpoint} (backend {estimator.backend.name} on '
+                f'{estimator.device}), loaded and swapped in between two frames in '
+                f'{time.monotonic() - started:.2f} s')
         return SetParametersResult(successful=True)
+
+    def _install(self, estimator: DepthEstimator, path: str) -> None:
+        """Warm ``estimator`` up and make it the running network (on the worker thread)."""
+        self._warm_up(estimator, path)
+        with self._lock:  # the worker takes the estimator once per frame, under the lock
+            self._estimator = estimator
+            self._checkpoint = path
 
     # ----------------------------------------------------------------- logging helpers
 
@@ -359,15 +535,27 @@ class DepthNode(Node):
     # ----------------------------------------------------------------- the worker
 
     def _work(self) -> None:
-        """Process the newest frame whenever there is one, until the node stops."""
+        """Run jobs and process the newest frame whenever there is one, until the node stops."""
         while True:
             with self._lock:
-                self._wake.wait_for(lambda: self._slot is not None or self._stopping)
+                self._wake.wait_for(
+                    lambda: self._slot is not None or self._jobs or self._stopping)
                 if self._stopping:
                     return
-                frame, self._slot = self._slot, None
+                job = self._jobs.pop(0) if self._jobs else None
+                if job is None:
+                    frame, self._slot = self._slot, None
+                    # One network per frame: a swap lands between frames, never inside one.
+                    estimator = self._estimator
+            if job is not None:
+                try:
+                    job.run()
+                except Exception as exc:  # noqa: B902 - handed to the caller
+                    job.error = exc
+                job.done.set()
+                continue
             try:
-                self._process(frame)
+                self._process(frame, estimator)
             except Exception as exc:  # noqa: B902 - never let the worker die
                 if self._stopping or not self.context.ok():
                     return
@@ -406,8 +594,8 @@ class DepthNode(Node):
             return None
         return intrinsics
 
-    def _process(self, frame: _Frame) -> None:
-        """Convert one frame, run the network and publish every output that is wanted."""
+    def _process(self, frame: _Frame, estimator: DepthEstimator) -> None:
+        """Convert one frame, run ``estimator`` and publish every output that is wanted."""
         settings = self._settings
         if not any(pub.get_subscription_count() > 0 for pub in self._outputs):
             self._count('idle')
@@ -422,7 +610,7 @@ class DepthNode(Node):
                                 f"'{msg.header.frame_id}'): {exc}")
             return
         started = time.monotonic()
-        prediction = self._estimator.predict(rgb, self._resolution)
+        prediction = estimator.predict(rgb, self._resolution)
         inference_s = time.monotonic() - started
         depth = prediction.depth                                   # (h, w) float32 metres
         height, width = rgb.shape[:2]
@@ -522,6 +710,7 @@ class DepthNode(Node):
                 ('frames processed (total)', str(totals.processed)),
                 ('frames skipped, no subscriber (total)', str(totals.idle)),
                 ('device', str(self._estimator.device)),
+                ('backend', self._estimator.backend.name),
             ]
             status.values = [KeyValue(key=k, value=v) for k, v in pairs]
             array = DiagnosticArray(status=[status])
@@ -543,6 +732,12 @@ class DepthNode(Node):
         super().destroy_node()
 
 
+def _one_line(exc: BaseException) -> str:
+    """Return ``'Type: first line of the message'`` of an exception."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), '')
+    return f'{type(exc).__name__}: {first}'
+
+
 def main(args: list[str] | None = None) -> int:
     """
     Run the node until Ctrl-C or SIGTERM.
@@ -554,7 +749,9 @@ def main(args: list[str] | None = None) -> int:
     node = None
     try:
         node = DepthNode()
-        executor = SingleThreadedExecutor()
+        # Two threads: the camera stream's callback group keeps running while a parameter
+        # change loads a new checkpoint in the default group (see _on_set_parameters).
+        executor = MultiThreadedExecutor(num_threads=2)
         executor.add_node(node)
         executor.spin()
     except StartupError:

@@ -5,8 +5,8 @@ Launch ``depth_node`` (node ``eigen_depth``) with its parameters file.
         image_topic:=/camera/image_raw camera_info_topic:=/camera/camera_info
 
 Parameters come from ``params_file`` (default: the package's config/depth.yaml); the
-``checkpoint`` and ``device`` arguments override it only when they are not empty, so an
-unset argument never blanks the file's value.
+``checkpoint``, ``device`` and ``backend`` arguments override it only when they are not
+empty, so an unset argument never blanks the file's value.
 
 Fast DDS: unless FASTDDS_DEFAULT_PROFILES_FILE is already set in the environment, the node
 gets the package's shared-memory profile (config/fastdds_shm.xml) so camera-sized
@@ -27,6 +27,7 @@ NODE_NAME = 'eigen_depth'
 PARAMS_FILE = 'depth.yaml'
 FASTDDS_PROFILE = 'fastdds_shm.xml'
 FASTDDS_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
+OVERRIDES = ('checkpoint', 'device', 'backend')
 
 
 def launch_setup(context: LaunchContext) -> list:
@@ -34,7 +35,7 @@ def launch_setup(context: LaunchContext) -> list:
     def arg(name: str) -> str:
         return LaunchConfiguration(name).perform(context).strip()
 
-    overrides = {name: arg(name) for name in ('checkpoint', 'device') if arg(name)}
+    overrides = {name: arg(name) for name in OVERRIDES if arg(name)}
     parameters = [arg('params_file')] + ([overrides] if overrides else [])
     actions = []
     environment = getattr(context, 'environment', os.environ)
@@ -66,6 +67,11 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'device', default_value='',
             description='auto, cpu, cuda or cuda:N; empty keeps the value of params_file'),
+        DeclareLaunchArgument(
+            'backend', default_value='',
+            description='Forward pass: auto (the measured default for the device), eager, '
+                        'channels_last, bf16, int8, bf16_int8, compile, onnx or fp16 '
+                        '(+graph on CUDA); empty keeps the value of params_file'),
         DeclareLaunchArgument(
             'image_topic', default_value='image',
             description='Camera image topic (the node adds /compressed when compressed '

@@ -14,7 +14,7 @@ from conftest import SMALL_KITTI
 from eigen_depth_ros.backends import (BACKENDS, build_backend, check_backend,
                                       default_backend, module_weight_bytes)
 from eigen_depth_ros.bench import calibrate_random_model, network_input, scene_image
-from eigen_depth_ros.inference import BACKEND_ENV, DepthEstimator
+from eigen_depth_ros.inference import BACKEND_ENV, DepthEstimator, single_threaded
 from eigen_depth_ros.model import EigenDepthNet
 import numpy as np
 import pytest
@@ -122,6 +122,15 @@ def test_estimator_backends(small_checkpoint, monkeypatch):
         assert full.shape == (375, 1242) and np.isnan(full[0, 0])
     with pytest.raises(ValueError, match='unknown backend'):
         DepthEstimator.from_checkpoint(small_checkpoint, device='cpu', backend='fast')
+
+
+def test_build_is_single_threaded_and_restores(small_checkpoint):
+    before = torch.get_num_threads()
+    with single_threaded(torch.device('cpu')):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    DepthEstimator.from_checkpoint(small_checkpoint, device='cpu', backend='int8')
+    assert torch.get_num_threads() == before
 
 
 def test_preprocess_is_channels_last(small_checkpoint):

@@ -8,7 +8,7 @@ from eigen_depth_ros.demo import cached_stage
 import pytest
 
 TINY = ['--train-drives', '2', '--frames', '5', '--test-frames', '4', '--coarse-samples', '32',
-        '--fine-samples', '16', '--batch-size', '8', '--device', 'cpu']
+        '--fine-samples', '16', '--batch-size', '8', '--device', 'cpu', '--rate', '0.5']
 
 
 @pytest.mark.ros

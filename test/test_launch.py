@@ -28,7 +28,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH_FILE = ROOT / 'launch' / 'depth.launch.py'
 PARAMS_FILE = ROOT / 'config' / 'depth.yaml'
-REQUIRED_ARGUMENTS = {'params_file', 'checkpoint', 'device', 'image_topic',
+REQUIRED_ARGUMENTS = {'params_file', 'checkpoint', 'device', 'backend', 'image_topic',
                       'camera_info_topic', 'log_level'}
 
 
@@ -137,6 +137,38 @@ def test_yaml_holds_every_parameter_with_its_default_type() -> None:
         assert f'`{spec.name}`' in docs, f'docs/node.md does not describe {spec.name}'
 
 
+def test_docs_table_matches_the_parameter_table() -> None:
+    """docs/node.md's parameter rows give each parameter's type, default and when."""
+    pytest.importorskip('rclpy')
+    from eigen_depth_ros.node import PARAMETERS
+    rows = {}
+    for line in (ROOT / 'docs' / 'node.md').read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip('|').split('|')]
+        if line.startswith('| `') and len(cells) == 6:
+            rows[cells[0].strip('`')] = cells
+    types = {bool: 'bool', int: 'int', float: 'double', str: 'string'}
+    for spec in PARAMETERS:
+        name, kind, default, _, when, _ = rows[spec.name]
+        assert kind == types[type(spec.default)], name
+        shown = (f"'{spec.default}'" if isinstance(spec.default, str)
+                 else str(spec.default).lower() if isinstance(spec.default, bool)
+                 else str(spec.default))
+        assert default == f'`{shown}`', name
+        assert when == ('start-up' if spec.read_only else 'runtime'), name
+
+
+def test_launch_overrides_are_node_parameters(launch_tree: tuple) -> None:
+    """Each override argument names a node parameter and defaults to empty (keep the file)."""
+    pytest.importorskip('rclpy')
+    from eigen_depth_ros.node import PARAMETERS
+    tree, constants = launch_tree
+    defaults = {evaluate(call.args[0], constants): keyword(call, 'default_value')
+                for call in calls(tree, 'DeclareLaunchArgument')}
+    assert set(constants['OVERRIDES']) <= {spec.name for spec in PARAMETERS}
+    for name in constants['OVERRIDES']:
+        assert evaluate(defaults[name], constants) == '', name
+
+
 # ------------------------------------------------------------------------ argument logic
 
 
@@ -197,15 +229,20 @@ def test_empty_arguments_keep_the_yaml_values(monkeypatch: pytest.MonkeyPatch) -
     setenv = [a for a in actions if a.kind == 'setenv']
     assert [a.args for a in setenv] == [(
         'FASTDDS_DEFAULT_PROFILES_FILE', '/opt/share/eigen_depth_ros/config/fastdds_shm.xml')]
+    # blank values (as `backend:=` gives) never reach the node either
+    node = run_launch_file(monkeypatch, {}, checkpoint='/m.pt', device=' ', backend='')[-1]
+    assert node.parameters == ['/opt/share/eigen_depth_ros/config/depth.yaml',
+                               {'checkpoint': '/m.pt'}]
 
 
 def test_given_arguments_override(monkeypatch: pytest.MonkeyPatch) -> None:
     actions = run_launch_file(monkeypatch, {'FASTDDS_DEFAULT_PROFILES_FILE': '/mine.xml'},
-                              checkpoint='/m.pt', device='cuda:1', params_file='/p.yaml',
-                              image_topic='/cam/image_raw', camera_info_topic='/cam/info',
-                              log_level='debug')
+                              checkpoint='/m.pt', device='cuda:1', backend='fp16+graph',
+                              params_file='/p.yaml', image_topic='/cam/image_raw',
+                              camera_info_topic='/cam/info', log_level='debug')
     (node,) = actions  # the user's own Fast DDS profile is left alone
-    assert node.parameters == ['/p.yaml', {'checkpoint': '/m.pt', 'device': 'cuda:1'}]
+    assert node.parameters == ['/p.yaml', {'checkpoint': '/m.pt', 'device': 'cuda:1',
+                                           'backend': 'fp16+graph'}]
     assert node.remappings == [('image', '/cam/image_raw'), ('camera_info', '/cam/info')]
     assert node.ros_arguments == ['--log-level', 'debug']
     (node,) = run_launch_file(monkeypatch, {}, fastdds_profile='')

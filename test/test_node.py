@@ -14,6 +14,7 @@ The test process is the camera (publishes ``image`` and ``camera_info``) and the
 from __future__ import annotations
 
 from collections import defaultdict
+import importlib.util
 import itertools
 import os
 import signal
@@ -593,7 +594,12 @@ def test_runtime_parameters(node_a: RosSide) -> None:
                     rec.wait_for('/a/depth/camera_info', sec), 2, A_MAX_DEPTH)
         (bad_range,) = set_parameters(node_a, '/a/eigen_depth', min_depth=30.0)
         assert not bad_range.successful and 'min_depth' in bad_range.reason
-        (read_only,) = set_parameters(node_a, '/a/eigen_depth', checkpoint='/other.pt')
+        # checkpoint is writable, but a missing file is refused (test/test_node_faults.py
+        # swaps a good one)
+        (missing,) = set_parameters(node_a, '/a/eigen_depth', checkpoint='/other.pt')
+        assert not missing.successful and '/other.pt: checkpoint file not found' in \
+            missing.reason
+        (read_only,) = set_parameters(node_a, '/a/eigen_depth', backend='eager')
         assert not read_only.successful
     finally:
         (result,) = set_parameters(node_a, '/a/eigen_depth', points_stride=1)
@@ -709,3 +715,36 @@ def test_bad_checkpoints_exit_non_zero_with_one_error(tmp_path: Any) -> None:
         errors = [line for line in output.splitlines() if '[ERROR]' in line]
         assert len(errors) == 1 and cases[key][1] in errors[0], output
         assert 'Traceback' not in output
+
+
+def test_backend_parameter(ros: RosSide, module_checkpoint: str) -> None:
+    """backend:=int8 (and onnx where installed) answers; backend:=nonsense exits 1."""
+    backends = ['int8'] + (['onnx'] if all(importlib.util.find_spec(module) for module in
+                                           ('onnx', 'onnxruntime')) else [])
+    procs = {backend: start_node(module_checkpoint, f'/{backend}', f'eigen_depth_{backend}',
+                                 f'backend:={backend}') for backend in backends}
+    procs['nonsense'] = start_node(module_checkpoint, '/d', 'bad_backend', 'backend:=nonsense')
+    outputs = {}
+    try:
+        for backend in backends:
+            node = f'{backend}.eigen_depth_{backend}'
+            warm_up(ros, f'/{backend}', image_msg, f'/{backend}/image')
+            ros.recorder.wait_log(node, f"backend '{backend}' -> {backend} (")
+            sec = send_frame(ros, f'/{backend}/image', image_msg(next(STAMPS)))
+            depth = check_depth(ros.recorder.find(f'/{backend}/depth', sec), sec, 142, 27)
+            assert 7 < np.median(depth) < 14, backend   # the small net predicts about 10 m
+            status = ros.recorder.wait(
+                lambda: next(iter(ros.recorder.diagnostics(f'eigen_depth_{backend}: depth '
+                                                           'estimation')), None),
+                what=f'diagnostics of the {backend} node')
+            assert status['backend'] == backend
+        procs['nonsense'].wait(timeout=120)
+    finally:
+        for key, proc in procs.items():
+            outputs[key] = stop_node(proc)
+    for key, output in outputs.items():
+        assert 'Traceback' not in output, f'{key}:\n{output}'
+    assert procs['nonsense'].returncode == 1, outputs['nonsense']
+    errors = [line for line in outputs['nonsense'].splitlines() if '[ERROR]' in line]
+    assert len(errors) == 1 and "cannot start: unknown backend 'nonsense'" in errors[0], \
+        outputs['nonsense']

@@ -303,11 +303,10 @@ def set_parameter(camera: Camera, ns: str, name: str, value: Any) -> Any:
         camera.node.destroy_client(client)
 
 
-@pytest.mark.xfail(strict=True, reason='node.py: parameter checkpoint is read-only (declared '
-                   'once, loaded in __init__); a runtime swap is not supported yet')
 def test_checkpoint_swapped_at_runtime(camera: Camera, nodes: dict, folder: Path) -> None:
     twenty = write_checkpoint(folder / 'twenty.pt', 20.0)
     assert 7 < median_depth(camera.round_trip(NS, info=camera_info())) < 14
+    start = len(camera.logs('faults.eigen_depth'))
     # frames keep coming while the new network loads beside the old one
     streaming = threading.Event()
     sent: list[int] = []
@@ -325,11 +324,16 @@ def test_checkpoint_swapped_at_runtime(camera: Camera, nodes: dict, folder: Path
         thread.join()
     assert result.successful, result.reason
     assert 14 < median_depth(camera.round_trip(NS, info=camera_info())) < 28
-    # every frame answered during the swap came from one network or the other, whole
-    for sec in sent:
-        depth = camera.find(f'{NS}/depth', sec)
-        if depth is not None:
-            assert 7 < median_depth(depth) < 28
+    # every frame answered during the swap came from one network or the other, whole, and
+    # once the new network answered the old one never did again (one atomic swap)
+    medians = [median_depth(depth) for depth in (camera.find(f'{NS}/depth', sec)
+                                                 for sec in sent) if depth is not None]
+    assert all(7 < m < 14 or 14 < m < 28 for m in medians), medians
+    networks = [m > 14 for m in medians]
+    assert networks == sorted(networks), medians
+    camera.wait(lambda: any('checkpoint swapped' in line and str(twenty) in line
+                            for line in camera.logs('faults.eigen_depth')[start:]),
+                'the swap to be logged')
     # a bad file is refused with a reason; the running network stays
     bad = folder / 'bad.pt'
     bad.write_bytes(b'not a checkpoint')
@@ -337,6 +341,10 @@ def test_checkpoint_swapped_at_runtime(camera: Camera, nodes: dict, folder: Path
     assert not result.successful and str(bad) in result.reason
     result = set_parameter(camera, NS, 'checkpoint', str(folder / 'missing.pt'))
     assert not result.successful and 'missing.pt' in result.reason
+    camera.wait(lambda: any(line.startswith('checkpoint not changed: ') and str(bad) in line
+                            and line.endswith(f'still running the network from {twenty}')
+                            for line in camera.logs('faults.eigen_depth')[start:]),
+                'the refusal to be logged')
     assert 14 < median_depth(camera.round_trip(NS, info=camera_info())) < 28
     alive(nodes)
 
