@@ -479,19 +479,20 @@ def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Names
         publisher = node.create_publisher(Image, 'image', qos_profile_sensor_data)
         info_publisher = node.create_publisher(CameraInfo, 'camera_info',
                                                qos_profile_sensor_data)
-        received: list[float] = []
+        received: list[tuple[int, float]] = []  # (stamp [ns], latency [s]) of each depth
+        timed_from: int | None = None  # stamp [ns] of the first timed frame
 
         def on_depth(msg: Image) -> None:
             now = node.get_clock().now().nanoseconds
             stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-            received.append((now - stamp) / 1e9)
+            received.append((stamp, (now - stamp) / 1e9))
 
         node.create_subscription(Image, 'depth', on_depth,
                                  QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         diagnostics: list[dict[str, float]] = []
 
         def on_diagnostics(msg: Any) -> None:
-            if len(received) > args.node_warmup:  # windows of the timed frames only
+            if timed_from is not None:  # windows of the timed frames only
                 diagnostics.extend(_numeric_values(status) for status in msg.status)
 
         if DiagnosticArray is not None:
@@ -515,25 +516,48 @@ def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Names
             if process.poll() is not None or time.monotonic() > deadline:
                 return {'skipped': 'depth_node did not come up: ' + _tail(log, process)}
             executor.spin_once(timeout_sec=0.1)
+        # Stream at the camera rate. Frames count only from --node-warmup seconds after the
+        # node's first answer: its first seconds are slow (start-up, first passes).
         period = 1.0 / rate
-        frames = args.node_frames + args.node_warmup
         next_time = time.monotonic()
-        while sent < frames and time.monotonic() < deadline + frames * period:
+        warm = 0
+        first_answer: float | None = None
+        while sent < args.node_frames:
+            if process.poll() is not None or (timed_from is None
+                                              and time.monotonic() > deadline):
+                break
             stamp = node.get_clock().now().to_msg()
             message.header.stamp = stamp
             info.header.stamp = stamp
             info_publisher.publish(info)
             publisher.publish(message)
-            sent += 1
+            if timed_from is not None:
+                sent += 1
+            else:
+                warm += 1
+                if received and first_answer is None:
+                    first_answer = time.monotonic()
+                if first_answer is not None and \
+                        time.monotonic() - first_answer >= args.node_warmup:
+                    timed_from = stamp.sec * 1_000_000_000 + stamp.nanosec
+                    sent = 1
             next_time += period
             while time.monotonic() < next_time:
                 executor.spin_once(timeout_sec=max(0.0, next_time - time.monotonic()))
         drain = time.monotonic() + 2.0
-        while len(received) < sent and time.monotonic() < drain:
+        timed = []
+        while time.monotonic() < drain:
+            timed = [lat for stamp, lat in received
+                     if timed_from is not None and stamp >= timed_from]
+            if len(timed) >= sent:
+                break
             executor.spin_once(timeout_sec=0.05)
         if process.poll() is not None:
             return {'skipped': 'depth_node exited: ' + _tail(log, process)}
-        latencies = received[args.node_warmup:]
+        if timed_from is None:
+            return {'skipped': f'no depth within {args.node_timeout:g} s of streaming: '
+                               + _tail(log, process)}
+        latencies = timed
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)
@@ -544,7 +568,7 @@ def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Names
     stats = summarize_ms(latencies)
     result: dict[str, Any] = {
         'backend': backend, 'rate_hz': rate, 'image': f'{width}x{height} rgb8',
-        'sent': sent, 'received': len(latencies) + args.node_warmup,
+        'sent': sent, 'received': len(latencies), 'warmup_frames': warm,
         'e2e': stats, 'backend_via': 'parameter' if 'backend' in params else BACKEND_ENV,
         'load_average_1m': os.getloadavg()[0],
         'node_diagnostics': _mean_values(diagnostics),
@@ -710,8 +734,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help='camera rate [Hz] for --node (default 10 KITTI, 30 NYU)')
     parser.add_argument('--node-frames', type=int, default=100,
                         help='timed frames per node run')
-    parser.add_argument('--node-warmup', type=int, default=5,
-                        help='frames dropped from the start of each node run')
+    parser.add_argument('--node-warmup', type=float, default=5.0,
+                        help='seconds of streaming after the first depth from the node '
+                             'before frames are timed (its first seconds are slow)')
     parser.add_argument('--node-env', action='append', default=[], metavar='KEY=VALUE',
                         help='extra environment variable of the node process (repeatable), '
                              'e.g. OMP_WAIT_POLICY=PASSIVE')

@@ -81,11 +81,12 @@ def test_bench_node(small_checkpoint, tmp_path, ros_env):
     out = tmp_path / 'node.json'
     code = bench.main(['--checkpoint', str(small_checkpoint), '--backends', 'eager',
                        '--runs', '2', '--warmup', '1', '--images', '1', '--no-bounds',
-                       '--node', '--node-frames', '6', '--node-warmup', '2', '--rate', '20',
+                       '--node', '--node-frames', '6', '--node-warmup', '1', '--rate', '20',
                        '--domain-id', ros_env['ROS_DOMAIN_ID'], '--out', str(out)])
     assert code == 0
     node = json.loads(out.read_text())['node'][0]
     assert 'skipped' not in node, node.get('skipped')
     _check_stats(node['e2e'])
-    assert node['received'] >= 3 and node['sent'] == 8
+    # The node keeps only the newest frame: a busy machine may drop some, never add any.
+    assert node['sent'] == 6 and 1 <= node['received'] <= 6 and node['warmup_frames'] >= 1
     assert _positive(node['e2e_over_forward'])

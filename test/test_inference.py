@@ -1,9 +1,8 @@
 """The inference helper: RGB uint8 in, metres out, devices."""
+from eigen_depth_ros.inference import DepthEstimator, select_device
 import numpy as np
 import pytest
 import torch
-
-from eigen_depth_ros.inference import DepthEstimator, select_device
 
 
 def test_predict_shapes_and_values(small_checkpoint):
