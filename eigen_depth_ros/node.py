@@ -53,6 +53,11 @@ from .point_cloud import build_point_cloud2, depth_to_points, resample_to_grid
 
 NODE_NAME = 'eigen_depth'
 ERROR_LOG_PERIOD_S = 5.0  # one log line per kind of fault per this many seconds
+# Camera input: sensor-data QoS (best effort) keeping only the newest frame, so frames the
+# node cannot take never wait in a DDS queue; the one-slot buffer drops and counts the rest.
+CAMERA_QOS = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
+                        durability=qos_profile_sensor_data.durability,
+                        history=qos_profile_sensor_data.history)
 OUTPUT_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 
 
@@ -282,11 +287,11 @@ class DepthNode(Node):
         if self._param('compressed'):
             topic = self.resolve_topic_name('image') + '/compressed'
             self._image_sub = self.create_subscription(
-                CompressedImage, topic, self._on_image, qos_profile_sensor_data,
+                CompressedImage, topic, self._on_image, CAMERA_QOS,
                 callback_group=self._stream_group)
         else:
             self._image_sub = self.create_subscription(
-                Image, 'image', self._on_image, qos_profile_sensor_data,
+                Image, 'image', self._on_image, CAMERA_QOS,
                 callback_group=self._stream_group)
         self._info_sub = self.create_subscription(
             CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data,
