@@ -49,7 +49,7 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import InvalidParameterTypeException, ParameterException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
@@ -768,9 +768,10 @@ def main(args: list[str] | None = None) -> int:
     node = None
     try:
         node = DepthNode()
-        # Two threads: the camera stream's callback group keeps running while a parameter
-        # change loads a new checkpoint in the default group (see _on_set_parameters).
-        executor = MultiThreadedExecutor(num_threads=2)
+        # One executor thread: a second one contends for the GIL with the inference worker
+        # and made latency erratic at 30 Hz (docs/speed.md). A checkpoint swap therefore
+        # pauses the camera callbacks while the new network loads.
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except StartupError:
