@@ -44,6 +44,7 @@ from rosbags.highlevel import AnyReader
 from rosbags.typesys import get_typestore, Stores
 from tqdm import tqdm
 
+from .camera_info import CameraInfoError, Intrinsics, intrinsics_from_camera_info
 from .checkpoint import CheckpointError
 from .geometry import InputGeometry
 from .image_conversion import image_to_depth, ImageConversionError, message_to_rgb
@@ -72,28 +73,6 @@ def _first_line(exc: BaseException) -> str:
 def stamp_ns(msg) -> int:
     """Header stamp of a message in nanoseconds."""
     return int(msg.header.stamp.sec) * 10 ** 9 + int(msg.header.stamp.nanosec)
-
-
-@dataclass
-class Intrinsics:
-    """Pinhole intrinsics and image size of a camera (from CameraInfo's K)."""
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    width: int
-    height: int
-
-    @classmethod
-    def from_camera_info(cls, msg) -> 'Intrinsics':
-        """Read K, width and height; raises BagEvalError for a zero focal length or size."""
-        k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
-        info = cls(k[0, 0], k[1, 1], k[0, 2], k[1, 2], int(msg.width), int(msg.height))
-        if not (info.fx > 0 and info.fy > 0 and info.width > 0 and info.height > 0):
-            raise BagEvalError(f'camera_info has fx={info.fx}, fy={info.fy}, size '
-                               f'{info.width}x{info.height}: not a usable camera')
-        return info
 
 
 @dataclass
@@ -312,8 +291,8 @@ class BagGroundTruth:
         for topic, msg in self.messages(self.image_topic, self.gt_topic, self.info_topic):
             if topic == self.info_topic:
                 try:
-                    info, info_error = Intrinsics.from_camera_info(msg), None
-                except BagEvalError as exc:
+                    info, info_error = intrinsics_from_camera_info(msg), None
+                except CameraInfoError as exc:
                     info, info_error = None, str(exc)
                 continue
             stamp = stamp_ns(msg)
