@@ -45,7 +45,6 @@ import os
 from pathlib import Path
 import platform
 import resource
-import signal
 import statistics
 import subprocess
 import sys
@@ -61,6 +60,7 @@ from .backends import BACKENDS, check_backend, split_name
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .geometry import InputGeometry
 from .inference import BACKEND_ENV, DepthEstimator, select_device
+from .live_playback import stop_process
 from .model import EigenDepthNet, normalize_image, resolve_config
 
 CAMERA_SIZES = {'kitti': (1242, 375), 'nyu': (640, 480)}
@@ -575,7 +575,7 @@ def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Names
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)
-        _stop(process)
+        stop_process(process, timeout_s=10)
         log.close()
     if not latencies:
         return {'skipped': f'no depth received for {sent} images sent'}
@@ -623,17 +623,6 @@ def _tail(log: Any, process: subprocess.Popen, lines: int = 5) -> str:
     text = log.read().decode(errors='replace').strip().splitlines()[-lines:]
     code = process.poll()
     return ' | '.join(text) + (f' (exit code {code})' if code is not None else '')
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """Stop the node we started: SIGINT, then SIGKILL if it does not exit in 10 s."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # ----------------------------------------------------------------------------- report

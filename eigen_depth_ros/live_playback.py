@@ -116,6 +116,18 @@ def node_command(checkpoint: Path, image_topic: str, info_topic: str | None,
     return cmd
 
 
+def stop_process(proc: subprocess.Popen, timeout_s: float = 5.0) -> int:
+    """Stop a child node like Ctrl-C does (SIGINT), SIGKILL after ``timeout_s``; exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 class NodeProcess:
     """A ``depth_node`` child process on its own DDS domain; stops it on exit."""
 
@@ -131,13 +143,7 @@ class NodeProcess:
 
     def stop(self) -> int:
         """SIGINT, then SIGKILL after 5 s; the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         if self._log is not subprocess.DEVNULL:
             self._log.close()
         return self.proc.returncode
