@@ -35,6 +35,15 @@ SMALL_KITTI = EigenDepthConfig('kitti-small', KITTI.input_width, KITTI.input_hei
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Use one torch thread during a test: the test machine's cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def ros_env() -> dict[str, str]:
     """Environment for child processes: loopback DDS on this session's domain."""
     return local_dds_env(TEST_DOMAIN_ID)

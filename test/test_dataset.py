@@ -37,13 +37,7 @@ import torch
 SYNTH_SIZE = (414, 125)  # a third of KITTI's 1242x375: fast to render, same aspect
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Use one torch thread: the test machine's cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 @functools.lru_cache(maxsize=None)

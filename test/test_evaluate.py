@@ -33,13 +33,7 @@ WALL = 20.0      # m, every LiDAR point of the hand-made drive
 PREDICTED = 10.0  # m, every pixel of the hand-made network
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Use one torch thread: the test machine's cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 @pytest.fixture

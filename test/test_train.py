@@ -31,13 +31,7 @@ from test_dataset import synthetic_kitti
 import torch
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Use one torch thread: the test machine's cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def small_options(out, **overrides):
