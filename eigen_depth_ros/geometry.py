@@ -19,7 +19,8 @@ The chain, per axis, in pixel-centre coordinates (pixel k has its centre at k):
 
 1. **resize** the camera image (w x h) by ``scale`` to ``round(w * scale) x round(h * scale)``;
    a resized pixel u_r sits at camera coordinate ``(u_r + 0.5) / s - 0.5`` where ``s`` is the
-   exact per-axis ratio of the rounded size to the camera size (OpenCV's convention);
+   exact per-axis ratio of the rounded size to the camera size (the convention of OpenCV
+   and of ``torch.nn.functional.interpolate`` with ``align_corners=False``);
 2. **crop** the network input (``input_width x input_height``) out of the resized image at
    ``(crop_x, crop_y)``;
 3. the network's output pixel j is the receptive-field centre of the fine stack's 9x9
@@ -40,6 +41,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from .model import EigenDepthConfig
 from .projection import nearest_depth_image
@@ -124,22 +127,42 @@ class InputGeometry:
         a_x, b_x, a_y, b_y = self.output_to_image_affine()
         return fx / a_x, fy / a_y, (cx - b_x) / a_x, (cy - b_y) / a_y
 
+    def resize_crop(self, pixels: torch.Tensor) -> torch.Tensor:
+        """
+        Resize camera images (N, C, H, W) and cut out the network input windows.
+
+        The resize is bilinear with antialiasing (PyTorch's ``antialias=True``): when
+        shrinking by ``s < 1`` each output pixel is the triangle-filter average
+        ``sum_k w(k) I(k) / sum_k w(k)`` with ``w(k) = max(0, 1 - |k - c| s)`` around its
+        centre ``c = (u_r + 0.5) / s - 0.5``, so fine texture does not alias; when enlarging
+        it is plain bilinear interpolation. uint8 images stay uint8 (rounded), which takes
+        PyTorch's vectorised uint8 path, and the work runs on ``pixels``' device.
+
+        :param pixels: (N, C, image_height, image_width) tensor, uint8 or float.
+        :return: (N, C, input_height, input_width), a view of the resized images.
+        """
+        *_, h, w = pixels.shape
+        if (w, h) != (self.image_width, self.image_height):
+            raise ValueError(f'image is {w}x{h}, geometry is for '
+                             f'{self.image_width}x{self.image_height}')
+        resized = F.interpolate(pixels, size=(self.resized_height, self.resized_width),
+                                mode='bilinear', align_corners=False, antialias=True)
+        cfg = self.config
+        return resized[:, :, self.crop_y:self.crop_y + cfg.input_height,
+                       self.crop_x:self.crop_x + cfg.input_width]
+
     def crop_input(self, rgb: np.ndarray) -> np.ndarray:
         """
         Resize an (H, W, C) camera image and cut out the network input window.
 
-        :return: (input_height, input_width, C); area interpolation when shrinking.
+        The same resampling as :meth:`resize_crop`, for a numpy image.
+
+        :return: (input_height, input_width, C) of ``rgb``'s dtype.
         """
-        h, w = rgb.shape[:2]
-        if (w, h) != (self.image_width, self.image_height):
-            raise ValueError(f'image is {w}x{h}, geometry is for '
-                             f'{self.image_width}x{self.image_height}')
-        shrinking = self.resized_width < w
-        resized = cv2.resize(rgb, (self.resized_width, self.resized_height),
-                             interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-        cfg = self.config
-        return resized[self.crop_y:self.crop_y + cfg.input_height,
-                       self.crop_x:self.crop_x + cfg.input_width]
+        if rgb.ndim != 3:
+            raise ValueError(f'expected an (H, W, C) image, got shape {rgb.shape}')
+        pixels = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
+        return self.resize_crop(pixels)[0].permute(1, 2, 0).numpy()
 
     def output_to_image(self, output_map: np.ndarray, fill_outside: bool = False
                         ) -> np.ndarray:

@@ -125,10 +125,10 @@ class DepthEstimator:
     :raises ValueError: for a bad device or backend name, or a backend the device cannot run.
 
     On a CPU device, OpenCV is set to one thread (``cv2.setNumThreads(1)``, process-wide):
-    OpenCV's worker threads keep spinning after a resize and slowed the next PyTorch
-    operation by about 20 ms on the 2-core development machine (docs/speed.md). The backend
-    is built single-threaded (see :func:`single_threaded`), so that the thread which builds
-    the estimator gets no OpenMP thread pool of its own when another thread runs it.
+    OpenCV's worker threads keep spinning after a call (a resize, a warp) and slowed the next
+    PyTorch operation by about 20 ms on the 2-core development machine (docs/speed.md). The
+    backend is built single-threaded (see :func:`single_threaded`), so that the thread which
+    builds the estimator gets no OpenMP thread pool of its own when another thread runs it.
     """
 
     def __init__(self, model: EigenDepthNet, device: str = 'auto', half: bool = False,
@@ -177,32 +177,31 @@ class DepthEstimator:
         """
         Resize/crop an RGB uint8 (H, W, 3) image into the normalised input (1, 3, h, w).
 
-        One resize (OpenCV) and one normalising pass; the crop and the HWC -> NCHW permute
-        are views, so the result comes out in channels-last memory order, which the
-        channels-last backends use as it is. On CUDA the uint8 window goes through a
-        page-locked buffer, is copied asynchronously and normalised on the GPU.
+        One antialiased resize of the uint8 image (:meth:`InputGeometry.resize_crop`) and
+        one fused normalising pass, both in PyTorch (the HWC -> NCHW permute and the crop
+        are views). On CUDA the camera image goes through a page-locked buffer, is copied
+        asynchronously and resized and normalised on the GPU.
         """
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f'expected an RGB uint8 (H, W, 3) image, got {rgb.dtype} '
                              f'{rgb.shape}')
         geometry = self.geometry(rgb.shape[1], rgb.shape[0])
-        window = geometry.crop_input(rgb)                        # (h, w, 3) uint8 view
         if self.device.type == 'cuda':
-            pixels = self._to_gpu(window)
+            pixels = self._to_gpu(rgb)
         else:
-            pixels = torch.from_numpy(window)
-        x = normalize_image(pixels.permute(2, 0, 1).unsqueeze(0))  # (1, 3, h, w) float32
-        return x.to(self.dtype), geometry
+            pixels = torch.from_numpy(rgb)
+        window = geometry.resize_crop(pixels.permute(2, 0, 1).unsqueeze(0))  # (1, 3, h, w)
+        return normalize_image(window).to(self.dtype), geometry
 
-    def _to_gpu(self, window: np.ndarray) -> torch.Tensor:
-        """Copy a uint8 (h, w, 3) window to the GPU through a reused page-locked buffer."""
-        shape = tuple(window.shape)
+    def _to_gpu(self, rgb: np.ndarray) -> torch.Tensor:
+        """Copy a uint8 (H, W, 3) image to the GPU through a reused page-locked buffer."""
+        shape = tuple(rgb.shape)
         if self._pinned is None or tuple(self._pinned.shape) != shape:
             self._pinned = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
             self._copied = None
         if self._copied is not None:
             self._copied.synchronize()  # the previous frame's copy has left the buffer
-        self._pinned.numpy()[...] = window
+        self._pinned.numpy()[...] = rgb
         pixels = self._pinned.to(self.device, non_blocking=True)
         self._copied = torch.cuda.Event()
         self._copied.record()

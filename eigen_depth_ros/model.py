@@ -70,15 +70,19 @@ def normalize_image(rgb: torch.Tensor) -> torch.Tensor:
     """
     Turn RGB images into the network's input.
 
-    ``x = (rgb / 255 - mean) / std`` per channel, with the ImageNet mean and std.
+    ``x = (rgb / 255 - mean) / std`` per channel, with the ImageNet mean and std, computed
+    in one pass as ``x = rgb * (1 / (255 std)) + (-mean / std)``.
 
     :param rgb: uint8 or float tensor (N, 3, H, W) with values in 0..255, channels R, G, B.
-    :return: float tensor (N, 3, H, W) of the dtype of a floating ``rgb``, else float32.
+    :return: float tensor (N, 3, H, W) of the dtype of a floating ``rgb``, else float32, in
+        ``rgb``'s memory format.
     """
     dtype = rgb.dtype if rgb.is_floating_point() else torch.float32
-    mean = torch.tensor(IMAGENET_MEAN, dtype=dtype, device=rgb.device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(IMAGENET_STD, dtype=dtype, device=rgb.device).view(1, 3, 1, 1) * 255
-    return (rgb.to(dtype) - mean) / std
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float64)
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float64)
+    scale = (1.0 / (255.0 * std)).to(dtype=dtype, device=rgb.device).view(1, 3, 1, 1)
+    shift = (-mean / std).to(dtype=dtype, device=rgb.device).view(1, 3, 1, 1)
+    return torch.addcmul(shift, rgb, scale)
 
 
 @dataclass(frozen=True)
