@@ -61,6 +61,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .geometry import InputGeometry
 from .inference import BACKEND_ENV, DepthEstimator, select_device
 from .live_playback import stop_process
+from .malloc_tuning import keep_large_buffers
 from .model import EigenDepthNet, normalize_image, resolve_config
 
 CAMERA_SIZES = {'kitti': (1242, 375), 'nyu': (640, 480)}
@@ -454,7 +455,7 @@ def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Names
     try:
         import rclpy
         from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-        from sensor_msgs.msg import CameraInfo, Image
+        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
         from .node import PARAMETERS
         try:
             from diagnostic_msgs.msg import DiagnosticArray
@@ -463,6 +464,7 @@ def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Names
         from .ros_env import local_dds_env
     except ImportError as exc:
         return {'skipped': f'rclpy or eigen_depth_ros.node not importable: {exc}'}
+    keep_large_buffers()  # the bench's own receiving of big clouds, as in the node
     env = local_dds_env(args.domain_id)
     os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_DOMAIN_ID',
                                            'RMW_IMPLEMENTATION',
@@ -473,7 +475,8 @@ def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Names
     for item in args.node_env:
         key, _, value = item.partition('=')
         env[key] = value
-    params = {'checkpoint': str(checkpoint), 'device': args.device}
+    params = {'checkpoint': str(checkpoint), 'device': args.device,
+              'depth_resolution': args.node_resolution}
     if any(spec.name == 'backend' for spec in PARAMETERS):
         params['backend'] = backend
     command = [sys.executable, '-m', 'eigen_depth_ros.node', '--ros-args']
@@ -493,16 +496,22 @@ def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Names
         publisher = node.create_publisher(Image, 'image', qos_profile_sensor_data)
         info_publisher = node.create_publisher(CameraInfo, 'camera_info',
                                                qos_profile_sensor_data)
-        received: list[tuple[int, float]] = []  # (stamp [ns], latency [s]) of each depth
+        # (stamp [ns], latency [s]) of each output; the last one the node publishes times it
+        arrivals: dict[str, list[tuple[int, float]]] = {'depth': [], 'points': []}
+        received = arrivals['points' if args.node_points else 'depth']
         timed_from: int | None = None  # stamp [ns] of the first timed frame
 
-        def on_depth(msg: Image) -> None:
-            now = node.get_clock().now().nanoseconds
-            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-            received.append((stamp, (now - stamp) / 1e9))
+        def on_output(topic: str) -> Callable[[Any], None]:
+            def record(msg: Any) -> None:
+                now = node.get_clock().now().nanoseconds
+                stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+                arrivals[topic].append((stamp, (now - stamp) / 1e9))
+            return record
 
-        node.create_subscription(Image, 'depth', on_depth,
-                                 QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        node.create_subscription(Image, 'depth', on_output('depth'), reliable)
+        if args.node_points:
+            node.create_subscription(PointCloud2, 'points', on_output('points'), reliable)
         diagnostics: list[dict[str, float]] = []
 
         def on_diagnostics(msg: Any) -> None:
@@ -572,6 +581,7 @@ def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Names
             return {'skipped': f'no depth within {args.node_timeout:g} s of streaming: '
                                + _tail(log, process)}
         latencies = timed
+        depth_latencies = [lat for stamp, lat in arrivals['depth'] if stamp >= timed_from]
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)
@@ -583,10 +593,14 @@ def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Names
     result: dict[str, Any] = {
         'backend': backend, 'rate_hz': rate, 'image': f'{width}x{height} rgb8',
         'sent': sent, 'received': len(latencies), 'warmup_frames': warm,
+        'resolution': args.node_resolution,
+        'timed_output': 'points' if args.node_points else 'depth',
         'e2e': stats, 'backend_via': 'parameter' if 'backend' in params else BACKEND_ENV,
         'load_average_1m': os.getloadavg()[0],
         'node_diagnostics': _mean_values(diagnostics),
     }
+    if args.node_points and depth_latencies:
+        result['e2e_depth'] = summarize_ms(depth_latencies)
     if forward_ms:
         result['e2e_over_forward'] = stats['median_ms'] / forward_ms
         result['overhead_ms'] = stats['median_ms'] - forward_ms
@@ -688,9 +702,10 @@ def format_table(report: dict[str, Any]) -> str:
             extra += (f"; vs paced forward {n['e2e_over_forward_paced']:.2f}, overhead "
                       f"{n['overhead_paced_ms']:.1f} ms "
                       f"({100 * n['overhead_paced_fraction']:.0f} %)")
-        lines.append(f"node [{n['backend']}] e2e {_pair(n['e2e'])} ms at {n['rate_hz']:g} Hz, "
-                     f"{n['received']}/{n['sent']} frames{extra}, load "
-                     f"{n['load_average_1m']:.2f}")
+        lines.append(f"node [{n['backend']}] e2e {_pair(n['e2e'])} ms to "
+                     f"{n.get('timed_output', 'depth')} ({n.get('resolution', 'network')} "
+                     f"resolution) at {n['rate_hz']:g} Hz, {n['received']}/{n['sent']} "
+                     f"frames{extra}, load {n['load_average_1m']:.2f}")
         reported = {k: v for k, v in n.get('node_diagnostics', {}).items() if 'ms' in k}
         if reported:
             pairs = ', '.join(f'{k} {v:.1f}' for k, v in reported.items())
@@ -740,6 +755,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--node-warmup', type=float, default=5.0,
                         help='seconds of streaming after the first depth from the node '
                              'before frames are timed (its first seconds are slow)')
+    parser.add_argument('--node-resolution', default='network', choices=('network', 'input'),
+                        help="the node's depth_resolution: the output map, or depth and "
+                             'cloud at the camera image size')
+    parser.add_argument('--node-points', action='store_true',
+                        help='also subscribe to the point cloud (the node builds it only '
+                             'then) and time the frames to its arrival')
     parser.add_argument('--node-env', action='append', default=[], metavar='KEY=VALUE',
                         help='extra environment variable of the node process (repeatable), '
                              'e.g. OMP_WAIT_POLICY=PASSIVE')

@@ -33,6 +33,7 @@ rosbags is not packaged; this module needs only numpy and OpenCV (``python3-nump
 """
 from __future__ import annotations
 
+import array
 from dataclasses import dataclass
 import struct
 import sys
@@ -299,23 +300,36 @@ def message_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray
     return image_to_rgb(msg, max_pixels)
 
 
-def array_to_image_fields(array: np.ndarray, encoding: str) -> dict[str, Any]:
+def byte_array(values: np.ndarray) -> array.array:
     """
-    Return the fields of a sensor_msgs/Image holding ``array`` (no header).
+    Copy the bytes of a numpy array into an ``array.array('B')``, the type of a uint8[] field.
 
-    :param array: (H, W) or (H, W, C) pixels whose dtype and channels fit ``encoding``.
+    rclpy stores ``uint8[]`` message fields as ``array.array('B')`` and takes one as it is;
+    anything else (``bytes`` included) it copies again and, depending on the ROS version
+    and ``ROS_PYTHON_CHECK_FIELDS``, checks element by element in Python. One copy here.
+    """
+    data = array.array('B')
+    data.frombytes(np.ascontiguousarray(values).reshape(-1).view(np.uint8))
+    return data
+
+
+def array_to_image_fields(pixels: np.ndarray, encoding: str) -> dict[str, Any]:
+    """
+    Return the fields of a sensor_msgs/Image holding ``pixels`` (no header).
+
+    :param pixels: (H, W) or (H, W, C) pixels whose dtype and channels fit ``encoding``.
     :param encoding: the Image encoding, e.g. ``32FC1``, ``rgb8``, ``mono16``.
     :return: ``height``, ``width``, ``encoding``, ``is_bigendian``, ``step`` and ``data``
-        (bytes, rows packed without padding, native byte order).
+        (see :func:`byte_array`; rows packed without padding, native byte order).
     """
-    array = np.ascontiguousarray(array)
-    if array.ndim not in (2, 3):
-        raise ValueError(f'expected an (H, W) or (H, W, C) array, got shape {array.shape}')
-    height, width = array.shape[:2]
+    pixels = np.ascontiguousarray(pixels)
+    if pixels.ndim not in (2, 3):
+        raise ValueError(f'expected an (H, W) or (H, W, C) array, got shape {pixels.shape}')
+    height, width = pixels.shape[:2]
+    channels = pixels.shape[2] if pixels.ndim == 3 else 1
     return {'height': height, 'width': width, 'encoding': encoding,
-            'is_bigendian': NATIVE_BIGENDIAN if array.dtype.itemsize > 1 else 0,
-            'step': width * (array.itemsize * (array.shape[2] if array.ndim == 3 else 1)),
-            'data': array.tobytes()}
+            'is_bigendian': NATIVE_BIGENDIAN if pixels.dtype.itemsize > 1 else 0,
+            'step': width * pixels.itemsize * channels, 'data': byte_array(pixels)}
 
 
 def depth_to_image_fields(depth: np.ndarray) -> dict[str, Any]:

@@ -63,6 +63,7 @@ from .image_conversion import (array_to_image_fields, colorize_depth, DEFAULT_MA
                                depth_to_image_fields, ImageConversionError, message_to_rgb,
                                set_fields)
 from .inference import BACKEND_ENV, DepthEstimator, DepthPrediction, select_device
+from .malloc_tuning import keep_large_buffers
 from .point_cloud import build_point_cloud2, depth_to_points, resample_to_grid
 
 NODE_NAME = 'eigen_depth'
@@ -203,12 +204,28 @@ class Settings:
             raise ValueError(f'max_input_pixels must be >= 1, got {self.max_input_pixels}')
 
 
+STAGES = {
+    'age': 'image age at receipt',
+    'wait': 'queue wait',
+    'conversion': 'image conversion',
+    'inference': 'inference',
+    'publishing': 'publishing',
+}
+"""
+Stages of a frame, timed for ``/diagnostics`` (key: diagnostics label).
+
+``age`` is the ROS time at receipt minus the image stamp: the camera driver's and the
+transport's share of the latency when the stamp is the capture time.
+"""
+
+
 @dataclass
 class _Frame:
-    """An input message and when it arrived (time.monotonic())."""
+    """An input message, when it arrived (time.monotonic()) and its age then (seconds)."""
 
     msg: Any
     received: float
+    age_s: float
 
 
 @dataclass
@@ -229,7 +246,9 @@ class _Counters:
     dropped: int = 0
     bad: int = 0
     idle: int = 0
-    inference_s: list[float] = field(default_factory=list)
+    # Seconds per processed frame of each stage (see STAGES), and receipt -> last publish.
+    stage_s: dict[str, list[float]] = field(
+        default_factory=lambda: {name: [] for name in STAGES})
     end_to_end_s: list[float] = field(default_factory=list)
 
 
@@ -519,7 +538,9 @@ class DepthNode(Node):
     def _on_image(self, msg: Any) -> None:
         """Keep only the newest frame; the one it replaces is counted as dropped."""
         try:
-            frame = _Frame(msg, time.monotonic())
+            stamp = msg.header.stamp
+            age_ns = self.get_clock().now().nanoseconds - (stamp.sec * 10**9 + stamp.nanosec)
+            frame = _Frame(msg, time.monotonic(), age_ns / 1e9)
             with self._lock:
                 self._totals.received += 1
                 self._window.received += 1
@@ -619,6 +640,7 @@ class DepthNode(Node):
         if not any(pub.get_subscription_count() > 0 for pub in self._outputs):
             self._count('idle')
             return
+        times = [time.monotonic()]  # picked up, converted, inferred, published
         msg = frame.msg
         try:
             rgb = message_to_rgb(msg, settings.max_input_pixels)
@@ -628,15 +650,27 @@ class DepthNode(Node):
             self._log_throttled(f'image_{exc.kind}', f'image dropped (stamp {stamp}, frame '
                                 f"'{msg.header.frame_id}'): {exc}")
             return
-        started = time.monotonic()
+        times.append(time.monotonic())
         prediction = estimator.predict(rgb, self._resolution)
-        inference_s = time.monotonic() - started
+        times.append(time.monotonic())
+        self._publish_outputs(rgb, prediction, msg.header, settings)
+        times.append(time.monotonic())
+
+        stage_s = dict(zip(STAGES, [frame.age_s] + np.diff([frame.received] + times).tolist()))
+        with self._lock:
+            for counters in (self._totals, self._window):
+                counters.processed += 1
+            for name, seconds in stage_s.items():
+                self._window.stage_s[name].append(seconds)
+            self._window.end_to_end_s.append(times[-1] - frame.received)
+
+    def _publish_outputs(self, rgb: np.ndarray, prediction: DepthPrediction, header: Any,
+                         settings: Settings) -> None:
+        """Publish depth, its camera_info, and the cloud and colorized depth when wanted."""
         depth = prediction.depth                                   # (h, w) float32 metres
         height, width = rgb.shape[:2]
         camera = self._camera_intrinsics(width, height, settings)
         pinhole = prediction.intrinsics(*camera.pinhole) if camera is not None else None
-        header = msg.header
-
         if pinhole is not None:
             info = set_fields(CameraInfo(), depth_camera_info_fields(
                 *pinhole, depth.shape[1], depth.shape[0]))
@@ -654,13 +688,6 @@ class DepthNode(Node):
                 'rgb8'))
             colorized.header = header
             self._colorized_pub.publish(colorized)
-
-        end_to_end_s = time.monotonic() - frame.received
-        with self._lock:
-            for counters in (self._totals, self._window):
-                counters.processed += 1
-            self._window.inference_s.append(inference_s)
-            self._window.end_to_end_s.append(end_to_end_s)
 
     @staticmethod
     def _cloud(rgb: Any, prediction: DepthPrediction,
@@ -718,10 +745,12 @@ class DepthNode(Node):
             pairs = [
                 ('input rate (Hz)', f'{window.received / elapsed:.2f}'),
                 ('output rate (Hz)', f'{window.processed / elapsed:.2f}'),
-                ('inference latency mean (ms)', stat(window.inference_s, mean)),
-                ('inference latency max (ms)', stat(window.inference_s, max)),
+                ('inference latency mean (ms)', stat(window.stage_s['inference'], mean)),
+                ('inference latency max (ms)', stat(window.stage_s['inference'], max)),
                 ('end-to-end latency mean (ms)', stat(window.end_to_end_s, mean)),
                 ('end-to-end latency max (ms)', stat(window.end_to_end_s, max)),
+                *((f'{label} mean (ms)', stat(window.stage_s[name], mean))
+                  for name, label in STAGES.items() if name != 'inference'),
                 ('dropped frames (period)', str(window.dropped)),
                 ('dropped frames (total)', str(totals.dropped)),
                 ('bad frames (total)', str(totals.bad)),
@@ -767,7 +796,9 @@ def main(args: list[str] | None = None) -> int:
     rclpy.init(args=args)
     node = None
     try:
+        malloc_note = keep_large_buffers()  # camera-sized messages without page faults
         node = DepthNode()
+        node.get_logger().info(malloc_note)
         # One executor thread: a second one contends for the GIL with the inference worker
         # and made latency erratic at 30 Hz (docs/speed.md). A checkpoint swap therefore
         # pauses the camera callbacks while the new network loads.

@@ -29,13 +29,14 @@ arguments, and :func:`point_cloud2_to_array` reads any object with PointCloud2's
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import cv2
 import numpy as np
 
-from .image_conversion import NATIVE_BIGENDIAN
+from .image_conversion import byte_array, NATIVE_BIGENDIAN
 
 XYZ_DTYPE = np.dtype([('x', np.float32), ('y', np.float32), ('z', np.float32)])
 """One point: float32 x, y, z (12 bytes)."""
@@ -59,9 +60,12 @@ def pack_rgb(colors: np.ndarray) -> np.ndarray:
     :return: float32 (...).
     """
     colors = np.asarray(colors, dtype=np.uint8)
-    packed = ((colors[..., 0].astype(np.uint32) << 16)
-              | (colors[..., 1].astype(np.uint32) << 8) | colors[..., 2].astype(np.uint32))
-    return packed.view(np.float32)
+    # The uint32's bytes in memory: b, g, r, 0 little-endian; 0, r, g, b big-endian.
+    offsets = (1, 2, 3) if NATIVE_BIGENDIAN else (2, 1, 0)  # of r, g, b
+    packed = np.zeros(colors.shape[:-1] + (4,), dtype=np.uint8)
+    for channel, offset in enumerate(offsets):
+        packed[..., offset] = colors[..., channel]
+    return packed.view(np.float32)[..., 0]
 
 
 def unpack_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -116,22 +120,42 @@ def depth_to_points(depth: np.ndarray, fx: float, fy: float, cx: float, cy: floa
         raise ValueError(f'colors {colors.shape} do not match depth {depth.shape} x 3')
     stride = int(stride)
     z_grid = depth[::stride, ::stride]                                   # (h, w)
-    with np.errstate(invalid='ignore'):
-        keep = np.isfinite(z_grid) & (z_grid > 0) & (z_grid >= min_depth) & \
-            (z_grid <= max_depth)
-    rows, cols = np.nonzero(keep)                                        # (N,), (N,)
-    z = z_grid[rows, cols].astype(np.float64)
-    u = cols * stride
-    v = rows * stride
-    with np.errstate(over='ignore'):
-        x = ((u - cx) * z / fx).astype(np.float32)
-        y = ((v - cy) * z / fy).astype(np.float32)
-    finite = np.isfinite(x) & np.isfinite(y)  # absurd intrinsics can overflow float32
-    points = np.empty(int(finite.sum()), dtype=XYZ_DTYPE if colors is None else XYZRGB_DTYPE)
-    points['x'], points['y'], points['z'] = x[finite], y[finite], z[finite]
+    with np.errstate(invalid='ignore'):  # NaN fails every comparison
+        keep = (z_grid > 0) & (z_grid >= min_depth) & (z_grid <= max_depth)
+    # An infinite z can pass the range test, but its x and y are then inf or NaN: dropped
+    # below with the points whose x, y overflow float32 under absurd intrinsics.
+    kept = np.flatnonzero(keep)                       # flat indices into the (h, w) grid
+    z = z_grid.reshape(-1).take(kept).astype(np.float32)                  # (N,)
+    ray_x, ray_y = _rays(z_grid.shape, stride, fx, fy, cx, cy)
+    points = np.empty(z.size, dtype=XYZ_DTYPE if colors is None else XYZRGB_DTYPE)
+    with np.errstate(over='ignore', invalid='ignore'):
+        np.multiply(ray_x.take(kept), z, out=points['x'])
+        np.multiply(ray_y.take(kept), z, out=points['y'])
+    points['z'] = z
     if colors is not None:
-        points['rgb'] = pack_rgb(colors[v[finite], u[finite]])
-    return points
+        points['rgb'] = pack_rgb(colors[::stride, ::stride]).reshape(-1).take(kept)
+    finite = np.isfinite(points['x']) & np.isfinite(points['y'])
+    return points if finite.all() else points[finite]
+
+
+@functools.lru_cache(maxsize=8)
+def _rays(shape: tuple[int, int], stride: int, fx: float, fy: float, cx: float, cy: float
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Return the float32 rays ``(u - cx) / fx`` and ``(v - cy) / fy``, flattened (h * w,).
+
+    ``u = stride * column`` and ``v = stride * row`` of a decimated (h, w) depth grid;
+    cached, as a node sees the same grid and intrinsics frame after frame.
+    """
+    height, width = shape
+    with np.errstate(over='ignore'):
+        ray_x = ((np.arange(width) * stride - cx) / fx).astype(np.float32)
+        ray_y = ((np.arange(height) * stride - cy) / fy).astype(np.float32)
+    rays = (np.broadcast_to(ray_x[None, :], shape).reshape(-1),   # copies: contiguous
+            np.broadcast_to(ray_y[:, None], shape).reshape(-1))
+    for ray in rays:
+        ray.flags.writeable = False  # shared by every caller
+    return rays
 
 
 def points_to_pixels(points: np.ndarray, fx: float, fy: float, cx: float, cy: float
@@ -200,7 +224,7 @@ def build_point_cloud2(points: np.ndarray, header: Any, cloud_cls: type,
     cloud.is_bigendian = bool(NATIVE_BIGENDIAN)
     cloud.point_step = points.dtype.itemsize
     cloud.row_step = points.dtype.itemsize * points.size
-    cloud.data = points.tobytes()
+    cloud.data = byte_array(points)
     cloud.is_dense = True
     return cloud
 

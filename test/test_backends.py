@@ -29,7 +29,7 @@ from eigen_depth_ros.backends import (BACKENDS, build_backend, check_backend,
                                       default_backend, module_weight_bytes)
 from eigen_depth_ros.bench import calibrate_random_model, network_input, scene_image
 from eigen_depth_ros.inference import BACKEND_ENV, DepthEstimator, single_threaded
-from eigen_depth_ros.model import EigenDepthNet
+from eigen_depth_ros.model import EigenDepthNet, normalize_image
 import numpy as np
 import pytest
 import torch
@@ -147,13 +147,16 @@ def test_build_is_single_threaded_and_restores(small_checkpoint):
     assert torch.get_num_threads() == before
 
 
-def test_preprocess_is_channels_last(small_checkpoint):
+def test_preprocess_feeds_a_channels_last_backend(small_checkpoint):
     est = DepthEstimator.from_checkpoint(small_checkpoint, device='cpu',
                                          backend='channels_last')
-    x, geometry = est.preprocess(np.zeros((375, 1242, 3), np.uint8))
+    grey = np.full((375, 1242, 3), 128, np.uint8)
+    x, geometry = est.preprocess(grey)
     assert x.shape == (1, 3, 172, 576) and x.dtype == torch.float32
-    assert x.is_contiguous(memory_format=torch.channels_last)
+    expected = normalize_image(torch.full((1, 3, 1, 1), 128, dtype=torch.uint8))
+    torch.testing.assert_close(x, expected.expand_as(x))  # a flat image stays flat
     assert geometry.image_width == 1242
+    assert np.all(np.isfinite(est.predict(grey).depth))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='no CUDA device')

@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections import defaultdict
 import importlib.util
 import itertools
+import math
 import os
 import signal
 import subprocess
@@ -580,6 +581,15 @@ def test_diagnostics_report_rates_latency_and_counts(node_a: RosSide) -> None:
         assert key in status
     assert status['device'] == 'cpu'
     assert int(status['bad frames (total)']) >= 0
+    # A window that processed frames times each stage; the stages add up to end to end.
+    busy = rec.wait(lambda: next((d for d in reversed(rec.diagnostics(name))
+                                  if float(d['output rate (Hz)']) > 0), None),
+                    what='diagnostics of a window with output')
+    stages = [float(busy[f'{label} mean (ms)']) for label in
+              ('queue wait', 'image conversion', 'inference latency', 'publishing')]
+    assert all(math.isfinite(ms) and ms >= 0 for ms in stages)
+    assert sum(stages) == pytest.approx(float(busy['end-to-end latency mean (ms)']), abs=0.3)
+    assert math.isfinite(float(busy['image age at receipt mean (ms)']))
 
 
 def set_parameters(ros: RosSide, node: str, **values: Any) -> list[Any]:
