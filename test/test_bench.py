@@ -96,11 +96,15 @@ def test_bench_node(small_checkpoint, tmp_path, ros_env):
     code = bench.main(['--checkpoint', str(small_checkpoint), '--backends', 'eager',
                        '--runs', '2', '--warmup', '1', '--images', '1', '--no-bounds',
                        '--node', '--node-frames', '6', '--node-warmup', '1', '--rate', '20',
+                       '--node-points', '--node-resolution', 'input',
                        '--domain-id', ros_env['ROS_DOMAIN_ID'], '--out', str(out)])
     assert code == 0
     node = json.loads(out.read_text())['node'][0]
     assert 'skipped' not in node, node.get('skipped')
+    # Timed to the cloud, the node's last output, at the camera resolution.
+    assert (node['timed_output'], node['resolution']) == ('points', 'input')
     _check_stats(node['e2e'])
+    _check_stats(node['e2e_depth'])
     # The node keeps only the newest frame: a busy machine may drop some, never add any.
     assert node['sent'] == 6 and 1 <= node['received'] <= 6 and node['warmup_frames'] >= 1
     assert _positive(node['e2e_over_forward'])
