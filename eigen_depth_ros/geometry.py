@@ -135,8 +135,11 @@ class InputGeometry:
         shrinking by ``s < 1`` each output pixel is the triangle-filter average
         ``sum_k w(k) I(k) / sum_k w(k)`` with ``w(k) = max(0, 1 - |k - c| s)`` around its
         centre ``c = (u_r + 0.5) / s - 0.5``, so fine texture does not alias; when enlarging
-        it is plain bilinear interpolation. uint8 images stay uint8 (rounded), which takes
-        PyTorch's vectorised uint8 path, and the work runs on ``pixels``' device.
+        it is plain bilinear interpolation. The work runs on ``pixels``' device. On the CPU
+        uint8 images stay uint8 (rounded), which takes PyTorch's vectorised uint8 path;
+        elsewhere they are resized as float32 (PyTorch has the antialiased uint8 resize on
+        the CPU only), which differs from the CPU result by less than one grey level (the
+        uint8 path rounds and uses fixed-point weights).
 
         :param pixels: (N, C, image_height, image_width) tensor, uint8 or float.
         :return: (N, C, input_height, input_width), a view of the resized images.
@@ -145,6 +148,8 @@ class InputGeometry:
         if (w, h) != (self.image_width, self.image_height):
             raise ValueError(f'image is {w}x{h}, geometry is for '
                              f'{self.image_width}x{self.image_height}')
+        if pixels.dtype == torch.uint8 and pixels.device.type != 'cpu':
+            pixels = pixels.float()
         resized = F.interpolate(pixels, size=(self.resized_height, self.resized_width),
                                 mode='bilinear', align_corners=False, antialias=True)
         cfg = self.config

@@ -50,6 +50,17 @@ def test_resize_does_not_alias_when_shrinking():
     assert window[:, 2:-2].std() < 25  # plain bilinear sampling gives about 100
 
 
+def test_uint8_and_float_resizes_differ_by_the_rounding():
+    # Off the CPU uint8 images are resized as float32: the same filter, but without the
+    # uint8 path's fixed-point weights and rounding.
+    g = InputGeometry.fit(640, 480, NYU)
+    rgb = np.random.default_rng(3).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    as_uint8 = g.crop_input(rgb).astype(np.float32)
+    as_float = g.crop_input(rgb.astype(np.float32))
+    difference = np.abs(as_uint8 - as_float)
+    assert difference.max() < 1.0 and difference.mean() < 0.3
+
+
 def test_affine_map_of_output_pixels():
     g = InputGeometry.fit(1242, 375, KITTI)
     a_x, b_x, a_y, b_y = g.output_to_image_affine()
