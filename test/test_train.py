@@ -160,13 +160,14 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
 
 
 def test_ctrl_c_saves_and_exits(tmp_path, monkeypatch):
+    handler_before = signal.getsignal(signal.SIGINT)  # SIG_IGN when started in background
     opts = small_options(tmp_path / 'run', coarse_samples=40, val_split=None)
     poisoned_loss(monkeypatch, 3, lambda loss: (os.kill(os.getpid(), signal.SIGINT), loss)[1])
     result = train(opts, SMALL_KITTI)
     assert result.status == 'interrupted' and result.step == 3
     last = read_checkpoint(tmp_path / 'run' / 'last.pt')
     assert (last['stage'], last['step']) == ('coarse', 3)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is handler_before  # training restores it
 
 
 def test_bad_input_gives_a_one_line_error(tmp_path, capsys):
