@@ -444,6 +444,38 @@ def bench_point_cloud(config: Any, runs: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- node
 
 
+def local_dds_env_here(domain_id: int) -> dict[str, str]:
+    """Keep this process's DDS on this machine and domain; return the env for children."""
+    from .ros_env import local_dds_env
+    env = local_dds_env(domain_id)
+    os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_DOMAIN_ID',
+                                           'RMW_IMPLEMENTATION',
+                                           'FASTDDS_DEFAULT_PROFILES_FILE')})
+    return env
+
+
+def bench_transport(image_bytes: int, rate: float, args: argparse.Namespace
+                    ) -> list[dict[str, Any]]:
+    """
+    Age at receipt of a 100-byte and of a camera-size Image between two processes.
+
+    The floor under the node's end-to-end latency: see :mod:`.transport_probe`.
+    """
+    try:
+        from .transport_probe import measure_transport, ProbeError
+    except ImportError as exc:
+        return [{'skipped': f'rclpy not importable: {exc}'}]
+    env = local_dds_env_here(args.domain_id)
+    results = []
+    for size in (100, image_bytes):
+        try:
+            ages = measure_transport(size, args.transport_messages, rate, env)
+            results.append({'size_bytes': size, 'rate_hz': rate, **summarize_ms(ages)})
+        except ProbeError as exc:
+            results.append({'size_bytes': size, 'skipped': str(exc)})
+    return results
+
+
 def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Namespace,
                forward_ms: float | None, paced_ms: float | None = None) -> dict[str, Any]:
     """
@@ -461,14 +493,10 @@ def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Names
             from diagnostic_msgs.msg import DiagnosticArray
         except ImportError:
             DiagnosticArray = None
-        from .ros_env import local_dds_env
     except ImportError as exc:
         return {'skipped': f'rclpy or eigen_depth_ros.node not importable: {exc}'}
     keep_large_buffers()  # the bench's own receiving of big clouds, as in the node
-    env = local_dds_env(args.domain_id)
-    os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_DOMAIN_ID',
-                                           'RMW_IMPLEMENTATION',
-                                           'FASTDDS_DEFAULT_PROFILES_FILE')})
+    env = local_dds_env_here(args.domain_id)
     env[BACKEND_ENV] = backend
     if args.threads:
         env['OMP_NUM_THREADS'] = str(args.threads)
@@ -690,6 +718,12 @@ def format_table(report: dict[str, Any]) -> str:
             for label, stats in pc.items():
                 lines.append(f"point cloud ({label} resolution, {stats['pixels']} px): "
                              f'{_pair(stats)} ms')
+    for t in report.get('transport', []):
+        if 'skipped' in t:
+            lines.append(f"transport: skipped ({t['skipped']})")
+        else:
+            lines.append(f"transport of a {t['size_bytes']}-byte Image between two rclpy "
+                         f'processes (age at receipt): {_pair(t)} ms')
     for n in report.get('node', []):
         if 'skipped' in n:
             lines.append(f"node: skipped ({n['skipped']})")
@@ -755,6 +789,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--node-warmup', type=float, default=5.0,
                         help='seconds of streaming after the first depth from the node '
                              'before frames are timed (its first seconds are slow)')
+    parser.add_argument('--transport', action='store_true',
+                        help='also measure how long a tiny and a camera-size Image take '
+                             'from one rclpy process to another (the floor under the '
+                             "node's latency)")
+    parser.add_argument('--transport-messages', type=int, default=60,
+                        help='messages per size for --transport')
     parser.add_argument('--node-resolution', default='network', choices=('network', 'input'),
                         help="the node's depth_resolution: the output map, or depth and "
                              'cloud at the camera image size')
@@ -825,6 +865,10 @@ def main(argv: list[str] | None = None) -> int:
         layers = count_flops(model, probe[:1])
         report['bounds'] = bench_bounds(layers, results, device, args.quick)
     report['point_cloud'] = bench_point_cloud(config, args.runs)
+    if args.transport:
+        print('  transport ...', flush=True)
+        report['transport'] = bench_transport(
+            width * height * 3, args.rate or CAMERA_RATES.get(config.name, 10.0), args)
     if args.node:
         with tempfile.TemporaryDirectory(prefix='eigen_depth_bench_') as folder:
             checkpoint = args.checkpoint or save_checkpoint(Path(folder) / 'bench.pt', model)

@@ -108,3 +108,20 @@ def test_bench_node(small_checkpoint, tmp_path, ros_env):
     # The node keeps only the newest frame: a busy machine may drop some, never add any.
     assert node['sent'] == 6 and 1 <= node['received'] <= 6 and node['warmup_frames'] >= 1
     assert _positive(node['e2e_over_forward'])
+
+
+def test_bench_transport_floor(small_checkpoint, tmp_path, ros_env):
+    out = tmp_path / 'transport.json'
+    code = bench.main(['--checkpoint', str(small_checkpoint), '--backends', 'eager',
+                       '--runs', '2', '--warmup', '1', '--images', '1', '--no-bounds',
+                       '--transport', '--transport-messages', '10', '--rate', '30',
+                       '--domain-id', ros_env['ROS_DOMAIN_ID'], '--out', str(out)])
+    assert code == 0
+    tiny, camera = json.loads(out.read_text())['transport']
+    assert 'skipped' not in tiny and 'skipped' not in camera, (tiny, camera)
+    report = json.loads(out.read_text())
+    width, height = map(int, report['camera_image'].split('x'))
+    assert tiny['size_bytes'] == 100 and camera['size_bytes'] == width * height * 3
+    for probe in (tiny, camera):
+        _check_stats(probe)
+        assert 2 <= probe['runs'] <= 5  # 10 sent, the first 5 not timed, some may be lost

@@ -1,0 +1,145 @@
+# Copyright 2026 eigen_depth_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+How long rclpy and DDS take to carry an Image between two processes: the node's floor.
+
+The camera image crosses a process boundary before the node can start on it, and the
+depth crosses one back; neither is the node's own work, and neither can be faster than
+this probe. :func:`measure_transport` publishes stamped ``sensor_msgs/Image`` messages
+of a given size from a child process (``python -m eigen_depth_ros.transport_probe SIZE
+COUNT RATE``) and receives them here with the node's camera QoS (best effort, depth 1)
+and a single-threaded executor, as the node does; age = receive time - stamp. Both
+sides raise the malloc thresholds, as the node does (:mod:`.malloc_tuning`).
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+TOPIC = 'transport_probe'
+SKIPPED_FIRST = 5
+"""Messages not counted at the start (discovery and first allocations)."""
+
+
+def camera_qos() -> Any:
+    """Return the node's camera QoS: best effort, keep last 1."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    return QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+def publish(size: int, count: int, rate: float, timeout_s: float = 30.0) -> int:
+    """
+    Publish ``count`` stamped Images of ``size`` data bytes at ``rate`` Hz on :data:`TOPIC`.
+
+    Starts once a subscriber is matched; returns 0, or 1 when none came within
+    ``timeout_s``.
+    """
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+
+    from .image_conversion import byte_array
+    from .malloc_tuning import keep_large_buffers
+
+    keep_large_buffers()
+    rclpy.init()
+    node = rclpy.create_node('eigen_depth_transport_probe')
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        publisher = node.create_publisher(Image, TOPIC, camera_qos())
+        message = Image(height=1, width=size, encoding='mono8', step=size,
+                        data=byte_array(np.zeros(size, np.uint8)))
+        deadline = time.monotonic() + timeout_s
+        while publisher.get_subscription_count() == 0:
+            if time.monotonic() > deadline:
+                return 1
+            executor.spin_once(timeout_sec=0.05)
+        next_time = time.monotonic()
+        for _ in range(count):
+            message.header.stamp = node.get_clock().now().to_msg()
+            publisher.publish(message)
+            next_time += 1.0 / rate
+            time.sleep(max(0.0, next_time - time.monotonic()))
+        return 0
+    finally:
+        node.destroy_node()
+        rclpy.shutdown()
+
+
+class ProbeError(RuntimeError):
+    """The probe's publisher failed or too few messages arrived."""
+
+
+def measure_transport(size: int, count: int, rate: float, env: dict[str, str],
+                      timeout_s: float = 30.0) -> list[float]:
+    """
+    Receive ``count`` Images of ``size`` bytes from a child publisher; return their ages.
+
+    :param env: the child's environment (DDS kept on this machine, see
+        :func:`~eigen_depth_ros.ros_env.local_dds_env`); this process must already use the
+        same domain.
+    :return: age at receipt [s] of each message after the first :data:`SKIPPED_FIRST`.
+    :raises ProbeError: one line, when the child failed or fewer than two were timed.
+    """
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+
+    from .malloc_tuning import keep_large_buffers
+
+    keep_large_buffers()
+    ages: list[float] = []
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('eigen_depth_transport_receiver', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+
+    def on_image(msg: Any) -> None:
+        now = node.get_clock().now().nanoseconds
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        ages.append((now - stamp) / 1e9)
+
+    node.create_subscription(Image, TOPIC, on_image, camera_qos())
+    child = subprocess.Popen([sys.executable, '-m', 'eigen_depth_ros.transport_probe',
+                              str(size), str(count), str(rate)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + timeout_s + count / rate
+        while child.poll() is None and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        for _ in range(10):  # the last messages may still be on their way
+            executor.spin_once(timeout_sec=0.05)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        _, error = child.communicate()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    timed = ages[SKIPPED_FIRST:]
+    if child.returncode != 0 or len(timed) < 2:
+        last = (error or '').strip().splitlines()[-1:] or ['no output']
+        raise ProbeError(f'probe exited {child.returncode}, {len(ages)} of {count} '
+                         f'received: {last[0]}')
+    return timed
+
+
+if __name__ == '__main__':
+    sys.exit(publish(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])))
