@@ -30,8 +30,12 @@ One run measures, for each backend asked for (so before and after sit side by si
 then, once, the point-cloud build time (when :mod:`eigen_depth_ros.point_cloud` is there),
 and with ``--node`` the end-to-end latency of ``depth_node`` under a camera stream: images
 published at ``--rate`` with the current time as header stamp, ``depth`` received, latency =
-receive time - stamp (p50, p95), and its ratio to the bare forward pass. Every figure comes
-with the machine (CPU model, cores, threads, load average, torch version, device).
+receive time - stamp (p50, p95), and its ratio to the bare forward pass (``--node-points``
+times frames to the point cloud instead, ``--node-resolution input`` publishes at the camera
+size); with ``--transport`` the floor under that latency: how long a 100-byte and a
+camera-size Image take from one rclpy process to another (:mod:`.transport_probe`). Every
+figure comes with the machine (CPU model, cores, threads, load average, torch version,
+device).
 
 Timing numbers on a shared machine are noisy: each is a median of many runs, and the load
 average before and after is recorded beside them.
