@@ -51,6 +51,18 @@ OUTPUT_STRIDE = 4  # input pixels per output pixel (fine conv stride 2, pool 2)
 OUTPUT_OFFSET = 5  # input coordinate of output pixel 0 (receptive-field centre)
 
 
+def image_tensor(image: np.ndarray) -> torch.Tensor:
+    """
+    View an (H, W, C) numpy image as a (1, C, H, W) tensor (channels-last memory order).
+
+    No copy, except for images PyTorch cannot view: negative strides (``rgb[..., ::-1]``,
+    flipped images) or read-only memory (``np.frombuffer`` of a message).
+    """
+    if any(stride < 0 for stride in image.strides) or not image.flags.writeable:
+        image = np.array(image, order='C')
+    return torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
+
+
 @dataclass(frozen=True)
 class InputGeometry:
     """
@@ -166,8 +178,7 @@ class InputGeometry:
         """
         if rgb.ndim != 3:
             raise ValueError(f'expected an (H, W, C) image, got shape {rgb.shape}')
-        pixels = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
-        return self.resize_crop(pixels)[0].permute(1, 2, 0).numpy()
+        return self.resize_crop(image_tensor(rgb))[0].permute(1, 2, 0).numpy()
 
     def output_to_image(self, output_map: np.ndarray, fill_outside: bool = False
                         ) -> np.ndarray:

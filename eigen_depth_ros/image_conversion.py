@@ -304,9 +304,10 @@ def byte_array(values: np.ndarray) -> array.array:
     """
     Copy the bytes of a numpy array into an ``array.array('B')``, the type of a uint8[] field.
 
-    rclpy stores ``uint8[]`` message fields as ``array.array('B')`` and takes one as it is;
-    anything else (``bytes`` included) it copies again and, depending on the ROS version
-    and ``ROS_PYTHON_CHECK_FIELDS``, checks element by element in Python. One copy here.
+    rclpy stores ``uint8[]`` message fields as ``array.array('B')``. With field checks on
+    (``ROS_PYTHON_CHECK_FIELDS=1``) it keeps an ``array.array`` as it is, but checks any other
+    value element by element in Python: 100 ms for a 1.9 MB depth image given as ``bytes``,
+    0.7 ms given as this. With checks off (the default) it copies either with one memcpy.
     """
     data = array.array('B')
     data.frombytes(np.ascontiguousarray(values).reshape(-1).view(np.uint8))

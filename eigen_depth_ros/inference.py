@@ -37,7 +37,7 @@ import torch
 
 from .backends import Backend, build_backend
 from .checkpoint import load_checkpoint
-from .geometry import InputGeometry
+from .geometry import image_tensor, InputGeometry
 from .model import EigenDepthNet, normalize_image, Stage
 
 Resolution = Literal['network', 'input']
@@ -187,10 +187,10 @@ class DepthEstimator:
                              f'{rgb.shape}')
         geometry = self.geometry(rgb.shape[1], rgb.shape[0])
         if self.device.type == 'cuda':
-            pixels = self._to_gpu(rgb)
+            pixels = self._to_gpu(rgb).permute(2, 0, 1).unsqueeze(0)
         else:
-            pixels = torch.from_numpy(rgb)
-        window = geometry.resize_crop(pixels.permute(2, 0, 1).unsqueeze(0))  # (1, 3, h, w)
+            pixels = image_tensor(rgb)                           # (1, 3, H, W), a view
+        window = geometry.resize_crop(pixels)                    # (1, 3, h, w)
         return normalize_image(window).to(self.dtype), geometry
 
     def _to_gpu(self, rgb: np.ndarray) -> torch.Tensor:

@@ -35,7 +35,8 @@ MMAP_THRESHOLD = 16 << 20
 """Allocations up to this size come from the heap and are reused (16 MiB)."""
 TRIM_THRESHOLD = 64 << 20
 """Free heap memory kept before glibc returns it to the system (64 MiB)."""
-USER_SETTINGS = ('MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'GLIBC_TUNABLES')
+USER_SETTINGS = ('MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_')
+"""Environment variables that set the thresholds (so do ``glibc.malloc`` tunables)."""
 
 
 def keep_large_buffers(mmap_threshold: int = MMAP_THRESHOLD,
@@ -46,6 +47,8 @@ def keep_large_buffers(mmap_threshold: int = MMAP_THRESHOLD,
     :return: one line saying what was done, for the log.
     """
     chosen = [name for name in USER_SETTINGS if name in os.environ]
+    if 'glibc.malloc.' in os.environ.get('GLIBC_TUNABLES', ''):
+        chosen.append('GLIBC_TUNABLES')
     if chosen:
         return f'malloc thresholds left as set by {", ".join(chosen)}'
     name = ctypes.util.find_library('c')
@@ -55,8 +58,10 @@ def keep_large_buffers(mmap_threshold: int = MMAP_THRESHOLD,
         return f'malloc thresholds unchanged: no mallopt in the C library {name!r}'
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    if not (mallopt(M_MMAP_THRESHOLD, mmap_threshold) and
-            mallopt(M_TRIM_THRESHOLD, trim_threshold)):
-        return 'malloc thresholds unchanged: mallopt refused them'
+    if not mallopt(M_MMAP_THRESHOLD, mmap_threshold):
+        return 'malloc thresholds unchanged: mallopt refused M_MMAP_THRESHOLD'
+    if not mallopt(M_TRIM_THRESHOLD, trim_threshold):
+        return (f'malloc: buffers up to {mmap_threshold >> 20} MiB reused from the heap '
+                '(M_MMAP_THRESHOLD); mallopt refused M_TRIM_THRESHOLD')
     return (f'malloc: buffers up to {mmap_threshold >> 20} MiB reused from the heap '
             f'(M_MMAP_THRESHOLD), {trim_threshold >> 20} MiB kept free (M_TRIM_THRESHOLD)')

@@ -538,9 +538,11 @@ class DepthNode(Node):
     def _on_image(self, msg: Any) -> None:
         """Keep only the newest frame; the one it replaces is counted as dropped."""
         try:
-            stamp = msg.header.stamp
-            age_ns = self.get_clock().now().nanoseconds - (stamp.sec * 10**9 + stamp.nanosec)
-            frame = _Frame(msg, time.monotonic(), age_ns / 1e9)
+            stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+            now_ns = self.get_clock().now().nanoseconds
+            # Unknown (NaN) for an unset stamp or before a simulated clock has started.
+            age_s = (now_ns - stamp_ns) / 1e9 if stamp_ns > 0 and now_ns > 0 else math.nan
+            frame = _Frame(msg, time.monotonic(), age_s)
             with self._lock:
                 self._totals.received += 1
                 self._window.received += 1
@@ -661,7 +663,8 @@ class DepthNode(Node):
             for counters in (self._totals, self._window):
                 counters.processed += 1
             for name, seconds in stage_s.items():
-                self._window.stage_s[name].append(seconds)
+                if math.isfinite(seconds):
+                    self._window.stage_s[name].append(seconds)
             self._window.end_to_end_s.append(times[-1] - frame.received)
 
     def _publish_outputs(self, rgb: np.ndarray, prediction: DepthPrediction, header: Any,

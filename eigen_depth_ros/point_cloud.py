@@ -126,7 +126,7 @@ def depth_to_points(depth: np.ndarray, fx: float, fy: float, cx: float, cy: floa
     # below with the points whose x, y overflow float32 under absurd intrinsics.
     kept = np.flatnonzero(keep)                       # flat indices into the (h, w) grid
     z = z_grid.reshape(-1).take(kept).astype(np.float32)                  # (N,)
-    ray_x, ray_y = _rays(z_grid.shape, stride, fx, fy, cx, cy)
+    ray_x, ray_y = _rays(z_grid.shape, stride, float(fx), float(fy), float(cx), float(cy))
     points = np.empty(z.size, dtype=XYZ_DTYPE if colors is None else XYZRGB_DTYPE)
     with np.errstate(over='ignore', invalid='ignore'):
         np.multiply(ray_x.take(kept), z, out=points['x'])

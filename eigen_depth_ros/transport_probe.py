@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -102,42 +103,46 @@ def measure_transport(size: int, count: int, rate: float, env: dict[str, str],
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
 
+    from .live_playback import stop_process
     from .malloc_tuning import keep_large_buffers
 
     keep_large_buffers()
     ages: list[float] = []
     context = rclpy.Context()
     rclpy.init(context=context)
-    node = rclpy.create_node('eigen_depth_transport_receiver', context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-
-    def on_image(msg: Any) -> None:
-        now = node.get_clock().now().nanoseconds
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        ages.append((now - stamp) / 1e9)
-
-    node.create_subscription(Image, TOPIC, on_image, camera_qos())
-    child = subprocess.Popen([sys.executable, '-m', 'eigen_depth_ros.transport_probe',
-                              str(size), str(count), str(rate)], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tempfile.TemporaryFile()
+    node = child = None
     try:
+        node = rclpy.create_node('eigen_depth_transport_receiver', context=context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+
+        def on_image(msg: Any) -> None:
+            now = node.get_clock().now().nanoseconds
+            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            ages.append((now - stamp) / 1e9)
+
+        node.create_subscription(Image, TOPIC, on_image, camera_qos())
+        child = subprocess.Popen([sys.executable, '-m', 'eigen_depth_ros.transport_probe',
+                                  str(size), str(count), str(rate)], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + timeout_s + count / rate
         while child.poll() is None and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)
         for _ in range(10):  # the last messages may still be on their way
             executor.spin_once(timeout_sec=0.05)
     finally:
-        if child.poll() is None:
-            child.kill()
-        _, error = child.communicate()
-        node.destroy_node()
+        code = stop_process(child) if child is not None else None
+        log.seek(0)
+        error = log.read().decode(errors='replace')
+        log.close()
+        if node is not None:
+            node.destroy_node()
         rclpy.shutdown(context=context)
     timed = ages[SKIPPED_FIRST:]
-    if child.returncode != 0 or len(timed) < 2:
-        last = (error or '').strip().splitlines()[-1:] or ['no output']
-        raise ProbeError(f'probe exited {child.returncode}, {len(ages)} of {count} '
-                         f'received: {last[0]}')
+    if code != 0 or len(timed) < 2:
+        last = error.strip().splitlines()[-1:] or ['no output']
+        raise ProbeError(f'probe exited {code}, {len(ages)} of {count} received: {last[0]}')
     return timed
 
 

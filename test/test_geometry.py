@@ -116,3 +116,14 @@ def test_bad_sizes():
     g = InputGeometry.fit(640, 480, KITTI)
     with pytest.raises(ValueError, match='geometry is for 640x480'):
         g.crop_input(np.zeros((10, 10, 3), np.uint8))
+
+
+def test_flipped_and_read_only_images_are_accepted():
+    # BGR -> RGB by a negative-stride view, and a read-only buffer (np.frombuffer of a
+    # message) both resize like the same pixels in an ordinary array.
+    g = InputGeometry.fit(64, 48, NYU)
+    bgr = np.random.default_rng(5).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    expected = g.crop_input(np.ascontiguousarray(bgr[..., ::-1]))
+    np.testing.assert_array_equal(g.crop_input(bgr[..., ::-1]), expected)
+    read_only = np.frombuffer(bgr.tobytes(), np.uint8).reshape(bgr.shape)
+    np.testing.assert_array_equal(g.crop_input(read_only), g.crop_input(bgr))

@@ -41,3 +41,11 @@ def test_thresholds_are_raised() -> None:
 def test_the_users_setting_wins() -> None:
     line = run_child({'MALLOC_MMAP_THRESHOLD_': '131072'})
     assert line == 'malloc thresholds left as set by MALLOC_MMAP_THRESHOLD_'
+    line = run_child({'GLIBC_TUNABLES': 'glibc.malloc.trim_threshold=1048576'})
+    assert line == 'malloc thresholds left as set by GLIBC_TUNABLES'
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='glibc mallopt')
+def test_other_glibc_tunables_do_not_count() -> None:
+    assert run_child({'GLIBC_TUNABLES': 'glibc.pthread.rseq=0'}).startswith(
+        'malloc: buffers up to 16 MiB')
