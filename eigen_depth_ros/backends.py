@@ -382,19 +382,31 @@ def export_onnx(model: EigenDepthNet, path: str | os.PathLike, stage: Stage = 'f
 
     :return: the path written.
     """
+    path, module, example = prepare_export(model, path, stage)
+    axes = {'image': {0: 'batch'}, 'log_depth': {0: 'batch'}} if dynamic_batch else None
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # the TorchScript exporter announces its deprecation
+        torch.onnx.export(module, (example,), str(path), dynamo=False,
+                          opset_version=opset, input_names=['image'],
+                          output_names=['log_depth'], dynamic_axes=axes,
+                          do_constant_folding=True)
+    return path
+
+
+def prepare_export(model: EigenDepthNet, path: str | os.PathLike, stage: Stage
+                   ) -> tuple[Path, 'StageModule', torch.Tensor]:
+    """
+    Set up an export of ``stage``: create the folder of ``path``; return it as a Path.
+
+    :return: ``(path, module, example)``: the float32 CPU network for ``stage`` as a
+        :class:`StageModule`, and a zero input (1, 3, H_in, W_in) to trace it with.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.to('cpu', torch.float32).eval()
     cfg = model.config
     example = torch.zeros(1, 3, cfg.input_height, cfg.input_width)
-    axes = {'image': {0: 'batch'}, 'log_depth': {0: 'batch'}} if dynamic_batch else None
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # the TorchScript exporter announces its deprecation
-        torch.onnx.export(StageModule(model, stage), (example,), str(path), dynamo=False,
-                          opset_version=opset, input_names=['image'],
-                          output_names=['log_depth'], dynamic_axes=axes,
-                          do_constant_folding=True)
-    return path
+    return path, StageModule(model, stage), example
 
 
 class StageModule(nn.Module):

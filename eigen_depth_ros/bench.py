@@ -452,9 +452,7 @@ def local_dds_env_here(domain_id: int) -> dict[str, str]:
     """Keep this process's DDS on this machine and domain; return the env for children."""
     from .ros_env import local_dds_env
     env = local_dds_env(domain_id)
-    os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_DOMAIN_ID',
-                                           'RMW_IMPLEMENTATION',
-                                           'FASTDDS_DEFAULT_PROFILES_FILE')})
+    os.environ.update(env)  # before rclpy creates this process's participant
     return env
 
 

@@ -38,7 +38,7 @@ import warnings
 import numpy as np
 import torch
 
-from .backends import export_onnx, ONNX_OPSET, onnx_session, StageModule
+from .backends import export_onnx, ONNX_OPSET, onnx_session, prepare_export
 from .checkpoint import CheckpointError, load_checkpoint
 from .model import EigenDepthNet, normalize_image, Stage
 
@@ -58,14 +58,10 @@ def export_torchscript(model: EigenDepthNet, path: str | Path, stage: Stage = 'f
 
     :return: the path written.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model = model.to('cpu', torch.float32).eval()
-    cfg = model.config
-    example = torch.zeros(1, 3, cfg.input_height, cfg.input_width)
+    path, module, example = prepare_export(model, path, stage)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter('ignore')  # tracer warnings about the input-shape check
-        traced = torch.jit.trace(StageModule(model, stage), (example,), check_trace=False)
+        traced = torch.jit.trace(module, (example,), check_trace=False)
     torch.jit.save(traced, str(path))
     return path
 
