@@ -28,16 +28,25 @@ evaluated the same way, adding end-to-end latency and dropped frames.
 Both resample the network's output map to the camera image (border values extended, as the
 KITTI protocol resizes predictions to the ground-truth size) and compute the Eigen metrics
 per frame, averaged over frames, overall and per distance band.
+
+Both also score obstacles the way a Nav2 obstacle layer uses a cloud
+(:mod:`eigen_depth_ros.obstacles`): the bird's-eye cells holding points 0.3 to 2.5 m above
+the road, within 10 and 20 m, summed over frames. The predicted cloud is the prediction
+back-projected at the camera size where the output map reaches (offline) or the node's own
+``points`` (live); the true cloud is every LiDAR point in front of the camera, or the
+ground-truth depth image back-projected, in the same image area.
 """
 from __future__ import annotations
 
 import argparse
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 import json
+import math
 from pathlib import Path
 import sys
+from typing import NamedTuple
 
 import numpy as np
 from rosbags.highlevel import AnyReader
@@ -50,6 +59,9 @@ from .geometry import InputGeometry
 from .image_conversion import image_to_depth, ImageConversionError, message_to_rgb
 from .live_playback import LivePlaybackError, LiveRun
 from .metrics import compute_depth_metrics, evaluate_depth, mean_metrics, METRIC_NAMES
+from .obstacles import (add_counts, DEFAULT_SPEC, flat_scores, KITTI_CAMERA_HEIGHT,
+                        match_cells, occupied_cells, points_from_depth, scores_from_counts,
+                        zero_counts)
 from .point_cloud import point_cloud2_to_array
 from .projection import project_to_depth_image, quaternion_to_rotation
 
@@ -59,6 +71,7 @@ DISTANCE_BANDS = ((0.0, 10.0), (10.0, 20.0), (20.0, 40.0), (40.0, 80.0))
 # A camera image must be at least this fraction of the network input in both directions:
 # below it the resize would invent more than half of the pixels the network sees.
 MIN_IMAGE_FRACTION = 0.5
+MIN_POINT_DEPTH = 1e-3  # m; nearer LiDAR points are not projected (as project_to_depth_image)
 
 
 class BagEvalError(ValueError):
@@ -75,6 +88,34 @@ def stamp_ns(msg) -> int:
     return int(msg.header.stamp.sec) * 10 ** 9 + int(msg.header.stamp.nanosec)
 
 
+def _count(counter: dict[str, int], reason: str) -> None:
+    counter[reason] = counter.get(reason, 0) + 1
+
+
+def _nan_to_none(values: dict) -> dict:
+    """Return the dict with its NaN values as None (JSON has no NaN)."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in values.items()}
+
+
+class Frame(NamedTuple):
+    """
+    One camera image with its ground truth.
+
+    :param stamp: the image's header stamp, ns.
+    :param rgb: (H, W, 3) uint8 image.
+    :param depth: (H, W) float32 true depth, metres, 0 where unknown.
+    :param lidar_points: (N, 3) LiDAR points in the camera optical frame (all of them, finite)
+        for a LiDAR ground truth; None for a depth-image ground truth.
+    :param intrinsics: the camera's intrinsics; None without a camera_info topic.
+    """
+
+    stamp: int
+    rgb: np.ndarray
+    depth: np.ndarray
+    lidar_points: np.ndarray | None
+    intrinsics: Intrinsics | None
+
+
 @dataclass
 class EvalReport:
     """What an evaluation found: per-frame metrics and what was skipped, and why."""
@@ -83,22 +124,39 @@ class EvalReport:
     skipped: dict[str, int] = field(default_factory=dict)
     bands: dict[str, list[dict]] = field(default_factory=dict)
     samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    obstacle_counts: dict[str, dict[str, int]] = field(default_factory=zero_counts)
+    obstacle_frames: int = 0
+    obstacle_skipped: dict[str, int] = field(default_factory=dict)
 
     def skip(self, reason: str) -> None:
         """Count a frame left out for ``reason``."""
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        _count(self.skipped, reason)
+
+    def add_obstacles(self, counts: dict[str, dict[str, int]]) -> None:
+        """Add one frame's obstacle counts (:func:`~eigen_depth_ros.obstacles.match_cells`)."""
+        self.obstacle_counts = add_counts(self.obstacle_counts, counts)
+        self.obstacle_frames += 1
+
+    def skip_obstacles(self, reason: str) -> None:
+        """Count a frame with depth metrics but no obstacle counts, for ``reason``."""
+        _count(self.obstacle_skipped, reason)
 
     def summary(self) -> dict:
         """JSON-ready aggregate (mean over frames), per band and per frame results."""
         if not self.frames:
             raise BagEvalError('no frame could be evaluated: ' + (
                 ', '.join(f'{n} {why}' for why, n in self.skipped.items()) or 'bag is empty'))
+        scores = scores_from_counts(self.obstacle_counts)
         return {
-            'aggregate': mean_metrics(self.frames),
+            'aggregate': {**mean_metrics(self.frames), **_nan_to_none(flat_scores(scores))},
             'by_distance': {band: mean_metrics(rows) for band, rows in self.bands.items()
                             if rows},
             'frames_evaluated': len(self.frames),
             'skipped': dict(self.skipped),
+            'obstacles': {
+                'frames': self.obstacle_frames, 'skipped': dict(self.obstacle_skipped),
+                'rule': asdict(DEFAULT_SPEC),
+                'by_range': {key: _nan_to_none(values) for key, values in scores.items()}},
             'per_frame': self.frames,
         }
 
@@ -265,21 +323,31 @@ class BagGroundTruth:
                                                            lidar_frame)
         return self.lidar_to_camera
 
-    def ground_truth(self, gt_msg, info: Intrinsics | None, camera_frame: str) -> np.ndarray:
-        """Depth (H, W) float32 metres of one ground-truth message, 0 where unknown."""
-        if not self.is_lidar:
-            depth = image_to_depth(gt_msg)
-            return np.nan_to_num(depth, nan=0.0)
+    def lidar_points(self, gt_msg, camera_frame: str) -> np.ndarray:
+        """Return the finite points of a LiDAR message in the camera frame, (N, 3) float64 m."""
         cloud = point_cloud2_to_array(gt_msg)
         xyz = np.stack([cloud['x'], cloud['y'], cloud['z']], axis=1).astype(np.float64)
         transform = self._camera_from_lidar(camera_frame, gt_msg.header.frame_id)
-        points_cam = xyz @ transform[:3, :3].T + transform[:3, 3]
-        return project_to_depth_image(points_cam, info.fx, info.fy, info.cx, info.cy,
-                                      info.width, info.height)
+        return xyz[np.isfinite(xyz).all(axis=1)] @ transform[:3, :3].T + transform[:3, 3]
 
-    def frames(self) -> Iterator[tuple[int, np.ndarray, np.ndarray] | tuple[int, str]]:
+    def ground_truth(self, gt_msg, info: Intrinsics | None, camera_frame: str
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
         """
-        Yield ``(stamp, rgb, gt depth)`` per paired image, ``(stamp, reason)`` per skip.
+        Depth (H, W) float32 metres of one ground-truth message, 0 where unknown.
+
+        :return: the depth and, for a LiDAR message, its points in the camera frame (see
+            :meth:`lidar_points`; None for a depth image).
+        """
+        if not self.is_lidar:
+            depth = image_to_depth(gt_msg)
+            return np.nan_to_num(depth, nan=0.0), None
+        points = self.lidar_points(gt_msg, camera_frame)
+        return project_to_depth_image(points, info.fx, info.fy, info.cx, info.cy,
+                                      info.width, info.height), points
+
+    def frames(self) -> Iterator[Frame | tuple[int, str]]:
+        """
+        Yield a :class:`Frame` per paired image, ``(stamp, reason)`` per skip.
 
         Messages are buffered only until their partner arrives.
         """
@@ -325,18 +393,22 @@ class BagGroundTruth:
             if (info.width, info.height) != (width, height):
                 return stamp, 'camera_info size does not match the image'
         try:
-            gt = self.ground_truth(gt_msg, info, image_msg.header.frame_id)
+            gt, points = self.ground_truth(gt_msg, info, image_msg.header.frame_id)
         except ImageConversionError as exc:
             return stamp, f'bad ground-truth image ({exc.kind})'
         if gt.shape != (height, width):
             return stamp, 'ground-truth size does not match the image'
-        return stamp, rgb, gt
+        return Frame(stamp, rgb, gt, points, info)
 
 
 def frame_metrics(pred_map: np.ndarray, geometry: InputGeometry, gt: np.ndarray,
                   report: EvalReport, stamp: int, args: argparse.Namespace,
-                  rgb: np.ndarray, extra: dict | None = None) -> None:
-    """Metrics of one frame (overall and per distance band) added to ``report``."""
+                  rgb: np.ndarray, extra: dict | None = None) -> bool:
+    """
+    Metrics of one frame (overall and per distance band) added to ``report``.
+
+    :return: False when the frame was skipped (no ground truth in range).
+    """
     pred = geometry.output_to_image(pred_map, fill_outside=True)
     crop = None if args.crop == 'none' else args.crop
     try:
@@ -344,7 +416,7 @@ def frame_metrics(pred_map: np.ndarray, geometry: InputGeometry, gt: np.ndarray,
                                  args.median_scaling)
     except ValueError:
         report.skip('no ground-truth pixel in range')
-        return
+        return False
     metrics.update(stamp=stamp, **(extra or {}))
     report.frames.append(metrics)
     scaled = np.clip(pred * metrics['scale'], args.min_depth, args.max_depth)
@@ -355,27 +427,87 @@ def frame_metrics(pred_map: np.ndarray, geometry: InputGeometry, gt: np.ndarray,
                 compute_depth_metrics(scaled, gt, band))
     if len(report.samples) < 3:
         report.samples.append((rgb, pred, gt))
+    return True
+
+
+def truth_points(frame: Frame, covered: np.ndarray) -> np.ndarray:
+    """
+    Return the true cloud of a frame inside the image area ``covered`` ((H, W) bool).
+
+    For a LiDAR ground truth, every point in front of the camera whose nearest pixel is
+    covered (not only the nearest point of each pixel); for a depth image, its covered
+    pixels back-projected.
+
+    :return: (N, 3) points in the camera optical frame, metres.
+    """
+    fx, fy, cx, cy = frame.intrinsics.pinhole
+    if frame.lidar_points is None:
+        return points_from_depth(np.where(covered, frame.depth, np.nan), fx, fy, cx, cy)
+    points = frame.lidar_points[frame.lidar_points[:, 2] > MIN_POINT_DEPTH]
+    cols = np.rint(fx * points[:, 0] / points[:, 2] + cx)
+    rows = np.rint(fy * points[:, 1] / points[:, 2] + cy)
+    height, width = covered.shape
+    inside = np.flatnonzero((cols >= 0) & (cols < width) & (rows >= 0) & (rows < height))
+    keep = covered[rows[inside].astype(np.int64), cols[inside].astype(np.int64)]
+    return points[inside[keep]]
+
+
+def frame_obstacles(pred_map: np.ndarray, geometry: InputGeometry, frame: Frame,
+                    report: EvalReport, camera_height: float,
+                    pred_cells: np.ndarray | None) -> None:
+    """
+    Obstacle counts of one frame added to ``report``.
+
+    Both clouds are limited to the image area the output map reaches (never the border
+    extension the depth metrics use).
+
+    :param pred_cells: the occupied cells of the node's own cloud (live), or None to take
+        those of ``pred_map`` resampled to the camera size and back-projected (offline).
+    """
+    covered = np.isfinite(geometry.output_to_image(np.ones_like(pred_map)))
+    if pred_cells is None:
+        pred_points = points_from_depth(geometry.output_to_image(pred_map),
+                                        *frame.intrinsics.pinhole)
+        pred_cells = occupied_cells(pred_points, camera_height, DEFAULT_SPEC)
+    truth_cells = occupied_cells(truth_points(frame, covered), camera_height, DEFAULT_SPEC)
+    report.add_obstacles(match_cells(pred_cells, truth_cells, DEFAULT_SPEC))
 
 
 def evaluate_frames(source: BagGroundTruth, predict: Callable[[int, np.ndarray], tuple],
-                    args: argparse.Namespace) -> EvalReport:
+                    args: argparse.Namespace,
+                    predicted_cells: Callable[[int], np.ndarray | None] | None = None
+                    ) -> EvalReport:
     """
     Score ``predict(stamp, rgb) -> (output map in metres, geometry)`` on every frame.
 
     A predictor raising :class:`BagEvalError` has the frame skipped for that reason.
+
+    :param args: bag-eval options (``crop``, ``min_depth``, ``max_depth``,
+        ``median_scaling``, ``camera_height``).
+    :param predicted_cells: ``predicted_cells(stamp)`` gives the occupied obstacle cells of
+        the node's own cloud for that frame (live), None where it sent none; without it the
+        cells come from the predicted depth (see :func:`frame_obstacles`).
     """
     report = EvalReport()
     for item in tqdm(source.frames(), total=source.image_count, desc='bag-eval', unit='frame'):
-        if len(item) == 2:
+        if not isinstance(item, Frame):
             report.skip(item[1])
             continue
-        stamp, rgb, gt = item
         try:
-            pred_map, geometry = predict(stamp, rgb)
+            pred_map, geometry = predict(item.stamp, item.rgb)
         except BagEvalError as exc:
             report.skip(str(exc).split(':')[0])
             continue
-        frame_metrics(pred_map, geometry, gt, report, stamp, args, rgb)
+        if not frame_metrics(pred_map, geometry, item.depth, report, item.stamp, args,
+                             item.rgb):
+            continue
+        pred_cells = predicted_cells(item.stamp) if predicted_cells else None
+        if item.intrinsics is None:
+            report.skip_obstacles('no camera_info')
+        elif predicted_cells and pred_cells is None:
+            report.skip_obstacles('no points from the node')
+        else:
+            frame_obstacles(pred_map, geometry, item, report, args.camera_height, pred_cells)
     return report
 
 
@@ -415,6 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help='evaluation crop (default: %(default)s)')
     parser.add_argument('--median-scaling', action='store_true',
                         help='scale each prediction by median(gt) / median(pred)')
+    parser.add_argument('--camera-height', type=float, default=KITTI_CAMERA_HEIGHT,
+                        help='camera height above the road for the obstacle metrics, m '
+                             '(default: %(default)s, KITTI)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--live', action='store_true',
                         help='play the bag into a real depth_node over DDS and evaluate what '
@@ -441,22 +576,25 @@ def run(args: argparse.Namespace) -> tuple[dict, LiveRun | None]:
     for name in ('tolerance', 'rate'):
         if not getattr(args, name) > 0:
             raise BagEvalError(f'--{name} must be positive, got {getattr(args, name)}')
+    if not (math.isfinite(args.camera_height) and args.camera_height > 0):
+        raise BagEvalError(f'--camera-height must be a finite height above the road in '
+                           f'metres, got {args.camera_height}')
     source = BagGroundTruth(args.bag, args.image_topic, args.camera_info_topic,
                             args.lidar_topic, args.depth_topic, transform, args.tolerance)
     try:
         estimator = DepthEstimator.from_checkpoint(args.checkpoint, device=args.device)
-        live = None
+        live, predicted_cells = None, None
         if args.live:
             from .live_playback import play_into_node
             live = play_into_node(source, args)
-            predict = live.predictor(estimator)
+            predict, predicted_cells = live.predictor(estimator), live.obstacle_cells.get
         else:
             def predict(stamp: int, rgb: np.ndarray):
                 check_image_size(rgb.shape[1], rgb.shape[0],
                                  estimator.geometry(rgb.shape[1], rgb.shape[0]))
                 log_depth, geometry = estimator.predict_log(rgb)
                 return np.exp(log_depth), geometry
-        report = evaluate_frames(source, predict, args)
+        report = evaluate_frames(source, predict, args, predicted_cells)
     finally:
         source.close()
     result = report.summary()
@@ -480,6 +618,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     agg = result['aggregate']
     print(' '.join(f'{k}={agg[k]:.4f}' for k in METRIC_NAMES))
+    print(f'obstacles ({result["obstacles"]["frames"]} frames): ' + ' '.join(
+        f'{k.removeprefix("obstacle_")}=' + ('n/a' if v is None else f'{v:.4f}')
+        for k, v in agg.items() if k.startswith('obstacle_')))
     print(f'{result["frames_evaluated"]} frames evaluated, skipped: {result["skipped"] or 0}; '
           f'wrote {args.out / "metrics.json"} and {args.out / "report.png"}')
     return 0

@@ -64,15 +64,53 @@ def save_checkpoint(path: str | os.PathLike, model: EigenDepthNet, **extra: Any)
     return path
 
 
+class _WholeWrites:
+    """
+    A write-only file over a descriptor that keeps the system's error of a failed write.
+
+    ``torch.save`` swallows an exception raised by a file object's ``write`` and reports
+    ``RuntimeError: unexpected pos`` instead; :func:`write_atomically` raises the kept
+    ``OSError`` (``File too large``, ``No space left on device``) in its place.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        """Write all of ``data``; keep and raise the system's ``OSError`` when that fails."""
+        view = memoryview(data).cast('B')
+        try:
+            while view:
+                view = view[os.write(self.fd, view):]
+        except OSError as exc:
+            self.error = exc
+            raise
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing is buffered here."""
+
+    def fileno(self) -> int:
+        """Return the descriptor written to."""
+        return self.fd
+
+
 def write_atomically(path: Path, payload: Any) -> None:
     """``torch.save`` ``payload`` into a temporary file beside ``path``, fsync, rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     try:
-        with os.fdopen(fd, 'wb') as tmp:
-            torch.save(payload, tmp)
-            tmp.flush()
-            os.fsync(tmp.fileno())
+        writer = _WholeWrites(fd)
+        try:
+            torch.save(payload, writer)
+            os.fsync(fd)
+        except RuntimeError:
+            if writer.error is not None:
+                raise writer.error from None
+            raise
+        finally:
+            os.close(fd)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

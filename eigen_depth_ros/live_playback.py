@@ -21,7 +21,8 @@ loopback with the shared-memory profile (:func:`~eigen_depth_ros.ros_env.local_d
 Images and camera infos go out with the recorded timing (times a rate factor) under
 sensor-data QoS, as a camera driver sends them; every ``depth`` and ``points`` message that
 comes back is matched to its input by header stamp, giving end-to-end latency and the frames
-the node dropped.
+the node dropped. Of each cloud only its occupied obstacle cells are kept
+(:func:`~eigen_depth_ros.obstacles.occupied_cells`), and the whole cloud of the first few.
 """
 from __future__ import annotations
 
@@ -39,12 +40,13 @@ from typing import Any
 import numpy as np
 
 from .image_conversion import image_to_depth
+from .obstacles import KITTI_CAMERA_HEIGHT, occupied_cells
 from .point_cloud import point_cloud2_to_array
 from .ros_env import config_file, local_dds_env
 
 STARTUP_TIMEOUT_S = 60.0   # torch import + checkpoint load + DDS discovery, on a slow CPU
 DRAIN_TIMEOUT_S = 5.0      # wait this long after the last image for outstanding outputs
-KEPT_CLOUDS = 3
+KEPT_CLOUDS = 3            # whole clouds kept (for pictures); obstacle cells are kept for all
 
 
 class LivePlaybackError(RuntimeError):
@@ -53,14 +55,30 @@ class LivePlaybackError(RuntimeError):
 
 @dataclass
 class LiveRun:
-    """What the node published, keyed by the input image's header stamp (ns)."""
+    """
+    What the node published, keyed by the input image's header stamp (ns).
+
+    ``clouds`` holds the first :data:`KEPT_CLOUDS` clouds whole (structured arrays),
+    ``obstacle_cells`` the occupied obstacle cells of every cloud, for a camera
+    ``camera_height`` metres above the road.
+    """
 
     sent_at: dict[int, float] = field(default_factory=dict)
     depth: dict[int, np.ndarray] = field(default_factory=dict)
     latency_s: dict[int, float] = field(default_factory=dict)
     clouds: dict[int, np.ndarray] = field(default_factory=dict)
+    obstacle_cells: dict[int, np.ndarray] = field(default_factory=dict)
     points_latency_s: dict[int, float] = field(default_factory=dict)
     duration_s: float = 0.0
+    camera_height: float = KITTI_CAMERA_HEIGHT
+
+    def add_cloud(self, stamp: int, cloud: np.ndarray) -> None:
+        """Keep a cloud's obstacle cells (its NaN points left out, as Nav2 does)."""
+        xyz = np.stack([cloud['x'], cloud['y'], cloud['z']], axis=1)
+        self.obstacle_cells[stamp] = occupied_cells(xyz[np.isfinite(xyz).all(axis=1)],
+                                                    self.camera_height)
+        if len(self.clouds) < KEPT_CLOUDS:
+            self.clouds[stamp] = cloud
 
     def predictor(self, estimator):
         """
@@ -155,7 +173,8 @@ def play_into_node(source, args) -> LiveRun:
 
     :param source: an open :class:`~eigen_depth_ros.bag_eval.BagGroundTruth`.
     :param args: bag-eval options (``checkpoint``, ``device``, ``rate``, ``record``, ``out``,
-        ``image_topic``, ``camera_info_topic``; optional ``node_overrides``).
+        ``image_topic``, ``camera_info_topic``, ``camera_height``; optional
+        ``node_overrides``).
     """
     compressed = source.reader.topics[args.image_topic].msgtype.endswith('CompressedImage')
     domain = 10 + (os.getpid() + 7) % 90
@@ -178,7 +197,7 @@ def _play(source, args, node: NodeProcess, compressed: bool) -> LiveRun:
     from rclpy.serialization import deserialize_message, serialize_message
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-    run = LiveRun()
+    run = LiveRun(camera_height=args.camera_height)
     lock = threading.Lock()
     recorder = _Recorder(args.record) if args.record else None
     context = rclpy.Context()
@@ -204,8 +223,7 @@ def _play(source, args, node: NodeProcess, compressed: bool) -> LiveRun:
             with lock:
                 if stamp in run.sent_at:
                     run.points_latency_s[stamp] = now - run.sent_at[stamp]
-                    if len(run.clouds) < KEPT_CLOUDS:
-                        run.clouds[stamp] = point_cloud2_to_array(msg)
+                    run.add_cloud(stamp, point_cloud2_to_array(msg))
             if recorder:
                 recorder.write('/eigen_depth/points', 'sensor_msgs/msg/PointCloud2',
                                serialize_message(msg))

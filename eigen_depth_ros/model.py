@@ -278,6 +278,41 @@ class EigenDepthNet(nn.Module):
         rows = slice(cfg.fine_row_start, cfg.fine_row_start + cfg.fine_input_height)
         return self.fine(x[:, :, rows, :], coarse)
 
+    def init_from_scratch(self, mean_log_depth: float = 0.0) -> None:
+        r"""
+        Initialise every layer for training from scratch (He et al., 2015).
+
+        * Layers followed by a ReLU get :math:`w \sim N(0, 2 / n_{in})` (fan-in, ReLU gain)
+          and zero bias, so the activations keep their scale through coarse conv 1-5 and FC 6.
+        * Coarse FC 7 (linear output) starts near zero, :math:`w \sim N(0, 10^{-6})`, with
+          its bias at ``mean_log_depth``: the first prediction is the training set's mean log
+          depth everywhere.
+        * The fine stack starts as the identity on the coarse map: channel 0 of fine conv 3
+          copies the coarse map (centre tap 1) and fine conv 4 copies channel 0 (centre tap
+          1, other weights near zero). Log depth is positive beyond 1 m, so the ReLU between
+          them passes it. The fine stage thus starts from the coarse prediction.
+
+        PyTorch's default initialisation (uniform, :math:`1/\sqrt{3}` of He's gain) roughly
+        halves the activations at every layer: at FC 6 they are about 100 times smaller than
+        at He's, the convolutions get almost no gradient, and the coarse stack learns little
+        more than FC 7's bias, a mean depth map (measured in docs/training.md).
+        """
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(module.weight, nonlinearity='relu')
+                nn.init.zeros_(module.bias)
+        with torch.no_grad():
+            fc7 = self.coarse.fc7
+            nn.init.normal_(fc7.weight, std=1e-3)
+            fc7.bias.fill_(float(mean_log_depth))
+            conv3, conv4 = self.fine.conv3[0], self.fine.conv4
+            centre = conv3.kernel_size[0] // 2
+            conv3.weight[0].zero_()
+            conv3.weight[0, -1, centre, centre] = 1.0  # the coarse map, the last channel
+            nn.init.normal_(conv4.weight, std=1e-3)
+            conv4.weight[0, 0, centre, centre] = 1.0
+            conv4.bias.zero_()
+
     def parameter_groups(self, coarse_conv_lr: float = 1e-3, coarse_fc_lr: float = 0.1,
                          fine_outer_lr: float = 1e-3, fine_middle_lr: float = 1e-2
                          ) -> dict[str, tuple[list[nn.Parameter], float]]:

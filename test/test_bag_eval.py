@@ -69,19 +69,27 @@ def test_bag_layout_and_storage(mcap_bag, sqlite_bag):
     source.close()
 
 
+def dense_depth(kitti_root, index):
+    """Load the synthetic world's dense true depth of one frame (inf where nothing is hit)."""
+    return np.load(kitti_root / '2011_09_26' / f'{DRIVE}_sync' / 'synthetic_depth_02'
+                   / f'{index:010d}.npy')
+
+
 def test_lidar_projection_matches_the_dense_world(mcap_bag, kitti_root):
     source = BagGroundTruth(mcap_bag, '/camera/image_raw', '/camera/camera_info',
                             '/velodyne_points', None)
     frames = list(source.frames())
     source.close()
     assert len(frames) == 3
-    for index, (_, rgb, gt) in enumerate(frames):
-        dense = np.load(kitti_root / '2011_09_26' / f'{DRIVE}_sync' / 'synthetic_depth_02'
-                        / f'{index:010d}.npy')
+    for index, frame in enumerate(frames):
+        dense = dense_depth(kitti_root, index)
+        gt = frame.depth
         hit = gt > 0
-        assert rgb.shape == (375, 1242, 3) and hit.sum() > 5000
+        assert frame.rgb.shape == (375, 1242, 3) and hit.sum() > 5000
         rel = np.abs(gt[hit] - dense[hit]) / dense[hit]
         assert np.mean(rel < 0.01) > 0.95   # the rest sit on depth edges
+        # every LiDAR point is kept beside the image, in the camera frame
+        assert len(frame.lidar_points) > hit.sum() and frame.intrinsics.width == 1242
 
 
 def run_eval(tmp_path, bag, small_checkpoint, *extra):
@@ -108,13 +116,74 @@ def test_offline_eval_mcap_raw(tmp_path, mcap_bag, small_checkpoint, gt_args):
     near, far = result['by_distance']['0-10 m'], result['by_distance']['40-80 m']
     assert far['rmse'] > near['rmse']  # a 10 m guess is worse far away
     assert (out / 'report.png').stat().st_size > 10_000
+    assert_obstacle_metrics(result)
+    assert result['obstacles']['frames'] == 3
+
+
+def assert_obstacle_metrics(result):
+    """Check the obstacle scores: in the aggregate, within [0, 1], their counts beside."""
+    agg = result['aggregate']
+    keys = {f'obstacle_{name}_{r}' for name in ('f1', 'recall', 'precision')
+            for r in ('10m', '20m')}
+    assert keys <= set(agg) and all(0 <= agg[k] <= 1 for k in keys)
+    obstacles = result['obstacles']
+    assert obstacles['frames'] + sum(obstacles['skipped'].values()) == \
+        result['frames_evaluated']
+    assert obstacles['frames'] > 0 and obstacles['rule']['min_height'] == 0.3
+    for key, row in obstacles['by_range'].items():
+        assert row['truth'] > 0 and row['pred'] > 0
+        assert row['recall'] == agg[f'obstacle_recall_{key}'] == row['tp_truth'] / row['truth']
+
+
+class CameraSizeGeometry:
+    """Stands in for InputGeometry when a predictor answers at the camera size already."""
+
+    @staticmethod
+    def output_to_image(output_map, fill_outside=False):
+        return output_map
+
+
+@pytest.mark.parametrize('gt_args, least_f1', [
+    (('/ground_truth/depth', None), 1.0),     # the prediction is the ground truth itself
+    ((None, '/velodyne_points'), 0.98)])      # the world's dense depth against its LiDAR
+def test_a_perfect_prediction_finds_every_obstacle(mcap_bag, kitti_root, gt_args, least_f1):
+    depth_topic, lidar_topic = gt_args
+    args = bag_eval.build_parser().parse_args(
+        [str(mcap_bag), '--checkpoint', 'unused.pt', '--out', 'unused', *COMMON,
+         '--lidar-topic' if lidar_topic else '--depth-topic', lidar_topic or depth_topic])
+    source = BagGroundTruth(mcap_bag, '/camera/image_raw', '/camera/camera_info',
+                            lidar_topic, depth_topic)
+    truth = {}
+    for index, frame in enumerate(source.frames()):
+        truth[frame.stamp] = frame.depth if depth_topic else dense_depth(kitti_root, index)
+    report = bag_eval.evaluate_frames(
+        source, lambda stamp, rgb: (truth[stamp], CameraSizeGeometry()), args)
+    source.close()
+    result = report.summary()
+    assert result['obstacles']['frames'] == 3
+    for key in ('10m', '20m'):
+        assert result['obstacles']['by_range'][key]['truth'] > 10
+        assert result['aggregate'][f'obstacle_f1_{key}'] >= least_f1
+
+
+def test_camera_height_must_be_a_height(tmp_path, mcap_bag, small_checkpoint, capsys):
+    for bad in ('nan', '0', '-1.65', 'inf'):
+        code, _ = run_eval(tmp_path, mcap_bag, small_checkpoint, *COMMON, '--depth-topic',
+                           '/ground_truth/depth', '--camera-height', bad)
+        err = capsys.readouterr().err
+        assert code == 1 and len(error_lines(err)) == 1 and '--camera-height' in err
 
 
 def test_offline_eval_sqlite_compressed_16uc1(tmp_path, sqlite_bag, small_checkpoint):
     code, out = run_eval(tmp_path, sqlite_bag, small_checkpoint, '--image-topic',
                          '/camera/image_raw/compressed', '--depth-topic', '/ground_truth/depth')
     assert code == 0
-    assert json.loads((out / 'metrics.json').read_text())['frames_evaluated'] == 3
+    result = json.loads((out / 'metrics.json').read_text())
+    assert result['frames_evaluated'] == 3
+    # without a camera_info topic the depth image cannot be back-projected: no obstacles
+    assert result['obstacles']['frames'] == 0
+    assert result['obstacles']['skipped'] == {'no camera_info': 3}
+    assert result['aggregate']['obstacle_f1_10m'] is None
 
 
 def test_lidar_and_depth_truth_agree_on_metrics(tmp_path, mcap_bag, small_checkpoint):
@@ -227,6 +296,7 @@ def test_live_through_a_real_node_agrees_with_offline(tmp_path, mcap_bag, small_
                               '--device', 'cpu', *extra]) == 0
         results[mode] = json.loads((out / 'metrics.json').read_text())
     live = results['live']['live']
+    assert_obstacle_metrics(results['live'])
     assert live['frames_sent'] == 3 and live['depth_received'] + live['dropped'] == 3
     assert live['depth_received'] >= 2 and live['points_received'] >= 2
     assert 0 < live['latency_depth']['p50_ms'] < 5000

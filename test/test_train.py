@@ -72,11 +72,15 @@ def poisoned_loss(monkeypatch, at_step, action):
     monkeypatch.setattr(train_module, 'scale_invariant_loss', wrapped)
 
 
-def test_defaults_are_the_paper_recipe():
+def test_defaults_are_the_paper_recipe_but_the_optimiser():
     opts = default_options()
     assert (opts.batch_size, opts.momentum, opts.lam) == (32, 0.9, 0.5)
-    assert learning_rates(opts) == {'coarse_conv': 1e-3, 'coarse_fc': 0.1,
-                                    'fine_outer': 1e-3, 'fine_middle': 1e-2}
+    assert opts.recipe == 'scratch'
+    assert learning_rates(opts) == dict.fromkeys(
+        ('coarse_conv', 'coarse_fc', 'fine_outer', 'fine_middle'), 3e-4)
+    paper = default_options(recipe='paper')
+    assert learning_rates(paper) == {'coarse_conv': 1e-3, 'coarse_fc': 0.1,
+                                     'fine_outer': 1e-3, 'fine_middle': 1e-2}
     assert stage_steps(opts) == {'coarse': 46875, 'fine': 31250}  # 1.5M and 1M samples
     assert (opts.scale_max, tuple(opts.colour_range), opts.flip_prob) == (1.2, (0.8, 1.2), 0.5)
     assert opts.stage == 'both' and model_config(opts) == KITTI
@@ -185,5 +189,13 @@ def test_bad_input_gives_a_one_line_error(tmp_path, capsys):
     assert main(args) == 2
     assert 'no frame' in capsys.readouterr().err
     args[args.index('--train-split') + 1] = str(opts.train_split)
-    assert main(args + ['--batch-size', '64']) == 2
+    assert main(args + ['--batch-size', '64', '--coarse-samples', '64',
+                        '--fine-samples', '64']) == 2
     assert 'fewer than one batch' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # a budget below one batch: refused at once
+        main(args + ['--coarse-samples', '4', '--batch-size', '8'])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()  # argparse's usage, then one line
+    assert err[-1] == ('eigen-depth train: error: --coarse-samples 4 is less than one batch '
+                       'of 8 (--batch-size)')
+    assert not list(tmp_path.glob('run/*.pt'))

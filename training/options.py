@@ -15,8 +15,11 @@
 """
 Command-line options of ``eigen-depth train``: one parser, grouped, every flag documented.
 
-The defaults are the paper's KITTI recipe (Eigen, Puhrsch & Fergus, NIPS 2014, section 3.3):
-SGD with momentum 0.9, batch 32, per-layer learning rates (coarse conv 1-5: 0.001, coarse
+The defaults are the paper's KITTI recipe (Eigen, Puhrsch & Fergus, NIPS 2014, section 3.3)
+except for the optimiser, whose default is the measured from-scratch recipe (``--recipe
+scratch``: Adam, learning rate 3e-4, He initialisation; see docs/training.md). ``--recipe
+paper`` restores the paper's optimiser: SGD with momentum 0.9, batch 32, per-layer learning
+rates (coarse conv 1-5: 0.001, coarse
 fully connected 6-7: 0.1, fine layers 1 and 4: 0.001, fine layer 3: 0.01), the coarse stack
 trained for 1.5M samples, then the fine stack for 1M samples with the coarse stack frozen,
 loss of Eq. 4 with lambda = 0.5, and the KITTI augmentations (scale s in [1, 1.2] with
@@ -39,6 +42,12 @@ from eigen_depth_ros.model import CONFIGS, EigenDepthConfig, resolve_config
 #: Paper learning rates per parameter group (:meth:`EigenDepthNet.parameter_groups` names).
 PAPER_LEARNING_RATES = {'coarse_conv': 1e-3, 'coarse_fc': 0.1,
                         'fine_outer': 1e-3, 'fine_middle': 1e-2}
+
+#: Learning rate of Adam in the from-scratch recipe (every parameter group).
+SCRATCH_LEARNING_RATE = 3e-4
+
+#: Preloading (``--preload auto``) keeps the decoded frames in memory up to this many bytes.
+PRELOAD_AUTO_LIMIT = 6 * 1024 ** 3
 
 #: Which parameter groups each stage trains.
 STAGE_GROUPS = {'coarse': ('coarse_conv', 'coarse_fc'), 'fine': ('fine_outer', 'fine_middle')}
@@ -114,6 +123,10 @@ def build_parser(prog: str = 'eigen-depth train') -> argparse.ArgumentParser:
                       help='augmentation: each RGB channel is multiplied by c ~ U[LOW, HIGH]')
     data.add_argument('--flip-prob', type=_probability, default=0.5,
                       help='augmentation: probability of a horizontal flip of image and depth')
+    data.add_argument('--preload', choices=('auto', 'on', 'off'), default='auto',
+                      help='decode every training and validation frame once and keep it in '
+                           'memory (auto: when the frames fit in 6 GiB), so that samples '
+                           'cost only the augmentation')
     data.add_argument('--no-augment', action='store_true',
                       help='train on the centre crop without any augmentation')
 
@@ -133,25 +146,35 @@ def build_parser(prog: str = 'eigen-depth train') -> argparse.ArgumentParser:
                             'weights only, training starts at step 0')
 
     optim = parser.add_argument_group('optimisation')
+    optim.add_argument('--recipe', choices=('scratch', 'paper'), default='scratch',
+                       help='scratch: Adam at --adam-lr for every layer (measured to learn '
+                            "from random weights, docs/training.md); paper: the paper's SGD "
+                            'with momentum and per-layer learning rates (--lr-*), which '
+                            'assume ImageNet-initialised convolutions. Both start from He '
+                            'initialisation unless --init gives weights')
+    optim.add_argument('--adam-lr', type=_positive_float, default=SCRATCH_LEARNING_RATE,
+                       help='learning rate of Adam (--recipe scratch), times --lr-scale')
     optim.add_argument('--batch-size', type=_positive_int, default=32,
                        help='global batch (split evenly over the processes of a torchrun '
                             'job; must be divisible by their number)')
-    optim.add_argument('--momentum', type=float, default=0.9, help='SGD momentum')
+    optim.add_argument('--momentum', type=float, default=0.9,
+                       help='SGD momentum (--recipe paper)')
     optim.add_argument('--weight-decay', type=float, default=0.0,
                        help='SGD weight decay (the paper does not state one)')
     optim.add_argument('--lr-coarse-conv', type=_positive_float,
                        default=PAPER_LEARNING_RATES['coarse_conv'],
-                       help='learning rate of coarse conv 1-5')
+                       help='learning rate of coarse conv 1-5 (--recipe paper)')
     optim.add_argument('--lr-coarse-fc', type=_positive_float,
                        default=PAPER_LEARNING_RATES['coarse_fc'],
-                       help='learning rate of coarse fully connected 6-7')
+                       help='learning rate of coarse fully connected 6-7 (--recipe paper)')
     optim.add_argument('--lr-fine-outer', type=_positive_float,
                        default=PAPER_LEARNING_RATES['fine_outer'],
                        help='learning rate of fine conv 1 (before the concat) and the output '
-                            'conv 4')
+                            'conv 4 (--recipe paper)')
     optim.add_argument('--lr-fine-middle', type=_positive_float,
                        default=PAPER_LEARNING_RATES['fine_middle'],
-                       help='learning rate of fine conv 3 (right after the concat)')
+                       help='learning rate of fine conv 3 (right after the concat; '
+                            '--recipe paper)')
     optim.add_argument('--lr-scale', type=_positive_float, default=1.0,
                        help='multiply all four learning rates (1 = the paper)')
     optim.add_argument('--lam', type=float, default=0.5,
@@ -201,8 +224,9 @@ def build_parser(prog: str = 'eigen-depth train') -> argparse.ArgumentParser:
                           'torchrun each process takes cuda:LOCAL_RANK')
     run.add_argument('--amp', nargs='?', const='on', choices=('auto', 'on', 'off'),
                      default='auto',
-                     help='mixed precision: on CUDA float16 autocast with a GradScaler '
-                          '(auto = on); on CPU bfloat16 autocast only with --amp on')
+                     help='mixed precision: on CUDA float16 autocast with a GradScaler; on '
+                          'the CPU bfloat16 autocast (auto: on CUDA, and on CPUs with native '
+                          'bfloat16, AVX512-BF16 or AMX)')
     run.add_argument('--workers', type=_non_negative_int, default=min(4, os.cpu_count() or 1),
                      help='data-loading worker processes per training process')
     run.add_argument('--dist-backend', choices=('auto', 'nccl', 'gloo'), default='auto',
@@ -241,6 +265,10 @@ def check_options(options: argparse.Namespace, require_paths: bool = True) -> st
         return f'--colour-range needs 0 < LOW <= HIGH, got {low} {high}'
     if options.min_depth >= options.max_depth:
         return '--min-depth must be below --max-depth'
+    for stage, samples in (('coarse', options.coarse_samples), ('fine', options.fine_samples)):
+        if options.stage in (stage, 'both') and samples < options.batch_size:
+            return (f'--{stage}-samples {samples} is less than one batch of '
+                    f'{options.batch_size} (--batch-size)')
     if options.stage == 'fine' and options.init is None and options.resume is None:
         return '--stage fine trains on a trained coarse stack: give --init CKPT or --resume'
     return None
@@ -271,7 +299,15 @@ def default_options(**overrides: Any) -> argparse.Namespace:
 
 
 def learning_rates(options: argparse.Namespace) -> dict[str, float]:
-    """Return the learning rate of each parameter group, ``--lr-scale`` applied."""
+    """
+    Return the learning rate of each parameter group, ``--lr-scale`` applied.
+
+    ``--recipe scratch``: ``--adam-lr`` for every group; ``--recipe paper``: the ``--lr-*``
+    per-layer rates.
+    """
+    if options.recipe == 'scratch':
+        lr = options.adam_lr * options.lr_scale
+        return dict.fromkeys(PAPER_LEARNING_RATES, lr)
     return {'coarse_conv': options.lr_coarse_conv * options.lr_scale,
             'coarse_fc': options.lr_coarse_fc * options.lr_scale,
             'fine_outer': options.lr_fine_outer * options.lr_scale,

@@ -65,6 +65,7 @@ import threading
 import time
 from typing import Any, Iterator
 
+from eigen_depth_ros.backends import cpu_has_native_bf16
 from eigen_depth_ros.checkpoint import (CheckpointError, load_checkpoint, read_checkpoint,
                                         save_checkpoint)
 from eigen_depth_ros.inference import select_device
@@ -72,15 +73,19 @@ from eigen_depth_ros.loss import scale_invariant_loss
 from eigen_depth_ros.metrics import METRIC_NAMES
 from eigen_depth_ros.model import (config_from_dict, config_to_dict, EigenDepthConfig,
                                    EigenDepthNet, IMAGENET_MEAN, IMAGENET_STD)
+from eigen_depth_ros.obstacles import (add_counts, depth_obstacle_counts, flat_scores,
+                                       KITTI_CAMERA_HEIGHT, scores_from_counts, zero_counts)
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
 
-from .dataset import expand_sides, KittiDepthDataset, ResumableSampler
+from .curves import write_learning_curves
+from .dataset import (estimated_frame_bytes, expand_sides, KittiDepthDataset, mean_log_target,
+                      ResumableSampler)
 from .kitti import KittiFormatError
 from .options import (learning_rates, model_config, options_to_dict, parse_options,
-                      save_options_json, STAGE_GROUPS, stage_steps)
+                      PRELOAD_AUTO_LIMIT, save_options_json, STAGE_GROUPS, stage_steps)
 from .splits import read_split_file, SplitError
 
 EXIT_NONFINITE = 3
@@ -348,12 +353,13 @@ class Trainer:
             config = config_from_dict(self.resume_payload['model_args'])
         self.config = config or model_config(options)
         self.lrs = learning_rates(options)
-        self.use_amp = (options.amp == 'on' or
-                        (options.amp == 'auto' and ctx.device.type == 'cuda'))
+        self.use_amp = options.amp == 'on' or (options.amp == 'auto' and (
+            ctx.device.type == 'cuda' or cpu_has_native_bf16()))
         self.amp_dtype = torch.float16 if ctx.device.type == 'cuda' else torch.bfloat16
         self.writer: Any = None
         self.checkpoints: dict[str, Path] = {}
         self.val_history: list[dict[str, Any]] = []
+        self.train_history: list[tuple[int, float]] = []  # (global step, mean loss)
         self.bad_samples = 0
         self.last_saved: tuple[Path, str, int] | None = None
         # position of the run
@@ -404,12 +410,16 @@ class Trainer:
         if train:
             entries = expand_sides(entries, opts.sides)
         cache_dir = opts.cache_dir or (self.out / 'depth_cache')
+        preload = opts.preload == 'on' or (
+            opts.preload == 'auto' and
+            estimated_frame_bytes(opts.data_root, entries) <= PRELOAD_AUTO_LIMIT)
         kwargs = {'root': opts.data_root, 'entries': entries, 'config': self.config,
                   'train': train, 'cache_dir': cache_dir, 'min_depth': opts.min_depth,
                   'max_depth': opts.max_depth,
                   'scale_max': 1.0 if opts.no_augment else opts.scale_max,
                   'colour_range': (1.0, 1.0) if opts.no_augment else tuple(opts.colour_range),
-                  'flip_prob': 0.0 if opts.no_augment else opts.flip_prob, 'seed': opts.seed}
+                  'flip_prob': 0.0 if opts.no_augment else opts.flip_prob, 'seed': opts.seed,
+                  'preload': preload}
         # rank 0 projects and caches the LiDAR once; the others then find the cache filled
         dataset = None
         if self.ctx.is_main:
@@ -440,6 +450,8 @@ class Trainer:
                                         rank=self.ctx.rank, shuffle=True, seed=opts.seed)
         seed_everything(opts.seed)
         self.model = EigenDepthNet(self.config)
+        if opts.init is None and self.resume_payload is None:
+            self.model.init_from_scratch(mean_log_target(self.train_set))
         if opts.init is not None and self.resume_payload is None:
             init_model, _ = load_checkpoint(opts.init)
             if config_to_dict(init_model.config) != config_to_dict(self.config):
@@ -471,6 +483,7 @@ class Trainer:
         self.stages_done = list(payload.get('stages_done', []))
         self.samples_seen = int(payload.get('samples_seen', 0))
         self.val_history = list(payload.get('val_history', []))
+        self.train_history = [tuple(row) for row in payload.get('train_history', [])]
         self.bad_samples = int(payload.get('bad_samples', 0))
         sampler = payload['sampler']
         same_layout = (int(payload.get('world_size', 1)) == self.ctx.world_size and
@@ -500,11 +513,15 @@ class Trainer:
             for p in groups[name][0]:
                 p.requires_grad_(True)
         self._set_train_mode()
-        self.optimizer = torch.optim.SGD(
-            [{'params': groups[name][0], 'lr': groups[name][1], 'name': name}
-             for name in trained],
-            lr=groups[trained[0]][1], momentum=self.options.momentum,
-            weight_decay=self.options.weight_decay)
+        param_groups = [{'params': groups[name][0], 'lr': groups[name][1], 'name': name}
+                        for name in trained]
+        if self.options.recipe == 'scratch':
+            self.optimizer: torch.optim.Optimizer = torch.optim.Adam(
+                param_groups, lr=groups[trained[0]][1], weight_decay=self.options.weight_decay)
+        else:
+            self.optimizer = torch.optim.SGD(
+                param_groups, lr=groups[trained[0]][1], momentum=self.options.momentum,
+                weight_decay=self.options.weight_decay)
         self.scaler = torch.amp.GradScaler(
             'cuda', enabled=self.use_amp and self.ctx.device.type == 'cuda')
         payload = self.resume_payload
@@ -604,6 +621,7 @@ class Trainer:
                             worker_init_fn=_worker_signals if opts.workers else None)
         self.model.eval()
         sums = torch.zeros(2 + len(METRIC_NAMES), dtype=torch.float64)  # loss, images, metrics
+        obstacles = zero_counts()
         first: tuple[dict[str, Any], torch.Tensor] | None = None
         for batch in loader:
             x = batch['image'].to(self.ctx.device)                # (B, 3, h, w)
@@ -616,6 +634,7 @@ class Trainer:
                     sums[0] += float(scale_invariant_loss(pred[i:i + 1], gt[i:i + 1],
                                                           mask[i:i + 1], lam=opts.lam))
             per_image = output_grid_metrics(pred, batch['depth'].to(self.ctx.device), mask)
+            obstacles = add_counts(obstacles, self._obstacle_counts(batch, pred))
             sums[1] += len(per_image)
             for metrics in per_image:
                 for k, name in enumerate(METRIC_NAMES):
@@ -623,7 +642,12 @@ class Trainer:
             if first is None:
                 first = (batch, pred.cpu())
         self._set_train_mode()
+        counts = [obstacles[key][name] for key in sorted(obstacles) for name in obstacles[key]]
+        sums = torch.cat([sums, torch.tensor(counts, dtype=torch.float64)])
         sums = _all_reduce(self.ctx, sums.to(self.ctx.device)).cpu()
+        flat = iter(sums[2 + len(METRIC_NAMES):].tolist())
+        obstacles = {key: {name: int(next(flat)) for name in obstacles[key]}
+                     for key in sorted(obstacles)}
         count = float(sums[1])
         if count == 0:
             self._say('validation: no frame with ground truth')
@@ -631,16 +655,40 @@ class Trainer:
         result = {'stage': self.stage, 'step': self.step, 'loss': float(sums[0]) / count,
                   'images': int(count)}
         result.update({name: float(sums[2 + k]) / count for k, name in enumerate(METRIC_NAMES)})
+        result.update(flat_scores(scores_from_counts(obstacles)))
         self.val_history.append(result)
         if self.ctx.is_main:
             self._log_event('val', **result)
             if self.writer is not None:
                 gstep = self._global_step()
-                for name in ('loss',) + METRIC_NAMES:
+                for name in ('loss',) + METRIC_NAMES + ('obstacle_f1_10m', 'obstacle_f1_20m'):
                     self.writer.add_scalar(f'val/{name}', result[name], gstep)
                 if first is not None:
                     self._write_images(*first, gstep)
+            self._write_curves()
         return result
+
+    def _obstacle_counts(self, batch: dict[str, Any], pred_log: torch.Tensor
+                         ) -> dict[str, dict[str, int]]:
+        """
+        Count obstacle cells of a validation batch on the output grid.
+
+        Prediction and LiDAR target are back-projected with the output grid's intrinsics;
+        the camera is KITTI's, 1.65 m above the road (:mod:`eigen_depth_ros.obstacles`).
+        """
+        counts = zero_counts()
+        pred = pred_log.detach().float().exp().cpu().numpy()         # (B, 1, H_out, W_out)
+        target = np.where(batch['mask'].numpy(), batch['depth'].numpy(), np.nan)
+        for i, index in enumerate(batch['index'].tolist()):
+            fx, fy, cx, cy = self.val_set.output_intrinsics(index)
+            counts = add_counts(counts, depth_obstacle_counts(
+                pred[i, 0], target[i, 0], fx, fy, cx, cy, KITTI_CAMERA_HEIGHT))
+        return counts
+
+    def _write_curves(self) -> None:
+        """Draw ``learning_curves.png`` beside the checkpoints (rank 0)."""
+        write_learning_curves(self.out / 'learning_curves.png', self.train_history,
+                              self.val_history, self.steps)
 
     def _write_images(self, batch: dict[str, Any], pred_log: torch.Tensor, gstep: int) -> None:
         """
@@ -688,6 +736,7 @@ class Trainer:
             'sampler': {'epoch': self.epoch, 'position': self.position, 'batch': self.batch,
                         'seed': self.options.seed},
             'options': options_to_dict(self.options), 'val_history': self.val_history,
+            'train_history': [list(row) for row in self.train_history],
             'bad_samples': self.bad_samples,
             'train_loss': self.train_loss,
         }
@@ -725,6 +774,8 @@ class Trainer:
                 self.resume_payload = None
             if status == 'finished':
                 self.save(('final',), stage_done=True)
+                if self.ctx.is_main:
+                    self._write_curves()
                 self._log_event('finish')
         elapsed = time.perf_counter() - self._started
         rate = self._steps_this_run * opts.batch_size / elapsed if elapsed > 0 else 0.0
@@ -798,6 +849,7 @@ class Trainer:
         if not window:
             return
         self.train_loss = float(np.mean(window))
+        self.train_history.append((self._global_step(), self.train_loss))
         elapsed = max(time.perf_counter() - self._started, 1e-9)
         rate = self._steps_this_run * self.options.batch_size / elapsed
         bar.set_postfix(loss=f'{self.train_loss:.4f}', samples_s=f'{rate:.1f}')
