@@ -28,21 +28,33 @@ Eigen test list):
 3. the metrics (:func:`~eigen_depth_ros.metrics.evaluate_depth`) are taken on ground-truth
    pixels in ``[min_depth, max_depth]`` (1e-3 .. 80 m, or 50 m) inside the Garg or Eigen
    crop, the prediction clipped to the same range, optionally median-scaled per image;
-4. the per-image metrics are averaged over images.
+4. the per-image metrics are averaged over images;
+5. the obstacle metrics (:mod:`eigen_depth_ros.obstacles`: the bird's-eye cells 0.3 to 2.5 m
+   above the road that a Nav2 obstacle layer would mark, F1, recall and precision within
+   10 m and 20 m) compare the prediction resampled **without** the border extension
+   (``fill_outside=False``), back-projected with the frame's ``P_rect``, with the true
+   cloud in the same image area: the synthetic world's dense true depth
+   (``synthetic_depth_02``, left camera) where the drive has it, else every Velodyne point
+   in front of the camera; the counts are summed over frames (micro-average).
+
+A NaN in a prediction ends the evaluation with a one-line :class:`ValueError` before
+anything is written.
 
 Baselines, evaluated the same way: ``mean`` predicts for every image the per-pixel mean
 depth map of the training frames on the output grid (cells never hit by LiDAR: the overall
 mean), the paper's "mean" row; ``constant`` predicts the overall mean training depth
 everywhere.
 
-Written to ``--out``: ``metrics.json`` (every metric, aggregate and per image, the skipped
-frames and the options), ``examples.png`` (image, prediction, ground truth and error of a
-few frames) and, printed, the paper's Table 2 rows beside ours.
+Written to ``--out``: ``metrics.json`` (every metric, aggregate and per image, the obstacle
+counts and scores, the skipped frames and the options), ``examples.png`` (image, prediction,
+ground truth and error of a few frames) and, printed, the paper's Table 2 rows beside ours
+and the obstacle table.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from pathlib import Path
 import sys
@@ -52,11 +64,17 @@ from eigen_depth_ros.checkpoint import CheckpointError
 from eigen_depth_ros.geometry import InputGeometry
 from eigen_depth_ros.metrics import evaluate_depth, format_metric_table, mean_metrics
 from eigen_depth_ros.model import EigenDepthConfig, resolve_config
+from eigen_depth_ros.obstacles import (add_counts, cloud_obstacle_counts,
+                                       depth_obstacle_counts, flat_scores,
+                                       KITTI_CAMERA_HEIGHT, points_from_depth,
+                                       scores_from_counts, zero_counts)
 import numpy as np
 
 from .dataset import KittiDepthDataset, mean_depth_map
-from .kitti import KittiFormatError, read_image
-from .splits import read_split_file, SplitError
+from .kitti import (Calibration, drive_dir, KittiFormatError, load_velodyne_points,
+                    read_image)
+from .splits import read_split_file, SplitEntry, SplitError
+from .synth import SYNTHETIC_DEPTH_DIR
 
 PathLike = str | os.PathLike
 
@@ -144,6 +162,85 @@ def baseline_map(kind: str, data_root: PathLike, train_split: PathLike,
     return np.full_like(mean_map, total / count)
 
 
+def frame_truth(entry: SplitEntry, root: PathLike, calib: Calibration
+                ) -> tuple[str, np.ndarray]:
+    """
+    Return the true 3-D scene of a frame for the obstacle metrics.
+
+    :param calib: the calibration of the frame's camera.
+    :return: ``('dense', (H, W) depth)`` where the drive has the synthetic world's dense true
+        depth of the frame (``synthetic_depth_02``, left camera only; camera z in metres, inf
+        for sky), else ``('lidar', (N, 3) points)``: the whole Velodyne scan in the frame's
+        rectified camera optical frame, metres.
+    :raises KittiFormatError: the scan cannot be read.
+    """
+    dense = drive_dir(root, entry.drive) / SYNTHETIC_DEPTH_DIR / f'{entry.frame:010d}.npy'
+    if entry.side == 'l' and dense.is_file():
+        return 'dense', np.load(dense)
+    scan = load_velodyne_points(entry.velodyne_path(root))[:, :3].astype(np.float64)
+    to_cam0 = calib.R_rect_00 @ calib.velo_to_cam[:3]  # Velodyne -> rectified camera 0
+    # P_rect = K [I | t]: t is this camera's offset from camera 0
+    offset = np.linalg.solve(calib.P_rect[:, :3], calib.P_rect[:, 3])
+    return 'lidar', scan @ to_cam0[:, :3].T + to_cam0[:, 3] + offset
+
+
+def frame_obstacle_counts(pred_image: np.ndarray, truth: tuple[str, np.ndarray],
+                          calib: Calibration, camera_height: float = KITTI_CAMERA_HEIGHT
+                          ) -> dict[str, dict[str, int]]:
+    """
+    Return the obstacle counts of one prediction (:func:`~eigen_depth_ros.obstacles.match_cells`).
+
+    Both clouds are limited to the image area the prediction covers (its finite pixels):
+    the dense truth to the same pixels, the LiDAR truth to the points in front of the camera
+    whose pixel (KITTI devkit rounding) is covered. The intrinsics are ``P_rect``'s, the
+    principal point made 0-based (KITTI counts pixels from 1).
+
+    :param pred_image: (H, W) predicted depth at the camera size, metres, NaN where the
+        output map does not reach (``output_to_image(..., fill_outside=False)``).
+    :param truth: :func:`frame_truth` of the frame.
+    :param calib: the calibration of the frame's camera.
+    :param camera_height: height of the camera above the road, metres.
+    """
+    p_rect = calib.P_rect
+    intrinsics = (p_rect[0, 0], p_rect[1, 1], p_rect[0, 2] - 1, p_rect[1, 2] - 1)
+    covered = np.isfinite(pred_image)
+    kind, data = truth
+    if kind == 'dense':
+        return depth_obstacle_counts(pred_image, data, *intrinsics, camera_height,
+                                     valid=covered)
+    points = data[data[:, 2] > 0]
+    pixels = np.rint(points @ p_rect[:2, :3].T / points[:, 2:]) - 1  # 0-based (col, row)
+    height, width = covered.shape
+    inside = np.flatnonzero((pixels >= 0).all(axis=1) & (pixels[:, 0] < width)
+                            & (pixels[:, 1] < height))
+    cols, rows = pixels[inside].astype(np.int64).T
+    return cloud_obstacle_counts(points_from_depth(pred_image, *intrinsics),
+                                 points[inside[covered[rows, cols]]], camera_height)
+
+
+def obstacle_table(results: dict[str, dict[str, Any]]) -> str:
+    """
+    Format the obstacle scores of each method's ``aggregate``, one row per method.
+
+    The columns are F1, recall and precision within 10 m and 20 m (the
+    :func:`~eigen_depth_ros.obstacles.flat_scores` keys); ``-`` where a score is NaN or
+    None (no true or no predicted cell in range).
+
+    :param results: ``{method: {'aggregate': {...}, ...}}``, e.g. ``report['results']`` of
+        :func:`evaluate` or of a loaded ``metrics.json``.
+    """
+    keys = list(flat_scores(scores_from_counts(zero_counts())))
+    width = max([len('method')] + [len(name) for name in results])
+    titles = [key.removeprefix('obstacle_').replace('_', ' ') for key in keys]
+    header = f'{"method":<{width}} | ' + ' | '.join(f'{t:>13}' for t in titles)
+    rows = [header, '-' * len(header)]
+    for name, result in results.items():
+        values = [result['aggregate'].get(key) for key in keys]
+        rows.append(f'{name:<{width}} | ' + ' | '.join(
+            f'{"-":>13}' if v is None or math.isnan(v) else f'{v:>13.3f}' for v in values))
+    return '\n'.join(rows)
+
+
 def _round_floats(value: Any) -> Any:
     if isinstance(value, float):
         return None if not np.isfinite(value) else round(value, 6)
@@ -170,7 +267,8 @@ def evaluate(data_root: PathLike, split: PathLike, checkpoint: PathLike | None =
              crop: str | None = 'garg', min_depth: float = 1e-3, max_depth: float = 80.0,
              median_scaling: bool = False, out: PathLike | None = None,
              device: str = 'auto', cache_dir: PathLike | None = None, max_images: int = 0,
-             examples: int = 4, progress: bool = False) -> dict[str, Any]:
+             examples: int = 4, progress: bool = False,
+             camera_height: float = KITTI_CAMERA_HEIGHT) -> dict[str, Any]:
     """
     Evaluate a checkpoint's stages and/or a baseline on a split (Eigen protocol).
 
@@ -191,12 +289,16 @@ def evaluate(data_root: PathLike, split: PathLike, checkpoint: PathLike | None =
     :param cache_dir: depth cache folder shared with training (None: in memory).
     :param max_images: evaluate at most this many frames, evenly spread (0: all).
     :param examples: frames shown in ``examples.png``.
+    :param camera_height: height of the camera above the road (m) for the obstacle metrics.
     :return: ``{'results': {method: {'aggregate': {...}, 'per_image': [...]}}, 'table':
-        str, 'skipped': {...}, 'images': int, 'options': {...}, 'paper': {...}}``; the
-        methods are ``'coarse'``, ``'fine'`` and ``'baseline: <kind>'``.
+        str, 'obstacles': {...}, 'skipped': {...}, 'images': int, 'options': {...},
+        'paper': {...}}``; the methods are ``'coarse'``, ``'fine'`` and
+        ``'baseline: <kind>'``. Each aggregate also holds the six ``obstacle_*`` scores;
+        ``obstacles`` is ``{'truth': 'dense' | 'lidar' | 'mixed', 'camera_height': m,
+        'by_method': {method: scores_from_counts(summed counts)}}``.
     :raises ValueError: bad arguments, an empty split, drives absent from the root (listed),
-        no frame with ground truth; :class:`~eigen_depth_ros.checkpoint.CheckpointError`
-        for a bad checkpoint.
+        no frame with ground truth, a NaN in a prediction (before anything is written);
+        :class:`~eigen_depth_ros.checkpoint.CheckpointError` for a bad checkpoint.
     """
     if crop not in ('garg', 'eigen', None):
         raise ValueError(f"crop must be 'garg', 'eigen' or None, got {crop!r}")
@@ -207,13 +309,16 @@ def evaluate(data_root: PathLike, split: PathLike, checkpoint: PathLike | None =
     for stage in stages:
         if stage not in ('coarse', 'fine'):
             raise ValueError(f"stage must be 'coarse' or 'fine', got {stage!r}")
+    if not (math.isfinite(camera_height) and camera_height > 0):
+        raise ValueError(f'camera height must be a finite height above the road in metres, '
+                         f'got {camera_height}')
     options = {'data_root': str(data_root), 'split': str(split),
                'checkpoint': None if checkpoint is None else str(checkpoint),
                'stages': list(stages) if checkpoint is not None else [],
                'baseline': baseline, 'train_split': None if train_split is None
                else str(train_split), 'crop': crop, 'min_depth': min_depth,
                'max_depth': max_depth, 'median_scaling': median_scaling,
-               'max_images': max_images}
+               'max_images': max_images, 'camera_height': camera_height}
     predictors: dict[str, Predictor] = {}
     if checkpoint is not None:
         predictors, config = network_predictors(checkpoint, stages, device)
@@ -234,6 +339,8 @@ def evaluate(data_root: PathLike, split: PathLike, checkpoint: PathLike | None =
     # examples.png shows the network's last stage, else the baseline
     drawn = stages[-1] if checkpoint is not None else list(predictors)[-1]
     per_image: dict[str, list[dict[str, Any]]] = {name: [] for name in predictors}
+    obstacle_counts = {name: zero_counts() for name in predictors}
+    truth_kinds: set[str] = set()
     skipped = {'unreadable_image': 0, 'no_ground_truth': 0, 'examples': []}
     panels: list[dict[str, Any]] = []
 
@@ -247,10 +354,14 @@ def evaluate(data_root: PathLike, split: PathLike, checkpoint: PathLike | None =
             skipped['examples'].append(f'{entry.line()}: {exc}')
             continue
         gt = test_set.cache.load(entry)                         # (H, W) metres, 0 = none
-        predictions = {}
+        predictions, covered_maps = {}, {}
         for name, predict in predictors.items():
             depth, geometry = predict(rgb)                       # (H_out, W_out)
+            if np.isnan(depth).any():
+                raise ValueError(f'{entry.line()}: the {name} prediction has NaN depth '
+                                 f'({int(np.isnan(depth).sum())} of {depth.size} pixels)')
             predictions[name] = geometry.output_to_image(depth, fill_outside=True)  # (H, W)
+            covered_maps[name] = geometry.output_to_image(depth)  # NaN outside the output
         try:
             metrics = {name: evaluate_depth(pred, gt, min_depth, max_depth, crop,
                                             median_scaling)
@@ -261,17 +372,28 @@ def evaluate(data_root: PathLike, split: PathLike, checkpoint: PathLike | None =
             continue
         for name, values in metrics.items():
             per_image[name].append({'frame': entry.line(), **values})
+        calib = test_set.cache.calibration(entry)
+        truth = frame_truth(entry, data_root, calib)
+        truth_kinds.add(truth[0])
+        for name, pred in covered_maps.items():
+            obstacle_counts[name] = add_counts(
+                obstacle_counts[name], frame_obstacle_counts(pred, truth, calib, camera_height))
         if k in shown:
             panels.append({'name': entry.line(), 'rgb': rgb, 'gt': gt,
                            'pred': predictions[drawn], 'scale': metrics[drawn]['scale']})
     if not any(per_image.values()):
         raise ValueError(f'{split}: no frame with ground truth to evaluate '
                          f'({test_set.report.summary()})')
-    results = {name: {'aggregate': mean_metrics(rows), 'per_image': rows}
+    scores = {name: scores_from_counts(counts) for name, counts in obstacle_counts.items()}
+    results = {name: {'aggregate': {**mean_metrics(rows), **flat_scores(scores[name])},
+                      'per_image': rows}
                for name, rows in per_image.items()}
     table = comparison_table({f'ours: {name}': r['aggregate'] for name, r in results.items()})
+    obstacles = {'truth': truth_kinds.pop() if len(truth_kinds) == 1 else 'mixed',
+                 'camera_height': camera_height, 'by_method': scores}
     report = {'options': options, 'images': len(next(iter(per_image.values()))),
-              'results': results, 'skipped': {**skipped, **test_set.report.as_dict()},
+              'results': results, 'obstacles': obstacles,
+              'skipped': {**skipped, **test_set.report.as_dict()},
               'paper': PAPER_KITTI, 'table': table, 'model_name': config.name}
     if out is not None:
         out = Path(out)
@@ -361,6 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help='evaluate at most this many frames, evenly spread (0: all)')
     parser.add_argument('--examples', type=int, default=4,
                         help='frames drawn in examples.png')
+    parser.add_argument('--camera-height', type=float, default=KITTI_CAMERA_HEIGHT,
+                        help='camera height above the road for the obstacle metrics, m')
     parser.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     return parser
@@ -378,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
                           median_scaling=args.median_scaling, out=args.out,
                           device=args.device, cache_dir=args.cache_dir,
                           max_images=args.max_images, examples=args.examples,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, camera_height=args.camera_height)
     except (SplitError, KittiFormatError, CheckpointError, ValueError, OSError) as exc:
         print(f'eigen-depth eval: error: {exc}', file=sys.stderr)
         return 2
@@ -390,6 +514,10 @@ def main(argv: list[str] | None = None) -> int:
           f'{skipped["corrupt_velodyne"]} corrupt scan, {skipped["unreadable_image"]} '
           f'unreadable, {skipped["no_ground_truth"]} without ground truth')
     print(report['table'])
+    obstacles = report['obstacles']
+    print(f'\nobstacle cells ({obstacles["truth"]} truth, camera {args.camera_height:g} m above '
+          f'the road, counts summed over frames):')
+    print(obstacle_table(report['results']))
     print(f'wrote {args.out / "metrics.json"} and {args.out / "examples.png"}')
     return 0
 
