@@ -813,6 +813,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help='ROS domain of the node run (default $ROS_DOMAIN_ID, else '
                              'pid-based)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the random weights')
+    parser.add_argument('--train-data', nargs=2, metavar=('ROOT', 'SPLIT'), default=None,
+                        help='instead of inference: training samples/s of the coarse stage '
+                             '(PNG per sample in fp32, preloaded, preloaded with bf16 '
+                             'autocast) on this KITTI root and split, side by side')
+    parser.add_argument('--train-steps', type=int, default=40,
+                        help='timed optimiser steps per training variant')
     parser.add_argument('--out', type=Path, required=True, help='JSON report to write')
     return parser
 
@@ -833,6 +839,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     report: dict[str, Any] = {'machine': machine_info(device)}
+    if args.train_data is not None:
+        return bench_training_throughput(args, report)
     try:
         if args.checkpoint is not None:
             model, _ = load_checkpoint(args.checkpoint)
@@ -886,6 +894,25 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + '\n')
     print(format_table(report))
+    print(f'wrote {args.out}')
+    return 0
+
+
+def bench_training_throughput(args: argparse.Namespace, report: dict[str, Any]) -> int:
+    """Run ``--train-data``: training samples/s per variant; write and print the JSON."""
+    from eigen_depth_training.throughput import bench_training
+
+    root, split = args.train_data
+    print(f'bench: training throughput on {split}, batch 32, {args.train_steps} steps',
+          flush=True)
+    try:
+        report['training'] = bench_training(root, split, steps=args.train_steps,
+                                            device=args.device)
+    except ValueError as exc:
+        print(f'eigen-depth bench: error: {exc}', file=sys.stderr)
+        return 2
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + '\n')
     print(f'wrote {args.out}')
     return 0
 

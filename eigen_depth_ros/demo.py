@@ -73,11 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--out', type=Path, default=Path('demo_out'),
                         help='output and cache folder (default: %(default)s)')
     world = parser.add_argument_group('synthetic world')
-    world.add_argument('--train-drives', type=int, default=4,
-                       help='drives outside the test split; one of them is held out '
-                            'for validation (default: %(default)s)')
-    world.add_argument('--frames', type=int, default=30,
+    world.add_argument('--train-drives', type=int, default=200,
+                       help='drives outside the test split (2011_09_28); 10 %% of them are '
+                            'held out for validation (default: %(default)s)')
+    world.add_argument('--frames', type=int, default=4,
                        help='frames per training drive (default: %(default)s)')
+    world.add_argument('--train-scale', type=float, default=0.5,
+                       help="image size of the training drives as a fraction of KITTI's "
+                            '1242x375 (intrinsics scale with it; the network input is '
+                            '576x172 either way) (default: %(default)s)')
     world.add_argument('--test-frames', type=int, default=20,
                        help='frames of the test drive (default: %(default)s)')
     world.add_argument('--seed', type=int, default=0, help='world seed (default: %(default)s)')
@@ -85,9 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument('--width-mult', type=float, default=0.125,
                        help="channel multiplier of the narrow variant; 1 = the paper's "
                             'network (default: %(default)s)')
-    model.add_argument('--coarse-samples', type=int, default=5760,
+    model.add_argument('--coarse-samples', type=int, default=19200,
                        help='training samples of the coarse stage (default: %(default)s)')
-    model.add_argument('--fine-samples', type=int, default=1920,
+    model.add_argument('--fine-samples', type=int, default=6400,
                        help='training samples of the fine stage (default: %(default)s)')
     model.add_argument('--batch-size', type=int, default=32,
                        help='training batch size (default: %(default)s)')
@@ -130,23 +134,53 @@ def cached_stage(folder: Path, key: dict, build, label: str) -> Path:
     return folder
 
 
-def make_world(args: argparse.Namespace) -> tuple[Path, str]:
-    """Write (or reuse) the synthetic world and its splits; return its folder and test drive."""
-    from eigen_depth_training.splits import build_eigen_split
-    from eigen_depth_training.synth import default_drive_names, write_synthetic_kitti
+def check_world_options(args: argparse.Namespace) -> None:
+    """
+    Refuse a world too small for its split, or a training budget below one batch.
 
-    names = default_drive_names(3 * args.train_drives)
-    test_drive = names[0]
-    train_drives = [n for n in names if n != test_drive][:args.train_drives]
+    :raises DemoError: naming the option and the value.
+    """
+    if args.train_drives < 2:
+        raise DemoError(f'--train-drives {args.train_drives}: the split needs at least 2 '
+                        'training drives (one is held out for validation)')
+    if args.frames < 1 or args.test_frames < 4:
+        raise DemoError(f'--frames {args.frames} / --test-frames {args.test_frames}: need at '
+                        'least 1 frame per training drive and 4 test frames (the first 3 '
+                        'are stationary and skipped)')
+    if not 0.1 <= args.train_scale <= 1.0:
+        raise DemoError(f'--train-scale {args.train_scale} is outside 0.1..1')
+    for flag in ('coarse_samples', 'fine_samples'):
+        if getattr(args, flag) < args.batch_size:
+            raise DemoError(f'--{flag.replace("_", "-")} {getattr(args, flag)} is less than one '
+                            f'batch of {args.batch_size} (--batch-size)')
+
+
+def make_world(args: argparse.Namespace) -> tuple[Path, str]:
+    """
+    Write (or reuse) the synthetic world and its splits; return its folder and test drive.
+
+    The test drive is the Eigen test drive 2011_09_26_drive_0002 at KITTI's 1242x375; the
+    training and validation drives are many short drives on 2011_09_28 (each a different
+    street), at ``--train-scale`` of that size, so that rendering them stays cheap.
+    """
+    from eigen_depth_training.splits import build_eigen_split
+    from eigen_depth_training.synth import (DEFAULT_SIZE, default_drive_names,
+                                            training_drive_names, write_synthetic_kitti)
+
+    test_drive = default_drive_names(1)[0]
+    train_drives = training_drive_names(args.train_drives)
+    train_size = tuple(round(n * args.train_scale) for n in DEFAULT_SIZE)
     key = {'train_drives': train_drives, 'test_drive': test_drive, 'frames': args.frames,
-           'test_frames': args.test_frames, 'seed': args.seed, 'version': 1}
+           'test_frames': args.test_frames, 'train_size': list(train_size), 'seed': args.seed,
+           'version': 2}
 
     def build(tmp: Path) -> None:
         write_synthetic_kitti(tmp / 'kitti', frames=args.frames, seed=args.seed,
-                              drive_names=train_drives, progress=True)
+                              drive_names=train_drives, size=train_size, stationary=0,
+                              progress=True)
         write_synthetic_kitti(tmp / 'kitti', frames=args.test_frames, seed=args.seed,
                               drive_names=[test_drive], progress=True)
-        split = build_eigen_split(tmp / 'kitti', val_fraction=0.25, seed=args.seed)
+        split = build_eigen_split(tmp / 'kitti', val_fraction=0.1, seed=args.seed)
         split.write(tmp / 'splits')
 
     folder = cached_stage(args.out / 'world', key, build, 'synthetic world')
@@ -160,15 +194,15 @@ def train_model(args: argparse.Namespace, world: Path) -> Path:
 
     world_key = json.loads((world / 'stage.json').read_text())['key']
     key = {'world': world_key, 'width_mult': args.width_mult, 'batch': args.batch_size,
-           'coarse': args.coarse_samples, 'fine': args.fine_samples, 'version': 1}
+           'coarse': args.coarse_samples, 'fine': args.fine_samples, 'version': 2}
 
     def build(tmp: Path) -> None:
         options = default_options(
             data_root=world / 'kitti', train_split=world / 'splits' / 'train_files.txt',
             val_split=world / 'splits' / 'val_files.txt', out=tmp, width_mult=args.width_mult,
             batch_size=args.batch_size, coarse_samples=args.coarse_samples,
-            fine_samples=args.fine_samples, val_every=0, checkpoint_every=100,
-            device=args.device, seed=args.seed)
+            fine_samples=args.fine_samples, val_every=100, checkpoint_every=200,
+            workers=1, device=args.device, seed=args.seed)
         result = train(options)
         if result.status != 'finished':
             raise DemoError(f'training ended as {result.status!r}')
@@ -180,13 +214,17 @@ def train_model(args: argparse.Namespace, world: Path) -> Path:
 def bird_eye_view(path: Path, clouds: dict[int, np.ndarray], world: Path, test_drive: str,
                   stamps_to_frames: dict[int, int]) -> Path:
     """
-    Draw a top view (x right, z forward, metres) of the node's cloud over the obstacles.
+    Draw a top view (x right, z forward, metres) of the node's obstacles over the true ones.
 
-    The true obstacles are the frame's Velodyne scan in the camera frame, above the road.
+    Both are the points a Nav2 obstacle layer would mark, 0.3-2.5 m above the road
+    (:class:`~eigen_depth_ros.obstacles.ObstacleGridSpec`): the node's cloud and the frame's
+    Velodyne scan in the camera frame. The node's points below that band (the road) are
+    drawn faintly.
     """
     from eigen_depth_training import kitti
     from matplotlib.figure import Figure
 
+    from .obstacles import DEFAULT_SPEC, KITTI_CAMERA_HEIGHT
     from .synth_bag import camera_from_lidar
 
     stamp = min(clouds)
@@ -198,20 +236,29 @@ def bird_eye_view(path: Path, clouds: dict[int, np.ndarray], world: Path, test_d
     scan = kitti.load_velodyne_points(kitti.frame_path(root, name, 'velodyne_points', frame))
     transform = camera_from_lidar(calib)
     truth = scan[:, :3] @ transform[:3, :3].T + transform[:3, 3]
-    above_road = scan[:, 2] > -1.5   # Velodyne z up, mounted 1.73 m above the road
-    truth = truth[above_road & (truth[:, 2] > 0)]
+
+    def in_band(y: np.ndarray) -> np.ndarray:
+        height = KITTI_CAMERA_HEIGHT - y
+        return (height >= DEFAULT_SPEC.min_height) & (height <= DEFAULT_SPEC.max_height)
+
+    truth = truth[in_band(truth[:, 1]) & (truth[:, 2] > 0)]
+    node = np.stack([cloud['x'], cloud['y'], cloud['z']], axis=-1)
+    node = node[np.isfinite(node).all(axis=1)]
+    marked = in_band(node[:, 1])
     fig = Figure(figsize=(7, 7))
     ax = fig.add_subplot()
-    ax.scatter(truth[:, 0], truth[:, 2], s=1, c='0.6', label='true obstacles (LiDAR)')
-    ax.scatter(cloud['x'], cloud['z'], s=2, c=-cloud['y'], cmap='viridis',
-               label='depth_node points (colour: height)')
-    ax.set_xlim(-20, 20)
-    ax.set_ylim(0, 40)
+    ax.scatter(node[~marked, 0], node[~marked, 2], s=1, c='0.85', label='depth_node: road')
+    ax.scatter(truth[:, 0], truth[:, 2], s=2, c='0.35', label='true obstacles (LiDAR)')
+    ax.scatter(node[marked, 0], node[marked, 2], s=3, c='tab:red', alpha=0.6,
+               label='depth_node: obstacle points')
+    ax.set_xlim(-12.5, 12.5)
+    ax.set_ylim(0, 25)
     ax.set_aspect('equal')
     ax.set_xlabel('x, right (m)')
     ax.set_ylabel('z, forward (m)')
-    ax.set_title(f"bird's-eye view, frame {frame} of {test_drive}")
-    ax.legend(loc='upper right', markerscale=5)
+    ax.set_title(f"bird's-eye view, frame {frame} of {test_drive}\n"
+                 'points 0.3-2.5 m above the road, as a Nav2 obstacle layer marks them')
+    ax.legend(loc='upper right', markerscale=4)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return path
@@ -219,12 +266,13 @@ def bird_eye_view(path: Path, clouds: dict[int, np.ndarray], world: Path, test_d
 
 def run_demo(args: argparse.Namespace) -> dict:
     """Run every stage; return the summary (also written to ``summary.json``)."""
-    from eigen_depth_training.evaluate import evaluate
+    from eigen_depth_training.evaluate import evaluate, obstacle_table
 
     from . import bag_eval, synth_bag
-    from .metrics import format_metric_table
+    from .metrics import format_metric_table, json_safe
 
     check_environment()
+    check_world_options(args)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     world, test_drive = make_world(args)
@@ -256,20 +304,27 @@ def run_demo(args: argparse.Namespace) -> dict:
     rows['depth_node (live)'] = live['aggregate']
     summary = {
         'checkpoint': str(checkpoint), 'test_drive': test_drive,
-        'metrics': rows, 'live': live['live'], 'seconds': time.monotonic() - started,
+        'metrics': rows, 'obstacle_truth': {
+            'offline': offline['obstacles']['truth'],
+            'depth_node (live)': 'lidar (every point of the scan, not the depth image)'},
+        'live': live['live'], 'seconds': time.monotonic() - started,
         'pictures': {'examples': str(args.out / 'eval' / 'examples.png'),
                      'live_report': str(args.out / 'live' / 'report.png'),
-                     'birdseye': str(bird)},
+                     'birdseye': str(bird),
+                     'learning_curves': str(checkpoint.parent / 'learning_curves.png')},
     }
-    (args.out / 'summary.json').write_text(json.dumps(summary, indent=2))
+    (args.out / 'summary.json').write_text(json.dumps(json_safe(summary), indent=2))
     stats = live['live']
     print('\n' + format_metric_table(rows))
+    print('\nobstacle cells (0.3-2.5 m above the road, 0.5 m cells; '
+          'eigen_depth_ros/obstacles.py):')
+    print(obstacle_table({name: {'aggregate': row} for name, row in rows.items()}))
     print(f'\ndepth_node: {stats["frames_sent"]} frames in, {stats["depth_received"]} depth '
           f'out ({stats["dropped"]} dropped) at {stats["output_rate_hz"]:.1f} Hz; latency p50 '
           f'{stats["latency_depth"]["p50_ms"]:.1f} ms, p95 '
           f'{stats["latency_depth"]["p95_ms"]:.1f} ms')
     print(f'outputs: {args.out.resolve()} (summary.json, eval/examples.png, live/report.png, '
-          f'birdseye.png); {summary["seconds"]:.0f} s')
+          f'birdseye.png, model/learning_curves.png); {summary["seconds"]:.0f} s')
     return summary
 
 

@@ -15,6 +15,8 @@
 """Depth-evaluation metrics of Eigen et al. (NIPS 2014, section 4) and the KITTI crops."""
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import numpy as np
@@ -168,3 +170,18 @@ def format_metric_table(rows: dict[str, dict[str, float]]) -> str:
         cells = [f'{metrics[key]:>9.3f}' for _, key in columns]
         lines.append(' | '.join([f'{name:<{name_width}}'] + cells))
     return '\n'.join(lines)
+
+
+def json_safe(value: Any, digits: int = 6) -> Any:
+    """
+    Return ``value`` with every float rounded to ``digits`` and NaN or inf made None.
+
+    Dicts, lists and tuples are walked; JSON has no NaN, so reports stay valid JSON.
+    """
+    if isinstance(value, float):
+        return round(value, digits) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v, digits) for v in value]
+    return value

@@ -36,6 +36,12 @@ def test_demo_end_to_end_then_cached(tmp_path, ros_env):
     assert set(summary['metrics']) == {'coarse', 'fine', 'baseline: mean', 'depth_node (live)'}
     for row in summary['metrics'].values():
         assert all(math.isfinite(row[k]) and row[k] >= 0 for k in ('abs_rel', 'rmse', 'a1'))
+        for key in ('obstacle_f1_10m', 'obstacle_recall_20m', 'obstacle_precision_20m'):
+            assert row[key] is None or 0 <= row[key] <= 1
+    assert summary['obstacle_truth']['offline'] == 'dense'
+    world = json.loads((out / 'world' / 'stage.json').read_text())['key']
+    assert summary['test_drive'] not in world['train_drives']
+    assert all(d.startswith('2011_09_28/') for d in world['train_drives'])
     live = summary['live']
     assert live['frames_sent'] == 4 and live['depth_received'] >= 3
     assert live['latency_depth']['p50_ms'] > 0
@@ -43,6 +49,8 @@ def test_demo_end_to_end_then_cached(tmp_path, ros_env):
         with open(picture, 'rb') as png:
             assert png.read(8) == b'\x89PNG\r\n\x1a\n'
     assert 'd<1.25' in first.stdout and 'latency p50' in first.stdout
+    assert 'obstacle cells' in first.stdout and 'f1 10m' in first.stdout
+    assert set(summary['pictures']) >= {'examples', 'birdseye', 'learning_curves'}
     second = subprocess.run(cmd, env=ros_env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-2000:]
     assert 'synthetic world: cached' in second.stdout and 'training the model: cached' in \
@@ -72,3 +80,18 @@ def test_missing_package_is_named(monkeypatch):
     monkeypatch.setattr(demo, 'REQUIRED_MODULES', ('eigen_depth_no_such_module',))
     with pytest.raises(demo.DemoError, match='eigen_depth_no_such_module.*make venv'):
         demo.check_environment()
+
+
+@pytest.mark.parametrize('bad, message', [
+    (['--train-drives', '1'], '--train-drives 1: the split needs at least 2'),
+    (['--coarse-samples', '4', '--batch-size', '8'],
+     '--coarse-samples 4 is less than one batch of 8'),
+])
+def test_bad_world_or_budget_is_one_line_and_writes_nothing(tmp_path, bad, message):
+    out = tmp_path / 'demo'
+    cmd = [sys.executable, '-m', 'eigen_depth_ros.cli', 'demo', '--out', str(out), *TINY, *bad]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert not out.exists()

@@ -62,7 +62,8 @@ from typing import Any, Callable
 
 from eigen_depth_ros.checkpoint import CheckpointError
 from eigen_depth_ros.geometry import InputGeometry
-from eigen_depth_ros.metrics import evaluate_depth, format_metric_table, mean_metrics
+from eigen_depth_ros.metrics import (evaluate_depth, format_metric_table, json_safe,
+                                     mean_metrics)
 from eigen_depth_ros.model import EigenDepthConfig, resolve_config
 from eigen_depth_ros.obstacles import (add_counts, cloud_obstacle_counts,
                                        depth_obstacle_counts, flat_scores,
@@ -241,16 +242,6 @@ def obstacle_table(results: dict[str, dict[str, Any]]) -> str:
     return '\n'.join(rows)
 
 
-def _round_floats(value: Any) -> Any:
-    if isinstance(value, float):
-        return None if not np.isfinite(value) else round(value, 6)
-    if isinstance(value, dict):
-        return {k: _round_floats(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_round_floats(v) for v in value]
-    return value
-
-
 def comparison_table(rows: dict[str, dict[str, float]]) -> str:
     """
     Format the paper's Table 2 rows followed by ``rows`` in the Table 2 layout.
@@ -398,7 +389,7 @@ def evaluate(data_root: PathLike, split: PathLike, checkpoint: PathLike | None =
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / 'metrics.json').write_text(json.dumps(_round_floats(report), indent=2) + '\n',
+        (out / 'metrics.json').write_text(json.dumps(json_safe(report), indent=2) + '\n',
                                           encoding='utf-8')
         if panels:
             write_examples_png(out / 'examples.png', panels, min_depth, max_depth, crop,

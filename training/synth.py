@@ -1399,6 +1399,18 @@ def default_drive_names(count: int) -> list[str]:
     return names
 
 
+def training_drive_names(count: int, date: str = '2011_09_28') -> list[str]:
+    """
+    Return ``count`` drive names on ``date`` outside the Eigen test split.
+
+    Drive numbers count up from 1, skipping the test drives of that date (for 2011_09_28,
+    ``..._drive_0002_sync``).
+    """
+    numbers = (n for n in range(1, 10000)
+               if f'{date}/{date}_drive_{n:04d}_sync' not in EIGEN_TEST_DRIVES)
+    return [f'{date}/{date}_drive_{next(numbers):04d}_sync' for _ in range(count)]
+
+
 def _timestamp(date: str, nanoseconds: int) -> str:
     """KITTI timestamp ``YYYY-MM-DD HH:MM:SS.nnnnnnnnn`` of a time of day in ns."""
     seconds, fraction = divmod(nanoseconds, 10 ** 9)
