@@ -60,8 +60,8 @@ from .image_conversion import image_to_depth, ImageConversionError, message_to_r
 from .live_playback import LivePlaybackError, LiveRun
 from .metrics import compute_depth_metrics, evaluate_depth, mean_metrics, METRIC_NAMES
 from .obstacles import (add_counts, DEFAULT_SPEC, flat_scores, KITTI_CAMERA_HEIGHT,
-                        match_cells, occupied_cells, points_from_depth, scores_from_counts,
-                        zero_counts)
+                        match_cells, occupied_cells, points_from_depth, points_in_image_area,
+                        scores_from_counts, zero_counts)
 from .point_cloud import point_cloud2_to_array
 from .projection import project_to_depth_image, quaternion_to_rotation
 
@@ -440,16 +440,10 @@ def truth_points(frame: Frame, covered: np.ndarray) -> np.ndarray:
 
     :return: (N, 3) points in the camera optical frame, metres.
     """
-    fx, fy, cx, cy = frame.intrinsics.pinhole
+    intrinsics = frame.intrinsics.pinhole
     if frame.lidar_points is None:
-        return points_from_depth(np.where(covered, frame.depth, np.nan), fx, fy, cx, cy)
-    points = frame.lidar_points[frame.lidar_points[:, 2] > MIN_POINT_DEPTH]
-    cols = np.rint(fx * points[:, 0] / points[:, 2] + cx)
-    rows = np.rint(fy * points[:, 1] / points[:, 2] + cy)
-    height, width = covered.shape
-    inside = np.flatnonzero((cols >= 0) & (cols < width) & (rows >= 0) & (rows < height))
-    keep = covered[rows[inside].astype(np.int64), cols[inside].astype(np.int64)]
-    return points[inside[keep]]
+        return points_from_depth(np.where(covered, frame.depth, np.nan), *intrinsics)
+    return points_in_image_area(frame.lidar_points, *intrinsics, covered, MIN_POINT_DEPTH)
 
 
 def frame_obstacles(pred_map: np.ndarray, geometry: InputGeometry, frame: Frame,
@@ -462,12 +456,14 @@ def frame_obstacles(pred_map: np.ndarray, geometry: InputGeometry, frame: Frame,
     extension the depth metrics use).
 
     :param pred_cells: the occupied cells of the node's own cloud (live), or None to take
-        those of ``pred_map`` resampled to the camera size and back-projected (offline).
+        those of ``pred_map`` back-projected as the node's cloud is, one point per output
+        pixel with the output map's intrinsics (offline). Not resampled to the camera size:
+        bilinear interpolation across an object's edge invents floating points.
     """
     covered = np.isfinite(geometry.output_to_image(np.ones_like(pred_map)))
     if pred_cells is None:
-        pred_points = points_from_depth(geometry.output_to_image(pred_map),
-                                        *frame.intrinsics.pinhole)
+        pred_points = points_from_depth(
+            pred_map, *geometry.output_intrinsics(*frame.intrinsics.pinhole))
         pred_cells = occupied_cells(pred_points, camera_height, DEFAULT_SPEC)
     truth_cells = occupied_cells(truth_points(frame, covered), camera_height, DEFAULT_SPEC)
     report.add_obstacles(match_cells(pred_cells, truth_cells, DEFAULT_SPEC))

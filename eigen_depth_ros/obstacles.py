@@ -189,6 +189,29 @@ def points_from_depth(depth: np.ndarray, fx: float, fy: float, cx: float, cy: fl
     return points[np.isfinite(points).all(axis=1)]
 
 
+def points_in_image_area(points: np.ndarray, fx: float, fy: float, cx: float, cy: float,
+                         area: np.ndarray, min_depth: float = 1e-3) -> np.ndarray:
+    """
+    Keep the points whose pixel lies in ``area``: a LiDAR truth cut to what a camera sees.
+
+    A point (x, y, z) with ``z > min_depth`` falls on pixel
+    ``(round(fx x / z + cx), round(fy y / z + cy))`` (0-based, as in ``CameraInfo``; this
+    is the KITTI devkit's ``round(P X) - 1`` for its 1-based ``P_rect``). Every such point
+    is kept, not only the nearest of each pixel.
+
+    :param points: (N, 3) points in the camera optical frame, metres.
+    :param area: (H, W) bool, the image area to keep.
+    :return: (M, 3) the kept points.
+    """
+    points = points[points[:, 2] > min_depth]
+    cols = np.rint(fx * points[:, 0] / points[:, 2] + cx)
+    rows = np.rint(fy * points[:, 1] / points[:, 2] + cy)
+    height, width = area.shape
+    inside = np.flatnonzero((cols >= 0) & (cols < width) & (rows >= 0) & (rows < height))
+    keep = area[rows[inside].astype(np.int64), cols[inside].astype(np.int64)]
+    return points[inside[keep]]
+
+
 def occupied_cells(points: np.ndarray, camera_height: float,
                    spec: ObstacleGridSpec = DEFAULT_SPEC) -> np.ndarray:
     """

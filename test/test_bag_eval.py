@@ -142,10 +142,16 @@ class CameraSizeGeometry:
     def output_to_image(output_map, fill_outside=False):
         return output_map
 
+    @staticmethod
+    def output_intrinsics(fx, fy, cx, cy):
+        return fx, fy, cx, cy
+
 
 @pytest.mark.parametrize('gt_args, least_f1', [
     (('/ground_truth/depth', None), 1.0),     # the prediction is the ground truth itself
-    ((None, '/velodyne_points'), 0.98)])      # the world's dense depth against its LiDAR
+    # the world's dense depth against its LiDAR, which sees a little around thin near
+    # objects (poles, people) from 0.27 m behind the camera
+    ((None, '/velodyne_points'), 0.97)])
 def test_a_perfect_prediction_finds_every_obstacle(mcap_bag, kitti_root, gt_args, least_f1):
     depth_topic, lidar_topic = gt_args
     args = bag_eval.build_parser().parse_args(

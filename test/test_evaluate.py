@@ -28,7 +28,7 @@ from conftest import SMALL_KITTI
 from eigen_depth_ros.checkpoint import save_checkpoint
 from eigen_depth_ros.geometry import InputGeometry
 from eigen_depth_ros.model import EigenDepthNet
-from eigen_depth_ros.obstacles import scores_from_counts
+from eigen_depth_ros.obstacles import cloud_obstacle_counts, points_from_depth, scores_from_counts
 from eigen_depth_training.evaluate import (evaluate, frame_obstacle_counts, frame_truth, main,
                                            obstacle_table, PAPER_KITTI)
 from eigen_depth_training.kitti import load_calibration
@@ -155,25 +155,39 @@ def test_dense_truth_as_prediction_scores_one_and_lidar_truth_agrees(tmp_path):
     calib = load_calibration(entry.calib_dir(root), entry.cam)
     kind, dense = truth = frame_truth(entry, root, calib)
     assert kind == 'dense' and dense.shape == calib.image_size[::-1]
-    # the prediction: the true depth where the network's output map reaches, NaN elsewhere
+    # the prediction: the true depth at the output map's pixel centres
     geometry = InputGeometry.fit(*calib.image_size, SMALL_KITTI)
     covered = np.isfinite(geometry.output_to_image(np.ones(SMALL_KITTI.output_size[::-1])))
     assert 0.3 < covered.mean() < 0.9
-    pred = np.where(covered, dense, np.nan)
-    scores = scores_from_counts(frame_obstacle_counts(pred, truth, calib))
+    a_x, b_x, a_y, b_y = geometry.output_to_image_affine()
+    width, height = SMALL_KITTI.output_size
+    rows = np.rint(a_y * np.arange(height) + b_y).astype(int)
+    cols = np.rint(a_x * np.arange(width) + b_x).astype(int)
+    pred = dense[np.ix_(rows, cols)]
+    scores = scores_from_counts(frame_obstacle_counts(pred, geometry, truth, calib))
     for limit in ('10m', '20m'):
         assert scores[limit]['truth'] > 5
-        assert scores[limit]['f1'] == scores[limit]['recall'] == 1.0
+        assert scores[limit]['recall'] > 0.95 and scores[limit]['precision'] == 1.0
+    # the same depth upsampled bilinearly invents points between objects and background
+    # (which is why the node's cloud and these metrics stay on the output grid)
+    upsampled = geometry.output_to_image(pred)
+    blurred = points_from_depth(upsampled, calib.P_rect[0, 0], calib.P_rect[1, 1],
+                                calib.P_rect[0, 2] - 1, calib.P_rect[1, 2] - 1)
+    true_points = points_from_depth(np.where(covered, dense, np.nan), calib.P_rect[0, 0],
+                                    calib.P_rect[1, 1], calib.P_rect[0, 2] - 1,
+                                    calib.P_rect[1, 2] - 1)
+    phantom = scores_from_counts(cloud_obstacle_counts(blurred, true_points, 1.65))
+    assert phantom['20m']['precision'] < scores['20m']['precision']
     # without the dense depth the truth is the scan in the camera frame: the same scene seen
     # from the Velodyne, so nearly the same cells (a wrong transform would miss most)
     lidar_root = copy_drive(tmp_path, entry.drive)
     shutil.rmtree(lidar_root / entry.drive / SYNTHETIC_DEPTH_DIR)
     kind, points = truth = frame_truth(entry, lidar_root, calib)
     assert kind == 'lidar' and points.shape[1] == 3
-    scores = scores_from_counts(frame_obstacle_counts(pred, truth, calib))
+    scores = scores_from_counts(frame_obstacle_counts(pred, geometry, truth, calib))
     assert scores['20m']['recall'] > 0.8 and scores['20m']['precision'] > 0.8
     # the camera height moves the height band: 10 m up, nothing is an obstacle any more
-    counts = frame_obstacle_counts(pred, truth, calib, camera_height=10.0)
+    counts = frame_obstacle_counts(pred, geometry, truth, calib, camera_height=10.0)
     assert counts['20m']['truth'] == counts['20m']['pred'] == 0
 
 
