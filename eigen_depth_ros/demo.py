@@ -196,12 +196,15 @@ def train_model(args: argparse.Namespace, world: Path) -> Path:
     key = {'world': world_key, 'width_mult': args.width_mult, 'batch': args.batch_size,
            'coarse': args.coarse_samples, 'fine': args.fine_samples, 'version': 2}
 
+    steps = (args.coarse_samples + args.fine_samples) // args.batch_size
+
     def build(tmp: Path) -> None:
         options = default_options(
             data_root=world / 'kitti', train_split=world / 'splits' / 'train_files.txt',
             val_split=world / 'splits' / 'val_files.txt', out=tmp, width_mult=args.width_mult,
             batch_size=args.batch_size, coarse_samples=args.coarse_samples,
-            fine_samples=args.fine_samples, val_every=100, checkpoint_every=200,
+            fine_samples=args.fine_samples, val_every=max(100, steps // 20),
+            checkpoint_every=200,
             workers=1, device=args.device, seed=args.seed)
         result = train(options)
         if result.status != 'finished':
