@@ -199,3 +199,24 @@ def test_bad_input_gives_a_one_line_error(tmp_path, capsys):
     assert err[-1] == ('eigen-depth train: error: --coarse-samples 4 is less than one batch '
                        'of 8 (--batch-size)')
     assert not list(tmp_path.glob('run/*.pt'))
+
+
+def test_overfits_a_few_frames_from_scratch(tmp_path):
+    """The sanity check of a training loop: with nothing in the way it memorises 4 frames."""
+    import dataclasses
+
+    from eigen_depth_training.splits import read_split_file, write_split_file
+
+    root, splits = synthetic_kitti()
+    frames = tmp_path / 'four.txt'
+    write_split_file(frames, read_split_file(splits / 'train_files.txt')[:4])
+    opts = small_options(tmp_path / 'run', train_split=frames, val_split=frames,
+                         stage='coarse', coarse_samples=4 * 150, no_augment=True)
+    result = train(opts, dataclasses.replace(SMALL_KITTI, dropout=0.0))
+    start, end = result.val_history[0], result.val_history[-1]
+    assert result.status == 'finished' and result.steps == {'coarse': 150}
+    assert end['abs_rel'] < 0.08 and end['abs_rel'] < 0.25 * start['abs_rel'], \
+        (start['abs_rel'], end['abs_rel'])
+    assert end['loss'] < 0.1 * start['loss']
+    with open(tmp_path / 'run' / 'learning_curves.png', 'rb') as png:
+        assert png.read(8) == b'\x89PNG\r\n\x1a\n'
