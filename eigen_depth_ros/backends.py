@@ -44,14 +44,24 @@ name               device  what it does
 On CUDA any of ``eager``, ``channels_last``, ``bf16`` and ``fp16`` takes the suffix
 ``+graph`` (e.g. ``fp16+graph``): the forward pass is captured once per input shape in a
 CUDA graph and replayed, which removes the per-layer launch cost that dominates a batch-1
-network this small. The CUDA code paths are written to the PyTorch documentation but were
-not run on a GPU here (no GPU was available while writing them).
+network this small. Every CUDA call of a backend (capture, replay, conversions) runs with
+the backend's device made current (:func:`device_context`), so ``cuda:1`` works like
+``cuda:0``. The CUDA code paths are written to the PyTorch documentation and checked on the
+CPU where their logic allows; ``eigen-depth gpu-check`` proves them on a GPU in minutes.
+
+**TF32 on CUDA is off** for every backend: :func:`build_backend` sets float32 matrix
+multiplies and cuDNN convolutions to full float32 (``ieee``) explicitly, so ``eager`` on
+CUDA is a true float32 reference (it agrees with the CPU to about 1e-5 in log depth);
+PyTorch's own default leaves TF32 on for cuDNN convolutions. Low precision is what
+``bf16`` and ``fp16`` are for. :func:`cuda_tf32_state` reports the setting (the bench
+records it).
 
 ``auto`` picks :func:`default_backend` for the device: ``bf16_int8`` on a CPU with native
 bfloat16 support, ``int8`` on other CPUs, ``fp16+graph`` on CUDA.
 """
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 import copy
 from dataclasses import dataclass
 import os
@@ -118,6 +128,46 @@ def default_backend(device: torch.device | str) -> str:
     return 'bf16_int8' if cpu_has_native_bf16() else 'int8'
 
 
+def device_context(device: torch.device | str) -> AbstractContextManager:
+    """
+    Make ``device`` the current CUDA device for a block (nothing on other devices).
+
+    CUDA graphs capture on the current device's stream, and new streams, events and the
+    capture's memory pool belong to the current device: code for ``cuda:N`` runs inside
+    this context.
+    """
+    device = torch.device(device)
+    if device.type != 'cuda':
+        return nullcontext()
+    return torch.cuda.device(device)
+
+
+def set_cuda_tf32(enabled: bool) -> None:
+    """
+    Allow (or forbid) TF32 in float32 CUDA matrix multiplies and cuDNN convolutions.
+
+    Process-wide. Uses the ``fp32_precision`` settings of PyTorch >= 2.9 where they exist
+    (``'tf32'`` or ``'ieee'``), else the older ``allow_tf32`` flags.
+    """
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    if hasattr(matmul, 'fp32_precision') and hasattr(cudnn, 'conv'):
+        precision = 'tf32' if enabled else 'ieee'
+        matmul.fp32_precision = precision
+        cudnn.conv.fp32_precision = precision
+    else:
+        matmul.allow_tf32 = enabled
+        cudnn.allow_tf32 = enabled
+
+
+def cuda_tf32_state() -> dict[str, bool]:
+    """Return whether TF32 is allowed now: ``{'matmul': bool, 'cudnn_conv': bool}``."""
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    if hasattr(matmul, 'fp32_precision') and hasattr(cudnn, 'conv'):
+        return {'matmul': matmul.fp32_precision == 'tf32',
+                'cudnn_conv': cudnn.conv.fp32_precision == 'tf32'}
+    return {'matmul': bool(matmul.allow_tf32), 'cudnn_conv': bool(cudnn.allow_tf32)}
+
+
 def split_name(name: str) -> tuple[str, bool]:
     """Split ``'fp16+graph'`` into ``('fp16', True)``; ``'eager'`` into ``('eager', False)``."""
     name = name.strip().lower()
@@ -178,10 +228,15 @@ class Backend:
     fixed_weight_bytes: int = 0
 
     def __call__(self, x: torch.Tensor, stage: Stage = 'fine') -> torch.Tensor:
-        """Log depth (N, 1, H_out, W_out) float32 of a normalised input (N, 3, H, W)."""
+        """
+        Log depth (N, 1, H_out, W_out) float32 of a normalised input (N, 3, H, W).
+
+        Runs with :attr:`device` made current (see :func:`device_context`).
+        """
         layout = torch.channels_last if self.channels_last else torch.preserve_format
-        x = x.to(dtype=self.input_dtype, memory_format=layout)  # no copy when it fits
-        return self.forward(x, stage).float()                   # (N, 1, H_out, W_out)
+        with device_context(self.device):
+            x = x.to(dtype=self.input_dtype, memory_format=layout)  # no copy when it fits
+            return self.forward(x, stage).float()                   # (N, 1, H_out, W_out)
 
     def weight_bytes(self) -> int:
         """Bytes of weights one forward pass reads (packed int8 weights count 1 byte each)."""
@@ -225,13 +280,16 @@ def build_backend(name: str, model: EigenDepthNet, device: torch.device | str = 
     device = torch.device(device)
     resolved = check_backend(name, device)
     base, graph = split_name(resolved)
+    if device.type == 'cuda':
+        set_cuda_tf32(False)  # eager is the float32 reference on CUDA too (module docstring)
     if copy_model:
         model = copy.deepcopy(model)
     model = model.eval()
     if base == 'onnx':
         return _onnx_backend(model, device, onnx_path)
     if base == 'compile':
-        model = model.to(device)
+        with device_context(device):
+            model = model.to(device)
         compiled = torch.compile(model)
         return Backend(resolved, device, torch.float32, False, model,
                        lambda x, stage: compiled(x, stage=stage))
@@ -241,7 +299,8 @@ def build_backend(name: str, model: EigenDepthNet, device: torch.device | str = 
         return Backend(resolved, device, torch.float32, True, module, _module_forward(module))
     dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(base, torch.float32)
     channels_last = base == 'channels_last' or (base == 'bf16' and device.type == 'cpu')
-    module = model.to(device, dtype)
+    with device_context(device):
+        module = model.to(device, dtype)
     if dtype != torch.float32:
         _float32_output_layer(module)
     if channels_last:
@@ -338,8 +397,10 @@ class CudaGraphForward:
     Capture ``forward`` in a CUDA graph per (stage, shape, dtype) and replay it.
 
     The input is copied into a static buffer, the graph replayed, and a copy of the static
-    output returned. Untested on a GPU (none was available while writing it); it follows
-    the whole-network capture recipe of the PyTorch CUDA semantics notes.
+    output returned. Capture and replay run with the input's device made current, and the
+    capture gets a stream of its own on that device: ``torch.cuda.graph`` otherwise captures
+    on a stream of whichever device was current when it first ran, and on ``cuda:N`` (N > 0)
+    recorded an empty graph whose replay left every frame with the warm-up output.
     """
 
     def __init__(self, forward: ForwardFn, warmup: int = 3) -> None:
@@ -349,24 +410,32 @@ class CudaGraphForward:
 
     def __call__(self, x: torch.Tensor, stage: Stage) -> torch.Tensor:
         """Replay (capturing first if needed) the graph for ``x``'s shape and ``stage``."""
-        key = (stage, tuple(x.shape), x.dtype)
-        entry = self._graphs.get(key)
-        if entry is None:
-            static_in = x.clone()
-            side = torch.cuda.Stream(device=x.device)
-            side.wait_stream(torch.cuda.current_stream(x.device))
-            with torch.cuda.stream(side):  # warm up (cuDNN choices, allocator) off-graph
-                for _ in range(self._warmup):
-                    self._forward(static_in, stage)
-            torch.cuda.current_stream(x.device).wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                static_out = self._forward(static_in, stage)
-            entry = self._graphs[key] = (graph, static_in, static_out)
-        graph, static_in, static_out = entry
-        static_in.copy_(x)
-        graph.replay()
-        return static_out.clone()
+        key = (stage, str(x.device), tuple(x.shape), x.dtype)
+        with device_context(x.device):
+            entry = self._graphs.get(key)
+            if entry is None:
+                entry = self._graphs[key] = self._capture(x, stage)
+            graph, static_in, static_out = entry
+            static_in.copy_(x)
+            graph.replay()
+            return static_out.clone()
+
+    def _capture(self, x: torch.Tensor, stage: Stage
+                 ) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """Warm up on a side stream of ``x``'s device, then capture one forward pass."""
+        device = x.device
+        static_in = x.clone()
+        side = torch.cuda.Stream(device=device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):  # warm up (cuDNN choices, allocator) off-graph
+            for _ in range(self._warmup):
+                self._forward(static_in, stage)
+        torch.cuda.current_stream(device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=side):
+            static_out = self._forward(static_in, stage)
+        torch.cuda.current_stream(device).wait_stream(side)
+        return graph, static_in, static_out
 
 
 def export_onnx(model: EigenDepthNet, path: str | os.PathLike, stage: Stage = 'fine',
@@ -440,7 +509,28 @@ def onnx_session(path: str | os.PathLike, device: torch.device | str = 'cpu',
                              'provider is installed)')
         index = torch.device(device).index or 0
         providers = [('CUDAExecutionProvider', {'device_id': index}), 'CPUExecutionProvider']
-    return ort.InferenceSession(str(path), options, providers=providers)
+    session = ort.InferenceSession(str(path), options, providers=providers)
+    check_session_providers(session, device)
+    return session
+
+
+def check_session_providers(session: Any, device: torch.device | str) -> None:
+    """
+    Fail when an ONNX Runtime session for a CUDA device runs without the CUDA provider.
+
+    ONNX Runtime falls back to the CPU provider, with a log line only, when the CUDA one
+    is installed but cannot load (a missing cuDNN or CUDA library, a driver mismatch).
+
+    :raises ValueError: naming the providers the session got.
+    """
+    if torch.device(device).type != 'cuda':
+        return
+    got = list(session.get_providers())
+    if 'CUDAExecutionProvider' not in got:
+        raise ValueError('backend onnx on CUDA: the CUDA execution provider failed to load '
+                         f'(the session runs on {", ".join(got) or "nothing"}); check that '
+                         "onnxruntime-gpu matches this machine's CUDA and cuDNN libraries "
+                         '(ONNX Runtime logs the missing library at warning level)')
 
 
 def _onnx_backend(model: EigenDepthNet, device: torch.device,

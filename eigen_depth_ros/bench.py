@@ -60,7 +60,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .backends import BACKENDS, check_backend, split_name
+from .backends import BACKENDS, check_backend, cuda_tf32_state, split_name
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .geometry import InputGeometry
 from .inference import BACKEND_ENV, DepthEstimator, select_device
@@ -73,6 +73,14 @@ CAMERA_SIZES = {'kitti': (1242, 375), 'nyu': (640, 480)}
 CAMERA_RATES = {'kitti': 10.0, 'nyu': 30.0}
 """Default camera frame rate [Hz] per configuration (KITTI 10 Hz, Kinect 30 Hz)."""
 DEFAULT_BACKENDS = 'eager,bf16_int8'
+"""Backends measured by default on a CPU."""
+DEFAULT_CUDA_BACKENDS = 'eager,fp16,fp16+graph,bf16,bf16+graph'
+"""Backends measured by default on CUDA (``bf16_int8`` and ``int8`` run on the CPU only)."""
+
+
+def default_backends(device: torch.device | str) -> str:
+    """Return the comma-separated backends ``bench`` measures on ``device`` by default."""
+    return DEFAULT_CUDA_BACKENDS if torch.device(device).type == 'cuda' else DEFAULT_BACKENDS
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -273,6 +281,8 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         pass
     if device.type == 'cuda':
         info['gpu'] = torch.cuda.get_device_name(device)
+        # the backends set TF32 off (eigen_depth_ros.backends); recorded after they are built
+        info['tf32'] = cuda_tf32_state()
     return info
 
 
@@ -464,17 +474,25 @@ def bench_transport(image_bytes: int, rate: float, args: argparse.Namespace
     The floor under the node's end-to-end latency: see :mod:`.transport_probe`.
     """
     try:
-        from .transport_probe import measure_transport, ProbeError
+        from .transport_probe import probe_transport, ProbeError
     except ImportError as exc:
         return [{'skipped': f'rclpy not importable: {exc}'}]
     env = local_dds_env_here(args.domain_id)
     results = []
     for size in (100, image_bytes):
         try:
-            ages = measure_transport(size, args.transport_messages, rate, env)
-            results.append({'size_bytes': size, 'rate_hz': rate, **summarize_ms(ages)})
+            probe = probe_transport(size, args.transport_messages, rate, env)
         except ProbeError as exc:
             results.append({'size_bytes': size, 'skipped': str(exc)})
+            continue
+        counts = {key: probe[key] for key in ('sent', 'received', 'lost')}
+        if len(probe['ages']) < 2:  # a transport that loses camera-size messages
+            results.append({'size_bytes': size, 'rate_hz': rate, **counts, 'skipped':
+                            f"{probe['received']} of {probe['sent']} received, too few to "
+                            'time: check the Fast DDS profile (docs/node.md)'})
+        else:
+            results.append({'size_bytes': size, 'rate_hz': rate, **counts,
+                            **summarize_ms(probe['ages'])})
     return results
 
 
@@ -680,6 +698,11 @@ def format_table(report: dict[str, Any]) -> str:
              f"{m['torch_version']}), load {m['load_average_1m_start']:.2f} -> "
              f"{m.get('load_average_1m_end', float('nan')):.2f}",
              f"weights: {report['weights']}", '']
+    if 'tf32' in m:
+        tf32 = m['tf32']
+        lines[-1:-1] = [f"gpu: {m.get('gpu', '?')}; TF32 matmul "
+                        f"{'on' if tf32['matmul'] else 'off'}, cuDNN conv "
+                        f"{'on' if tf32['cudnn_conv'] else 'off'} (eager is float32)"]
     bounds = report.get('bounds', {}).get('per_backend', {})
     header = (f"{'backend':<14}{'forward ms':>18}{'paced ms':>18}{'predict ms':>18}"
               f"{'prep ms':>9}"
@@ -725,7 +748,8 @@ def format_table(report: dict[str, Any]) -> str:
             lines.append(f"transport: skipped ({t['skipped']})")
         else:
             lines.append(f"transport of a {t['size_bytes']}-byte Image between two rclpy "
-                         f'processes (age at receipt): {_pair(t)} ms')
+                         f'processes (age at receipt): {_pair(t)} ms, '
+                         f"{t['lost']} of {t['sent']} lost")
     for n in report.get('node', []):
         if 'skipped' in n:
             lines.append(f"node: skipped ({n['skipped']})")
@@ -767,9 +791,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--checkpoint', type=Path, default=None,
                         help='checkpoint to benchmark (default: random weights, '
                              'calibrated to realistic activation scales)')
-    parser.add_argument('--backend', '--backends', dest='backends', default=DEFAULT_BACKENDS,
+    parser.add_argument('--backend', '--backends', dest='backends', default=None,
                         help='comma-separated backends, each measured in turn and compared '
-                             f'with float32 eager (default {DEFAULT_BACKENDS}; choices '
+                             f'with float32 eager (default {DEFAULT_BACKENDS} on a CPU, '
+                             f'{DEFAULT_CUDA_BACKENDS} on CUDA; choices '
                              f'{", ".join(BACKENDS)}, auto, NAME+graph on CUDA)')
     parser.add_argument('--runs', type=int, default=50, help='timed runs per figure')
     parser.add_argument('--warmup', type=int, default=5, help='untimed runs first')
@@ -828,6 +853,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         device = select_device(args.device)
+        if args.backends is None:
+            args.backends = default_backends(device)
         names = [check_backend(n, device) for n in args.backends.split(',') if n.strip()]
         node_names = ([check_backend(n, device) for n in args.node_backends.split(',')
                        if n.strip()] if args.node_backends else names)
@@ -870,6 +897,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(bench_backend(name, state_dict, config, device, images, reference,
                                      args))
     report['backends'] = results
+    if device.type == 'cuda':
+        report['machine']['tf32'] = cuda_tf32_state()  # as the backends left it: off
     if not args.no_bounds:
         print('  bounds ...', flush=True)
         layers = count_flops(model, probe[:1])

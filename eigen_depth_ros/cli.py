@@ -36,6 +36,8 @@ SUBCOMMANDS = {
     'export': ('eigen_depth_ros.export', 'export a checkpoint to ONNX or TorchScript'),
     'demo': ('eigen_depth_ros.demo', 'the whole system on the built-in synthetic world'),
     'soak': ('eigen_depth_ros.soak', 'drive the node under load and report latency and memory'),
+    'gpu-check': ('eigen_depth_ros.gpu_check', 'prove the CUDA paths in minutes (or the same '
+                  'on the CPU)'),
 }
 
 

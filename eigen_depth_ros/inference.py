@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 import torch
 
-from .backends import Backend, build_backend
+from .backends import Backend, build_backend, device_context
 from .checkpoint import load_checkpoint
 from .geometry import image_tensor, InputGeometry
 from .model import EigenDepthNet, normalize_image, Stage
@@ -68,6 +68,26 @@ def select_device(spec: str = 'auto') -> torch.device:
             raise ValueError(f'device {spec!r} is not available ({count} CUDA device(s) here)')
         return torch.device(spec)
     raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
+
+
+GPU_RESERVED_KEY = 'gpu memory reserved (MiB)'
+"""``/diagnostics`` key of ``torch.cuda.memory_reserved`` (the soak's GPU memory verdict)."""
+GPU_ALLOCATED_KEY = 'gpu memory allocated (MiB)'
+"""``/diagnostics`` key of ``torch.cuda.memory_allocated``."""
+
+
+def gpu_memory_pairs(device: torch.device) -> list[tuple[str, str]]:
+    """
+    Return the GPU memory of ``device`` as ``/diagnostics`` key-value pairs (MiB).
+
+    ``memory_reserved`` (what PyTorch's caching allocator holds; a leak makes it grow)
+    and ``memory_allocated`` (what live tensors use). Empty on other devices.
+    """
+    if device.type != 'cuda':
+        return []
+    reserved = torch.cuda.memory_reserved(device) / 2 ** 20
+    allocated = torch.cuda.memory_allocated(device) / 2 ** 20
+    return [(GPU_RESERVED_KEY, f'{reserved:.1f}'), (GPU_ALLOCATED_KEY, f'{allocated:.1f}')]
 
 
 @contextmanager
@@ -180,21 +200,28 @@ class DepthEstimator:
         One antialiased resize of the uint8 image (:meth:`InputGeometry.resize_crop`) and
         one fused normalising pass, both in PyTorch (the HWC -> NCHW permute and the crop
         are views). On CUDA the camera image goes through a page-locked buffer, is copied
-        asynchronously and resized and normalised on the GPU.
+        asynchronously and resized and normalised on the GPU, with the estimator's device
+        made current (``cuda:N`` included); the normalising constants stay on the device.
         """
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f'expected an RGB uint8 (H, W, 3) image, got {rgb.dtype} '
                              f'{rgb.shape}')
         geometry = self.geometry(rgb.shape[1], rgb.shape[0])
-        if self.device.type == 'cuda':
-            pixels = self._to_gpu(rgb).permute(2, 0, 1).unsqueeze(0)
-        else:
-            pixels = image_tensor(rgb)                           # (1, 3, H, W), a view
-        window = geometry.resize_crop(pixels)                    # (1, 3, h, w)
-        return normalize_image(window).to(self.dtype), geometry
+        with device_context(self.device):
+            if self.device.type == 'cuda':
+                pixels = self._to_gpu(rgb).permute(2, 0, 1).unsqueeze(0)
+            else:
+                pixels = image_tensor(rgb)                       # (1, 3, H, W), a view
+            window = geometry.resize_crop(pixels)                # (1, 3, h, w)
+            return normalize_image(window).to(self.dtype), geometry
 
     def _to_gpu(self, rgb: np.ndarray) -> torch.Tensor:
-        """Copy a uint8 (H, W, 3) image to the GPU through a reused page-locked buffer."""
+        """
+        Copy a uint8 (H, W, 3) image to the GPU through a reused page-locked buffer.
+
+        The copy is queued on the device's current stream, and an event recorded on that
+        stream marks when it has left the buffer (the next frame waits for it).
+        """
         shape = tuple(rgb.shape)
         if self._pinned is None or tuple(self._pinned.shape) != shape:
             self._pinned = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
@@ -202,9 +229,10 @@ class DepthEstimator:
         if self._copied is not None:
             self._copied.synchronize()  # the previous frame's copy has left the buffer
         self._pinned.numpy()[...] = rgb
+        stream = torch.cuda.current_stream(self.device)
         pixels = self._pinned.to(self.device, non_blocking=True)
         self._copied = torch.cuda.Event()
-        self._copied.record()
+        self._copied.record(stream)
         return pixels
 
     @torch.inference_mode()

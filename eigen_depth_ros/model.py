@@ -66,22 +66,51 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 Stage = Literal['coarse', 'fine']
 
 
+_NORMALIZE_CONSTANTS: dict[tuple[str, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def normalize_constants(device: torch.device | str, dtype: torch.dtype
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """
+    Return ``(scale, shift)`` of :func:`normalize_image`, each (1, 3, 1, 1), cached.
+
+    ``scale = 1 / (255 std)`` and ``shift = -mean / std``, computed in float64 and cast to
+    ``dtype`` on ``device`` once per (device, dtype), so that a frame on a GPU costs no
+    host-to-device copy of the constants (two blocking copies per frame before).
+    """
+    key = (str(torch.device(device)), dtype)
+    cached = _NORMALIZE_CONSTANTS.get(key)
+    if cached is None:
+        with torch.inference_mode(False):  # normal tensors, usable in autograd code too
+            cached = _normalize_constants(torch.device(device), dtype)
+        _NORMALIZE_CONSTANTS[key] = cached
+    return cached
+
+
+def _normalize_constants(device: torch.device, dtype: torch.dtype
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Compute ``(scale, shift)`` of :func:`normalize_image` on ``device`` in ``dtype``."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float64)
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float64)
+    scale = (1.0 / (255.0 * std)).to(dtype=dtype, device=device).view(1, 3, 1, 1)
+    shift = (-mean / std).to(dtype=dtype, device=device).view(1, 3, 1, 1)
+    return scale, shift
+
+
 def normalize_image(rgb: torch.Tensor) -> torch.Tensor:
     """
     Turn RGB images into the network's input.
 
     ``x = (rgb / 255 - mean) / std`` per channel, with the ImageNet mean and std, computed
-    in one pass as ``x = rgb * (1 / (255 std)) + (-mean / std)``.
+    in one pass as ``x = rgb * (1 / (255 std)) + (-mean / std)`` (constants cached per
+    device and dtype, see :func:`normalize_constants`).
 
     :param rgb: uint8 or float tensor (N, 3, H, W) with values in 0..255, channels R, G, B.
     :return: float tensor (N, 3, H, W) of the dtype of a floating ``rgb``, else float32, in
         ``rgb``'s memory format.
     """
     dtype = rgb.dtype if rgb.is_floating_point() else torch.float32
-    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float64)
-    std = torch.tensor(IMAGENET_STD, dtype=torch.float64)
-    scale = (1.0 / (255.0 * std)).to(dtype=dtype, device=rgb.device).view(1, 3, 1, 1)
-    shift = (-mean / std).to(dtype=dtype, device=rgb.device).view(1, 3, 1, 1)
+    scale, shift = normalize_constants(rgb.device, dtype)
     return torch.addcmul(shift, rgb, scale)
 
 

@@ -36,7 +36,10 @@ Verdicts against the reliability targets:
 
 * **no crash**: the node stays up, exits 0 on SIGINT and printed no traceback;
 * **latency flat**: p99 of the last window <= 1.2 x p99 of the first (getting faster passes);
-* **memory flat**: RSS growth from the end of warm-up to the end of the phase < 5 %.
+* **memory flat**: RSS growth from the end of warm-up to the end of the phase < 5 %; on a
+  GPU also the node's ``torch.cuda.memory_reserved`` (its ``/diagnostics``, read with the
+  camera paused at both ends of the measured window) grows by less than 5 % or one 2 MiB
+  allocator block, whichever is larger (a GPU memory leak does not show in the RSS).
 
 Exit status: 0 all targets met, 1 a target missed (the JSON is written either way),
 2 bad input or the node could not be started.
@@ -58,6 +61,7 @@ import numpy as np
 
 LATENCY_GROWTH_LIMIT = 1.2     # last-window p99 / first-window p99
 MEMORY_GROWTH_LIMIT = 0.05     # RSS growth after warm-up, fraction
+GPU_MEMORY_SLACK_MB = 2.0      # GPU reserved memory may grow by one allocator block
 STARTUP_TIMEOUT_S = 90.0       # torch import + checkpoint load + discovery, on a busy CPU
 DRAIN_S = 2.0                  # wait this long after a phase for outstanding outputs
 RSS_PERIOD_S = 1.0
@@ -300,9 +304,29 @@ def _diag_delta(phase: Phase, key: str) -> int | None:
         return None
 
 
+def _diag_float(values: dict[str, str], key: str) -> float | None:
+    """Return a numeric ``/diagnostics`` value, None when absent or not a number."""
+    try:
+        return float(values[key])
+    except (KeyError, ValueError):
+        return None
+
+
+def gpu_memory_flat(start_mb: float | None, end_mb: float | None) -> bool:
+    """
+    Whether GPU reserved memory stayed flat: grew by < 5 % or one 2 MiB block at most.
+
+    True when there is nothing to judge (a CPU node reports no GPU memory).
+    """
+    if start_mb is None or end_mb is None:
+        return True
+    return end_mb - start_mb <= max(MEMORY_GROWTH_LIMIT * start_mb, GPU_MEMORY_SLACK_MB)
+
+
 def summarize_phase(phase: Phase, duration_s: float, window_s: float,
                     subscribers: int) -> dict[str, Any]:
     """Return the JSON report of one phase, with its verdicts."""
+    from .inference import GPU_RESERVED_KEY  # torch is imported by then (the checkpoint)
     elapsed = max(phase.measure_end - phase.measure_start, 1e-9)
     answered = len(phase.latency)
     windows = latency_windows(phase.latency, elapsed, window_s)
@@ -315,6 +339,8 @@ def summarize_phase(phase: Phase, duration_s: float, window_s: float,
     rss_end = rss_values[-1] if rss_values else None
     growth = (rss_end - rss_start) / rss_start if rss_start and rss_end else None
     node_received = _diag_delta(phase, 'frames received (total)')
+    gpu_start = _diag_float(phase.diag_start, GPU_RESERVED_KEY)
+    gpu_end = _diag_float(phase.diag_end, GPU_RESERVED_KEY)
     return {
         'rate_hz': phase.rate_hz,
         'duration_s': round(elapsed, 3),
@@ -347,10 +373,12 @@ def summarize_phase(phase: Phase, duration_s: float, window_s: float,
         'rss_mb': {'start': rss_start, 'end': rss_end,
                    'samples': [[round(t, 2), round(mb, 2)] for t, mb in phase.rss]},
         'memory_growth': growth,
+        'gpu_reserved_mb': {'start': gpu_start, 'end': gpu_end},
         'verdicts': {
             'answered': answered > 0 and all(r['depth'] > 0 for r in phase.received),
             'latency_flat': ratio is not None and ratio <= LATENCY_GROWTH_LIMIT,
-            'memory_flat': growth is not None and growth < MEMORY_GROWTH_LIMIT,
+            'memory_flat': (growth is not None and growth < MEMORY_GROWTH_LIMIT
+                            and gpu_memory_flat(gpu_start, gpu_end)),
         },
     }
 
@@ -546,7 +574,11 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
                  'error': crash, 'log': str(log_path)},
         'memory': {'start_mb': rss_first, 'end_mb': rss_last,
                    'growth': ((rss_last - rss_first) / rss_first
-                              if rss_first and rss_last else None)},
+                              if rss_first and rss_last else None),
+                   'gpu_reserved_start_mb': (reports[0]['gpu_reserved_mb']['start']
+                                             if reports else None),
+                   'gpu_reserved_end_mb': (reports[-1]['gpu_reserved_mb']['end']
+                                           if reports else None)},
         'rates': reports,
         'verdicts': verdicts,
     }
@@ -595,6 +627,10 @@ def format_table(report: dict[str, Any]) -> str:
             f'{_fmt(r["rss_mb"]["start"]):>9} {_fmt(r["rss_mb"]["end"]):>8} '
             f'{_fmt(None if r["memory_growth"] is None else 100 * r["memory_growth"], "+.2f"):>6}%'
             f'  {"ok" if not flags else "MISSED: " + flags}')
+        gpu = r.get('gpu_reserved_mb', {})
+        if gpu.get('start') is not None:
+            lines.append(f'{"":>6} GPU memory reserved {_fmt(gpu["start"])} -> '
+                         f'{_fmt(gpu["end"])} MiB')
     v = report['verdicts']
     lines.append('verdicts: ' + ', '.join(f'{k}={"yes" if ok else "NO"}' for k, ok in v.items()
                                           if k != 'all')

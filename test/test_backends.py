@@ -22,6 +22,7 @@ bf16 max 0.06 and mean relative depth change 1 %. This small network measured 0.
 0.11 % (int8), 0.007 / 0.14 % (bf16_int8), 0.018 / 0.28 % (bf16); docs/speed.md has the
 full-size figures.
 """
+from contextlib import nullcontext
 import os
 
 from conftest import SMALL_KITTI
@@ -169,3 +170,121 @@ def test_cuda_backends(calibrated, name):
         again = backend(x.cuda()).cpu()  # graph replay
     assert torch.equal(out, again)
     assert float((out - reference).abs().max()) <= 0.08
+
+
+class _FakeCuda:
+    """Stand-ins for the torch.cuda calls of CudaGraphForward, recording the device used."""
+
+    def __init__(self):
+        self.current = 'cuda:0'
+        self.log = []
+
+    def device(self, device):
+        fake = self
+
+        class Context:
+            def __enter__(self):
+                self.previous, fake.current = fake.current, str(device)
+
+            def __exit__(self, *exc):
+                fake.current = self.previous
+        return Context()
+
+    def stream_class(self, device=None):
+        self.log.append(('stream', str(device), self.current))
+        return _FakeStream(str(device))
+
+    def current_stream(self, device=None):
+        return _FakeStream(str(device))
+
+    def stream(self, stream):
+        return nullcontext()
+
+    def graph(self, graph, stream=None, **kwargs):
+        self.log.append(('capture', stream.device if stream else None, self.current))
+        return nullcontext()
+
+
+class _FakeStream:
+    def __init__(self, device):
+        self.device = device
+
+    def wait_stream(self, other):
+        pass
+
+
+class _FakeGraph:
+    def __init__(self, log, fake):
+        self._log, self._fake = log, fake
+
+    def replay(self):
+        self._log.append(('replay', None, self._fake.current))
+
+
+def test_cuda_graph_capture_and_replay_run_on_the_inputs_device(monkeypatch):
+    """The graph is captured and replayed with cuda:N current, on a stream of cuda:N."""
+    from eigen_depth_ros import backends
+
+    fake = _FakeCuda()
+    monkeypatch.setattr(torch.cuda, 'device', fake.device)
+    monkeypatch.setattr(torch.cuda, 'Stream', fake.stream_class)
+    monkeypatch.setattr(torch.cuda, 'current_stream', fake.current_stream)
+    monkeypatch.setattr(torch.cuda, 'stream', fake.stream)
+    monkeypatch.setattr(torch.cuda, 'graph', fake.graph)
+    monkeypatch.setattr(torch.cuda, 'CUDAGraph', lambda: _FakeGraph(fake.log, fake))
+    monkeypatch.setattr(backends, 'device_context', fake.device)
+    calls = []
+
+    def forward(x, stage):
+        calls.append(fake.current)
+        return x * 2
+
+    class OnCuda1(torch.Tensor):  # a CPU tensor that says it lives on cuda:1
+        @property
+        def device(self):
+            return torch.device('cuda', 1)
+
+    graphed = backends.CudaGraphForward(forward, warmup=2)
+    out = graphed(torch.ones(1, 3).as_subclass(OnCuda1), 'fine')
+    assert torch.equal(out, torch.full((1, 3), 2.0))
+    assert calls == ['cuda:1'] * 3                 # two warm-up passes and the capture
+    assert ('stream', 'cuda:1', 'cuda:1') in fake.log
+    assert ('capture', 'cuda:1', 'cuda:1') in fake.log   # its own stream on cuda:1
+    assert ('replay', None, 'cuda:1') in fake.log
+    assert fake.current == 'cuda:0'                # the caller's device is current again
+
+
+def test_device_context_and_tf32_settings():
+    from eigen_depth_ros.backends import cuda_tf32_state, device_context, set_cuda_tf32
+
+    with device_context('cpu'):
+        pass
+    before = cuda_tf32_state()
+    try:
+        set_cuda_tf32(False)
+        assert cuda_tf32_state() == {'matmul': False, 'cudnn_conv': False}
+        set_cuda_tf32(True)
+        assert cuda_tf32_state() == {'matmul': True, 'cudnn_conv': True}
+    finally:
+        set_cuda_tf32(before['cudnn_conv'])
+        if hasattr(torch.backends.cuda.matmul, 'fp32_precision'):
+            torch.backends.cuda.matmul.fp32_precision = 'tf32' if before['matmul'] else 'none'
+
+
+def test_onnx_session_that_fell_back_to_the_cpu_fails_clearly(monkeypatch, tmp_path):
+    ort = pytest.importorskip('onnxruntime')
+    from eigen_depth_ros import backends
+
+    class Session:
+        def __init__(self, path, options, providers):
+            self.asked = providers
+
+        def get_providers(self):
+            return ['CPUExecutionProvider']  # the CUDA provider failed to load
+
+    monkeypatch.setattr(ort, 'get_available_providers',
+                        lambda: ['CUDAExecutionProvider', 'CPUExecutionProvider'])
+    monkeypatch.setattr(ort, 'InferenceSession', Session)
+    with pytest.raises(ValueError, match='CUDA execution provider failed to load'):
+        backends.onnx_session(tmp_path / 'model.onnx', 'cuda:0')
+    backends.onnx_session(tmp_path / 'model.onnx', 'cpu')  # the CPU asks nothing more

@@ -125,3 +125,32 @@ def test_bench_transport_floor(small_checkpoint, tmp_path, ros_env):
     for probe in (tiny, camera):
         _check_stats(probe)
         assert 2 <= probe['runs'] <= 5  # 10 sent, the first 5 not timed, some may be lost
+
+
+def test_default_backends_depend_on_the_device():
+    from eigen_depth_ros.backends import check_backend
+
+    assert bench.default_backends('cpu') == bench.DEFAULT_BACKENDS
+    cuda = bench.default_backends('cuda')
+    assert 'graph' in cuda and 'int8' not in cuda
+    for name in cuda.split(','):  # every default runs on CUDA (no CPU-only backend)
+        assert check_backend(name, 'cuda:0') == name
+    for name in bench.DEFAULT_BACKENDS.split(','):
+        check_backend(name, 'cpu')
+    assert bench.build_parser().parse_args(['--out', 'x.json']).backends is None
+
+
+def test_bench_on_cuda_without_backend_does_not_reject_the_defaults(monkeypatch, tmp_path):
+    """``bench --device cuda`` used to exit 2 (a CPU-only default); now it gets going."""
+    import torch
+
+    class Started(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Started
+
+    monkeypatch.setattr(bench, 'select_device', lambda spec: torch.device('cuda', 0))
+    monkeypatch.setattr(bench, 'machine_info', stop)  # the first step after the checks
+    with pytest.raises(Started):
+        bench.main(['--device', 'cuda', '--out', str(tmp_path / 'b.json')])

@@ -60,3 +60,51 @@ def test_select_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match='not available'):
             select_device('cuda:0')
+
+
+def test_normalize_constants_are_cached_per_device_and_dtype():
+    from eigen_depth_ros.model import IMAGENET_MEAN, IMAGENET_STD, normalize_constants
+    from eigen_depth_ros.model import normalize_image
+
+    with torch.inference_mode():  # made inside inference mode, still usable outside
+        scale, shift = normalize_constants('cpu', torch.float32)
+    assert normalize_constants(torch.device('cpu'), torch.float32)[0] is scale
+    assert normalize_constants('cpu', torch.float64)[0] is not scale
+    assert not scale.is_inference() and scale.shape == (1, 3, 1, 1)
+    assert torch.allclose(shift.flatten(), -torch.tensor(IMAGENET_MEAN) / torch.tensor(
+        IMAGENET_STD))
+    rgb = torch.full((1, 3, 2, 2), 255, dtype=torch.uint8)
+    expected = (1.0 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    assert torch.allclose(normalize_image(rgb)[0, :, 0, 0], expected, atol=1e-6)
+
+
+def test_gpu_memory_in_diagnostics(monkeypatch):
+    from eigen_depth_ros.inference import GPU_RESERVED_KEY, gpu_memory_pairs
+    from eigen_depth_ros.soak import gpu_memory_flat
+
+    assert gpu_memory_pairs(torch.device('cpu')) == []
+    monkeypatch.setattr(torch.cuda, 'memory_reserved', lambda device=None: 64 * 2 ** 20)
+    monkeypatch.setattr(torch.cuda, 'memory_allocated', lambda device=None: 3 * 2 ** 19)
+    pairs = dict(gpu_memory_pairs(torch.device('cuda', 1)))
+    assert pairs[GPU_RESERVED_KEY] == '64.0' and pairs['gpu memory allocated (MiB)'] == '1.5'
+    # the soak's verdict: flat within 5 % or one 2 MiB block, a leak is not
+    assert gpu_memory_flat(None, None) and gpu_memory_flat(64.0, 66.0)
+    assert gpu_memory_flat(1000.0, 1040.0) and not gpu_memory_flat(64.0, 80.0)
+
+
+def test_soak_phase_verdict_sees_a_gpu_leak():
+    from eigen_depth_ros.inference import GPU_RESERVED_KEY
+    from eigen_depth_ros.soak import Phase, summarize_phase
+
+    def phase(reserved_end):
+        p = Phase(10.0, measure_start=0.0, measure_end=10.0, sent=2,
+                  latency=[(1.0, 0.02), (6.0, 0.02)], rss=[(0.0, 100.0), (10.0, 100.0)],
+                  received=[{'depth': 2, 'points': 2}])
+        p.diag_start = {GPU_RESERVED_KEY: '40.0'}
+        p.diag_end = {GPU_RESERVED_KEY: reserved_end}
+        return summarize_phase(p, 10.0, 5.0, 1)
+
+    flat, leak = phase('40.0'), phase('90.0')
+    assert flat['verdicts']['memory_flat'] and flat['gpu_reserved_mb'] == {'start': 40.0,
+                                                                           'end': 40.0}
+    assert not leak['verdicts']['memory_flat']  # the RSS alone would have passed

@@ -220,3 +220,104 @@ def test_overfits_a_few_frames_from_scratch(tmp_path):
     assert end['loss'] < 0.1 * start['loss']
     with open(tmp_path / 'run' / 'learning_curves.png', 'rb') as png:
         assert png.read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+def test_local_rank_beyond_the_visible_gpus_says_what_to_do(monkeypatch):
+    from eigen_depth_training import distributed
+
+    assert distributed.rank_cuda_index(1, 2) == 1
+    with pytest.raises(ValueError, match='LOCAL_RANK=3 but this process sees 1') as err:
+        distributed.rank_cuda_index(3, 1, '5')
+    assert '--gpus-per-task' in str(err.value) and 'LOCAL_RANK=0' in str(err.value)
+    # under torchrun on CUDA: the check runs before any device is touched
+    monkeypatch.setenv('WORLD_SIZE', '4')
+    monkeypatch.setenv('RANK', '3')
+    monkeypatch.setenv('LOCAL_RANK', '3')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
+    monkeypatch.setattr(torch.cuda, 'set_device', lambda device: pytest.fail('set_device'))
+    with pytest.raises(ValueError, match='LOCAL_RANK=3'):
+        distributed.setup_distributed('cuda')
+    code = main(['--data-root', 'r', '--train-split', 's', '--out', 'o', '--device', 'cuda'])
+    assert code == 2
+
+
+def test_process_group_gets_a_long_timeout(monkeypatch):
+    from datetime import timedelta
+
+    from eigen_depth_training import distributed
+
+    seen = {}
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    monkeypatch.setenv('RANK', '1')
+    monkeypatch.setattr(distributed.dist, 'is_initialized', lambda: False)
+    monkeypatch.setattr(distributed.dist, 'init_process_group',
+                        lambda **kwargs: seen.update(kwargs))
+    ctx = distributed.setup_distributed('cpu')
+    assert ctx.distributed and seen['backend'] == 'gloo'
+    assert seen['timeout'] == timedelta(minutes=180) > timedelta(minutes=10)
+    assert default_options().dist_timeout == 180.0
+    distributed.setup_distributed('cpu', timeout_min=30)
+    assert seen['timeout'] == timedelta(minutes=30)
+
+
+def test_deterministic_mode_and_amp_format():
+    from eigen_depth_training import distributed
+
+    cpu, cuda = torch.device('cpu'), torch.device('cuda', 0)
+    assert distributed.deterministic_wanted('auto', cuda)
+    assert not distributed.deterministic_wanted('auto', cpu)
+    assert distributed.deterministic_wanted('on', cpu)
+    assert not distributed.deterministic_wanted('off', cuda)
+    before = torch.are_deterministic_algorithms_enabled()
+    with distributed.determinism(True) as info:
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert os.environ['CUBLAS_WORKSPACE_CONFIG'] == info['cublas_workspace_config']
+    assert torch.are_deterministic_algorithms_enabled() == before
+    # bfloat16 wherever it exists (no overflow, no GradScaler), float16 only on old GPUs
+    assert distributed.amp_dtype_for(cpu) == torch.bfloat16
+    assert distributed.amp_dtype_for(cuda, bf16_supported=True) == torch.bfloat16
+    assert distributed.amp_dtype_for(cuda, bf16_supported=False) == torch.float16
+
+
+def test_float16_autocast_skips_a_few_non_finite_steps(tmp_path, monkeypatch):
+    from eigen_depth_training.options import MAX_SKIPPED_STEPS
+
+    monkeypatch.setattr(train_module, 'amp_dtype_for', lambda device: torch.float16)
+    real = train_module.scale_invariant_loss
+    poisoned = set()
+
+    def wrapped(pred, gt, mask, lam=0.5):
+        loss = real(pred, gt, mask, lam=lam)
+        if pred.requires_grad:
+            wrapped.calls += 1
+            if wrapped.calls in poisoned:
+                return loss * float('inf')
+        return loss
+
+    monkeypatch.setattr(train_module, 'scale_invariant_loss', wrapped)
+    wrapped.calls, poisoned = 0, {2, 3}
+    opts = small_options(tmp_path / 'skip', coarse_samples=20, stage='coarse', amp='on',
+                         val_split=None)
+    result = train(opts, SMALL_KITTI)
+    assert result.status == 'finished' and result.step == 5
+    events = [json.loads(line) for line in
+              (tmp_path / 'skip' / 'train_log.jsonl').read_text().splitlines()]
+    assert [e['in_row'] for e in events if e['event'] == 'skip'] == [1, 2]
+    # more than MAX_SKIPPED_STEPS in a row stops the run as before
+    wrapped.calls, poisoned = 0, set(range(1, 20))
+    opts = small_options(tmp_path / 'stop', coarse_samples=40, stage='coarse', amp='on',
+                         val_split=None)
+    with pytest.raises(NonFiniteLossError, match=f'coarse step {MAX_SKIPPED_STEPS + 1}'):
+        train(opts, SMALL_KITTI)
+
+
+def test_resuming_a_finished_run_changes_nothing(tmp_path):
+    opts = small_options(tmp_path / 'run', val_split=None)
+    first = train(opts, SMALL_KITTI)
+    weights = load_checkpoint(first.checkpoints['final'])[0].state_dict()
+    again = train(small_options(tmp_path / 'run', val_split=None, resume='last'), SMALL_KITTI)
+    assert again.status == 'finished' and again.stage == 'fine'
+    for name, value in load_checkpoint(again.checkpoints['final'])[0].state_dict().items():
+        assert torch.equal(value, weights[name]), name

@@ -49,6 +49,14 @@ SCRATCH_LEARNING_RATE = 3e-4
 #: Preloading (``--preload auto``) keeps the decoded frames in memory up to this many bytes.
 PRELOAD_AUTO_LIMIT = 6 * 1024 ** 3
 
+#: Minutes a torchrun process may wait in a collective (``--dist-timeout``): rank 0 builds
+#: the LiDAR depth cache of a first full-KITTI run while the others wait in a barrier,
+#: longer than NCCL's default 10 minutes.
+DEFAULT_DIST_TIMEOUT_MIN = 180.0
+
+#: float16 autocast (GPUs without bfloat16): non-finite steps in a row skipped before stopping.
+MAX_SKIPPED_STEPS = 5
+
 #: Which parameter groups each stage trains.
 STAGE_GROUPS = {'coarse': ('coarse_conv', 'coarse_fc'), 'fine': ('fine_outer', 'fine_middle')}
 
@@ -224,14 +232,26 @@ def build_parser(prog: str = 'eigen-depth train') -> argparse.ArgumentParser:
                           'torchrun each process takes cuda:LOCAL_RANK')
     run.add_argument('--amp', nargs='?', const='on', choices=('auto', 'on', 'off'),
                      default='auto',
-                     help='mixed precision: on CUDA float16 autocast with a GradScaler; on '
-                          'the CPU bfloat16 autocast (auto: on CUDA, and on CPUs with native '
-                          'bfloat16, AVX512-BF16 or AMX)')
+                     help='mixed precision: bfloat16 autocast on the CPU and on GPUs that '
+                          'support it (Ampere and later; no overflow, no GradScaler); '
+                          'float16 autocast with a GradScaler on older GPUs, where up to '
+                          f'{MAX_SKIPPED_STEPS} non-finite steps in a row are skipped before '
+                          'the run stops (auto: on CUDA, and on CPUs with native bfloat16, '
+                          'AVX512-BF16 or AMX)')
+    run.add_argument('--deterministic', choices=('auto', 'on', 'off'), default='auto',
+                     help='deterministic cuDNN/cuBLAS kernels, so that --resume continues '
+                          'bit-exactly on a GPU too (auto: on CUDA; the CPU is bit-exact '
+                          'without it); off may be a little faster')
     run.add_argument('--workers', type=_non_negative_int, default=min(4, os.cpu_count() or 1),
                      help='data-loading worker processes per training process')
     run.add_argument('--dist-backend', choices=('auto', 'nccl', 'gloo'), default='auto',
                      help='torch.distributed backend under torchrun (auto: nccl on CUDA, '
                           'gloo on CPU)')
+    run.add_argument('--dist-timeout', type=_positive_float, default=DEFAULT_DIST_TIMEOUT_MIN,
+                     metavar='MIN',
+                     help='minutes a process may wait for the others under torchrun (rank 0 '
+                          'builds the LiDAR depth cache of a first full-KITTI run while the '
+                          "others wait; NCCL's own default of 10 minutes is too short)")
     return parser
 
 

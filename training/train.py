@@ -42,13 +42,21 @@ validation metrics, sample images). Every checkpoint loads with
 :func:`~eigen_depth_ros.checkpoint.load_checkpoint` and also holds the stage and step, the
 optimiser and gradient-scaler state, the RNG states of every process (python, numpy, torch,
 CUDA), the sampler's epoch and position and the options, so ``--resume`` continues exactly:
-N steps in one go and N/2 + resume + N/2 give the same weights.
+N steps in one go and N/2 + resume + N/2 give the same weights. On the CPU that holds as it
+is; on a GPU it needs deterministic kernels, which ``--deterministic auto`` turns on for
+CUDA (:func:`~eigen_depth_training.distributed.determinism`; ``eigen-depth gpu-check``
+compares a resumed run with an uninterrupted one).
 
-Devices: CPU; one CUDA GPU (``--amp``: float16 autocast with a GradScaler); many GPUs or
-nodes through ``torchrun`` (DistributedDataParallel, one process per GPU, the global batch
-split evenly, rank 0 logs and saves; nccl on CUDA, gloo on CPU). A non-finite loss stops the
-run without saving (the last checkpoint stays the last good one) and exits with status 3;
-Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves ``last.pt`` and exits with 130.
+Devices: CPU; one CUDA GPU (``--amp``: bfloat16 autocast where the GPU has it, else float16
+with a GradScaler); many GPUs or nodes through ``torchrun`` (DistributedDataParallel, one
+process per GPU, the global batch split evenly, rank 0 logs and saves; nccl on CUDA, gloo on
+CPU; collectives wait up to ``--dist-timeout`` minutes). Devices, processes and determinism
+are set up by :mod:`eigen_depth_training.distributed`. A non-finite loss stops the run
+without saving (the last checkpoint stays the last good one) and exits with status 3 (under
+float16 autocast, where the forward pass can overflow, up to
+:data:`~eigen_depth_training.options.MAX_SKIPPED_STEPS` such steps in a row are skipped
+first); Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves ``last.pt`` and exits
+with 130.
 """
 from __future__ import annotations
 
@@ -68,7 +76,6 @@ from typing import Any, Iterator
 from eigen_depth_ros.backends import cpu_has_native_bf16
 from eigen_depth_ros.checkpoint import (CheckpointError, load_checkpoint, read_checkpoint,
                                         save_checkpoint)
-from eigen_depth_ros.inference import select_device
 from eigen_depth_ros.loss import scale_invariant_loss
 from eigen_depth_ros.metrics import METRIC_NAMES
 from eigen_depth_ros.model import (config_from_dict, config_to_dict, EigenDepthConfig,
@@ -83,9 +90,12 @@ from torch.utils.data import DataLoader, Subset
 from .curves import write_learning_curves
 from .dataset import (estimated_frame_bytes, expand_sides, KittiDepthDataset, mean_log_target,
                       ResumableSampler)
+from .distributed import (all_reduce as _all_reduce, amp_dtype_for, barrier as _barrier,
+                          determinism, deterministic_wanted, DistContext, setup_distributed)
 from .kitti import KittiFormatError
-from .options import (learning_rates, model_config, options_to_dict, parse_options,
-                      PRELOAD_AUTO_LIMIT, save_options_json, STAGE_GROUPS, stage_steps)
+from .options import (learning_rates, MAX_SKIPPED_STEPS, model_config, options_to_dict,
+                      parse_options, PRELOAD_AUTO_LIMIT, save_options_json, STAGE_GROUPS,
+                      stage_steps)
 from .splits import read_split_file, SplitError
 
 EXIT_NONFINITE = 3
@@ -138,62 +148,6 @@ class TrainResult:
     samples_per_second: float
     data_report: dict[str, Any]
     model_args: dict[str, Any] = field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------- distributed
-
-@dataclass(frozen=True)
-class DistContext:
-    """Where this process stands in a (possibly single-process) job."""
-
-    rank: int
-    world_size: int
-    local_rank: int
-    device: torch.device
-    distributed: bool
-
-    @property
-    def is_main(self) -> bool:
-        """Rank 0: the process that logs and saves."""
-        return self.rank == 0
-
-
-def setup_distributed(device_spec: str = 'auto', backend: str = 'auto') -> DistContext:
-    """
-    Join the torchrun job described by the environment, or run alone.
-
-    torchrun sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and
-    ``MASTER_PORT``; without them (or with ``WORLD_SIZE`` 1) the process runs alone. Under
-    torchrun on CUDA each process takes ``cuda:LOCAL_RANK``.
-
-    :raises ValueError: for an unknown device spec or a CUDA device that is not there.
-    """
-    world_size = int(os.environ.get('WORLD_SIZE', '1'))
-    if world_size <= 1:
-        return DistContext(0, 1, 0, select_device(device_spec), False)
-    rank = int(os.environ['RANK'])
-    local_rank = int(os.environ.get('LOCAL_RANK', '0'))
-    device = select_device(device_spec)
-    if device.type == 'cuda':
-        device = torch.device('cuda', local_rank)
-        torch.cuda.set_device(device)
-    if backend == 'auto':
-        backend = 'nccl' if device.type == 'cuda' else 'gloo'
-    if not dist.is_initialized():
-        dist.init_process_group(backend=backend, init_method='env://',
-                                rank=rank, world_size=world_size)
-    return DistContext(rank, world_size, local_rank, device, True)
-
-
-def _barrier(ctx: DistContext) -> None:
-    if ctx.distributed:
-        dist.barrier()
-
-
-def _all_reduce(ctx: DistContext, tensor: torch.Tensor, op: Any = None) -> torch.Tensor:
-    if ctx.distributed:
-        dist.all_reduce(tensor, op=op or dist.ReduceOp.SUM)
-    return tensor
 
 
 # --------------------------------------------------------------------------- RNG states
@@ -355,7 +309,10 @@ class Trainer:
         self.lrs = learning_rates(options)
         self.use_amp = options.amp == 'on' or (options.amp == 'auto' and (
             ctx.device.type == 'cuda' or cpu_has_native_bf16()))
-        self.amp_dtype = torch.float16 if ctx.device.type == 'cuda' else torch.bfloat16
+        self.amp_dtype = amp_dtype_for(ctx.device) if self.use_amp else torch.float32
+        # float16 autocast can overflow in the forward pass, which GradScaler does not guard
+        self.skip_nonfinite = self.use_amp and self.amp_dtype == torch.float16
+        self.nonfinite_in_row = 0
         self.writer: Any = None
         self.checkpoints: dict[str, Path] = {}
         self.val_history: list[dict[str, Any]] = []
@@ -523,7 +480,8 @@ class Trainer:
                 param_groups, lr=groups[trained[0]][1], momentum=self.options.momentum,
                 weight_decay=self.options.weight_decay)
         self.scaler = torch.amp.GradScaler(
-            'cuda', enabled=self.use_amp and self.ctx.device.type == 'cuda')
+            'cuda', enabled=self.use_amp and self.ctx.device.type == 'cuda' and
+            self.amp_dtype == torch.float16)
         payload = self.resume_payload
         if payload is not None and payload['stage'] == stage and \
                 not payload.get('stage_done', False):
@@ -773,6 +731,8 @@ class Trainer:
                           stage_done=True)
                 self.resume_payload = None
             if status == 'finished':
+                if not hasattr(self, 'optimizer'):  # resumed after every stage was done
+                    self._begin_stage(self.stages[-1])
                 self.save(('final',), stage_done=True)
                 if self.ctx.is_main:
                     self._write_curves()
@@ -807,13 +767,15 @@ class Trainer:
                         raise
                     return self._stop_on_signal(stop)
                 loss, finite, stop_now = self._train_step(batch, stop)
-                if not finite:
-                    self._fail(loss)
+                if finite:
+                    self.nonfinite_in_row = 0
+                    window.append(loss)
+                else:
+                    self._skip_or_fail(loss)
                 self.step += 1
                 self.position += 1
                 self.samples_seen += opts.batch_size
                 self._steps_this_run += 1
-                window.append(loss)
                 bar.update(1)
                 if self.step % opts.log_every == 0 or self.step == total:
                     self._log_train(window, bar)
@@ -860,6 +822,24 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 self.writer.add_scalar(f"lr/{group['name']}", group['lr'], gstep)
 
+    def _skip_or_fail(self, loss: float) -> None:
+        """
+        Skip a step whose loss is not finite under float16 autocast, or stop the run.
+
+        A float16 forward pass can overflow on an unusual batch; GradScaler guards only the
+        backward pass. Such a step counts as taken without an update (as GradScaler's own
+        skipped steps do), up to ``MAX_SKIPPED_STEPS`` in a row; any other non-finite loss
+        stops the run (:meth:`_fail`).
+        """
+        self.nonfinite_in_row += 1
+        if not self.skip_nonfinite or self.nonfinite_in_row > MAX_SKIPPED_STEPS:
+            self._fail(loss)
+        self._log_event('skip', reason='non-finite loss under float16 autocast',
+                        loss=str(loss), in_row=self.nonfinite_in_row)
+        self._say(f'non-finite loss ({loss}) at {self.stage} step {self.step + 1} under '
+                  f'float16 autocast: step skipped ({self.nonfinite_in_row} in a row, at '
+                  f'most {MAX_SKIPPED_STEPS})')
+
     def _fail(self, loss: float) -> None:
         """Stop on a non-finite loss without saving anything."""
         self._log_event('stop', reason='non-finite loss', loss=str(loss))
@@ -898,11 +878,12 @@ def train(options: argparse.Namespace, model_config: EigenDepthConfig | None = N
     for flag in ('data_root', 'train_split', 'out'):
         if getattr(options, flag, None) is None:
             raise ValueError(f"option {flag} (--{flag.replace('_', '-')}) is required")
-    ctx = setup_distributed(options.device, options.dist_backend)
+    ctx = setup_distributed(options.device, options.dist_backend, options.dist_timeout)
     try:
-        trainer = Trainer(options, model_config, ctx)
-        trainer.setup()
-        return trainer.run()
+        with determinism(deterministic_wanted(options.deterministic, ctx.device)):
+            trainer = Trainer(options, model_config, ctx)
+            trainer.setup()
+            return trainer.run()
     finally:
         if ctx.distributed and dist.is_initialized():
             dist.destroy_process_group()
