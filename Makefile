@@ -1,6 +1,22 @@
 # Quick start: `make demo` and `make test`. Each sets up .venv by itself.
+# DISTRO=jazzy uses ROS 2 Jazzy's wheels (rclpy 7.1, Fast DDS 2.14) in .venv-jazzy instead of
+# Kilted's (rclpy 9.1, Fast DDS 3.2) in .venv: `make venv DISTRO=jazzy`, `make test DISTRO=jazzy`.
 PYTHON ?= python3
+DISTRO ?= kilted
+DISTROS := kilted jazzy
+ifeq ($(filter $(DISTRO),$(DISTROS)),)
+$(error DISTRO=$(DISTRO) is not one of: $(DISTROS))
+endif
+ifeq ($(DISTRO),kilted)
 VENV := .venv
+REQUIREMENTS := requirements.txt
+INSTALL_REQUIREMENTS := -r requirements.txt
+else
+# requirements.txt less its ros-kilted-* pins, plus requirements-$(DISTRO).txt
+VENV := .venv-$(DISTRO)
+REQUIREMENTS := requirements.txt requirements-$(DISTRO).txt
+INSTALL_REQUIREMENTS := -r $(VENV)/requirements-base.txt -r requirements-$(DISTRO).txt
+endif
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -8,13 +24,15 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt setup.py setup.cfg
+$(STAMP): $(REQUIREMENTS) setup.py setup.cfg
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
 		{ echo "error: Python >= 3.10 is needed ($(PYTHON) is older); set PYTHON=python3.11" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
 		{ echo "error: '$(PYTHON) -m venv' failed; install the venv module (apt install python3-venv)" >&2; exit 1; }
+	@echo '*' > $(VENV)/.gitignore
+	@grep -v '^ros-kilted-' requirements.txt > $(VENV)/requirements-base.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet $(INSTALL_REQUIREMENTS)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 

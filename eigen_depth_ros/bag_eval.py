@@ -16,9 +16,11 @@
 ``eigen-depth bag-eval``: evaluate depth predictions on a recorded ROS 2 bag.
 
 Ground truth comes either from a LiDAR ``PointCloud2`` projected into the camera (through the
-bag's ``/tf_static`` or ``--lidar-to-camera``, and the camera's ``CameraInfo``) or from a depth
-image topic (32FC1 metres or 16UC1 millimetres). Each image is paired with the ground-truth
-message whose header stamp is nearest, within ``--tolerance`` seconds.
+bag's TF tree, ``/tf_static`` and ``/tf`` at the image's stamp, or ``--lidar-to-camera``, and
+the camera's ``CameraInfo``) or from a depth image topic (32FC1 metres or 16UC1 millimetres).
+Each image is paired with the ground-truth message and the camera_info whose header stamps
+are nearest, within ``--tolerance`` seconds, whatever order they were written in. A bag cut
+off mid-write is evaluated on the messages it still holds (:mod:`eigen_depth_ros.bag_reader`).
 
 Offline, the network runs in this process (:class:`~eigen_depth_ros.inference.DepthEstimator`);
 with ``--live`` the bag's images and camera infos are played over DDS into a real
@@ -49,9 +51,9 @@ import sys
 from typing import NamedTuple
 
 import numpy as np
-from rosbags.highlevel import AnyReader
-from rosbags.typesys import get_typestore, Stores
 from tqdm import tqdm
+
+from .bag_reader import BagReadError, open_bag, TYPESTORE  # noqa: F401  bag_eval.TYPESTORE
 
 from .camera_info import CameraInfoError, Intrinsics, intrinsics_from_camera_info
 from .checkpoint import CheckpointError
@@ -64,9 +66,16 @@ from .obstacles import (add_counts, DEFAULT_SPEC, flat_scores, KITTI_CAMERA_HEIG
                         scores_from_counts, zero_counts)
 from .point_cloud import point_cloud2_to_array
 from .projection import project_to_depth_image, quaternion_to_rotation
+from .tf_tree import frame_name, TfError, TfExtrapolationError, TfTree
 
-TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
+CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
+TF_TOPICS = ('/tf_static', '/tf')
+NO_CAMERA_INFO = 'no valid camera_info before the image or within --tolerance after it'
+# A depth ground truth in another frame than the image's is used as registered to the image
+# when TF places the two frames within these of each other.
+SAME_FRAME_METRES = 1e-3
+SAME_FRAME_RADIANS = 1e-3
 DISTANCE_BANDS = ((0.0, 10.0), (10.0, 20.0), (20.0, 40.0), (40.0, 80.0))
 # A camera image must be at least this fraction of the network input in both directions:
 # below it the resize would invent more than half of the pixels the network sees.
@@ -165,20 +174,17 @@ def lidar_to_camera_from_tf(transforms, camera_frame: str, lidar_frame: str) -> 
     """
     4x4 transform taking LiDAR points into the camera frame, from /tf_static entries.
 
-    Accepts a direct ``camera <- lidar`` entry (header.frame_id = camera, child = lidar) or
-    its reverse; longer chains are not followed (give ``--lidar-to-camera`` instead).
+    The entries form a TF tree (:class:`~eigen_depth_ros.tf_tree.TfTree`); the two frames may
+    sit anywhere in it, e.g. in different branches below ``base_link``.
     """
-    for tf in transforms:
-        parent, child = tf.header.frame_id.lstrip('/'), tf.child_frame_id.lstrip('/')
-        if {parent, child} != {camera_frame.lstrip('/'), lidar_frame.lstrip('/')}:
-            continue
-        t, q = tf.transform.translation, tf.transform.rotation
-        matrix = np.eye(4)
-        matrix[:3, :3] = quaternion_to_rotation(q.x, q.y, q.z, q.w)
-        matrix[:3, 3] = (t.x, t.y, t.z)
-        return matrix if parent == camera_frame.lstrip('/') else np.linalg.inv(matrix)
-    raise BagEvalError(f'/tf_static has no transform between {camera_frame!r} and '
-                       f'{lidar_frame!r}; pass --lidar-to-camera "x y z qx qy qz qw"')
+    tree = TfTree()
+    try:
+        for tf in transforms:
+            tree.add_stamped(tf, static=True)
+        return tree.lookup(camera_frame, lidar_frame)
+    except TfError as exc:
+        raise BagEvalError(f'/tf_static: {exc}; pass --lidar-to-camera "x y z qx qy qz qw"'
+                           ) from None
 
 
 def parse_transform(text: str) -> np.ndarray:
@@ -217,16 +223,59 @@ def nearest_pairs(image_stamps: list[int], gt_stamps: list[int], tolerance_ns: i
     return pairs
 
 
+class CameraInfos:
+    """
+    A bag's camera_info messages by header stamp, for pairing with images.
+
+    An image takes the camera_info whose stamp is nearest its own within the tolerance,
+    written before or after it; failing that the latest one stamped before the image (a
+    driver that published the calibration once).
+    """
+
+    def __init__(self) -> None:
+        self.stamps: list[int] = []
+        self.values: list[tuple[Intrinsics | None, str | None]] = []
+
+    def add(self, stamp: int, msg) -> None:
+        """Add one CameraInfo message (kept with its error when it is unusable)."""
+        try:
+            value = (intrinsics_from_camera_info(msg), None)
+        except CameraInfoError as exc:
+            value = (None, str(exc))
+        i = bisect_left(self.stamps, stamp)
+        self.stamps.insert(i, stamp)
+        self.values.insert(i, value)
+
+    def for_image(self, stamp: int, tolerance_ns: int) -> tuple[Intrinsics | None, str]:
+        """Return the intrinsics for an image stamped ``stamp``, or None and why not."""
+        i = bisect_left(self.stamps, stamp)
+        near = [j for j in (i - 1, i) if 0 <= j < len(self.stamps)
+                and abs(self.stamps[j] - stamp) <= tolerance_ns]
+        if near:
+            chosen = min(near, key=lambda j: abs(self.stamps[j] - stamp))
+        elif i > 0:
+            chosen = i - 1
+        else:
+            return None, NO_CAMERA_INFO
+        info, error = self.values[chosen]
+        return info, NO_CAMERA_INFO + (f' ({error})' if error else '')
+
+
 class BagGroundTruth:
     """
-    Opens a bag, checks the topics, and pairs images with ground truth.
+    Opens a bag, checks the topics, and pairs images with ground truth and camera_info.
 
-    :param bag: bag folder or file (mcap, sqlite3; ROS 1 ``.bag`` also works).
+    Pairing is by header stamp, never by the order messages were written in.
+
+    :param bag: bag folder or file (mcap, sqlite3; ROS 1 ``.bag`` also works); a folder
+        without metadata.yaml and an MCAP cut off mid-write are read as far as they go
+        (:mod:`eigen_depth_ros.bag_reader`), said in :attr:`notes`.
     :param image_topic: sensor_msgs/Image or CompressedImage topic.
     :param camera_info_topic: sensor_msgs/CameraInfo topic (required with a LiDAR topic).
     :param lidar_topic: sensor_msgs/PointCloud2 ground-truth topic, or None.
     :param depth_topic: depth Image ground-truth topic, or None.
-    :param lidar_to_camera: 4x4 camera <- LiDAR transform; None reads /tf_static.
+    :param lidar_to_camera: 4x4 camera <- LiDAR transform; None resolves it through the
+        bag's TF tree (``/tf_static``, and ``/tf`` at the image's stamp).
     :param tolerance: largest stamp difference of a pair, seconds.
     """
 
@@ -238,37 +287,43 @@ class BagGroundTruth:
         if lidar_topic is not None and camera_info_topic is None:
             raise BagEvalError('--lidar-topic needs --camera-info-topic to project the points')
         self.bag = Path(bag)
-        if not self.bag.exists():
-            raise BagEvalError(f'{self.bag}: bag not found')
         self.image_topic, self.info_topic = image_topic, camera_info_topic
         self.gt_topic = lidar_topic or depth_topic
         self.is_lidar = lidar_topic is not None
         self.lidar_to_camera = lidar_to_camera
         self.tolerance_ns = int(tolerance * 1e9)
-        self.reader = self._open()
-        self._check_topics()
-        self.pairs = self._index()
-
-    def _open(self) -> AnyReader:
+        self.infos = CameraInfos()
+        self.stamps_backwards: dict[str, int] = {}
+        self._tf_messages: list[tuple[bool, object]] = []
+        self._tf: TfTree | None = None
+        self._static_cache: dict[tuple[str, str], np.ndarray] = {}
         try:
-            reader = AnyReader([self.bag], default_typestore=TYPESTORE)
-            reader.open()
-        except Exception as exc:  # noqa: B902  a damaged file fails in reader-specific ways
-            raise BagEvalError(f'{self.bag}: cannot read bag ({type(exc).__name__}: '
-                               f'{_first_line(exc)})') from None
-        return reader
+            self.reader = open_bag(self.bag)
+        except BagReadError as exc:
+            raise BagEvalError(str(exc)) from None
+        self.notes = list(self.reader.notes)
+        try:
+            self._check_topics()
+            self.pairs = self._index()
+        except BagEvalError:
+            self.close()
+            raise
 
     def close(self) -> None:
         """Close the bag."""
         self.reader.close()
+
+    def bag_report(self) -> dict:
+        """Return what the evaluation should say about the bag itself (JSON-ready)."""
+        return {'truncated': self.reader.truncated,
+                'recovered_messages': getattr(self.reader, 'recovered', None),
+                'stamps_backwards': dict(self.stamps_backwards), 'notes': list(self.notes)}
 
     def _check_topics(self) -> None:
         topics = {name: info.msgtype for name, info in self.reader.topics.items()}
         expected = {self.image_topic: IMAGE_TYPES,
                     self.gt_topic: (('sensor_msgs/msg/PointCloud2',) if self.is_lidar
                                     else ('sensor_msgs/msg/Image',))}
-        if self.info_topic:
-            expected[self.info_topic] = ('sensor_msgs/msg/CameraInfo',)
         have = ', '.join(f'{name} [{kind}]' for name, kind in sorted(topics.items()))
         for topic, types in expected.items():
             if topic not in topics:
@@ -276,34 +331,63 @@ class BagGroundTruth:
             if topics[topic] not in types:
                 raise BagEvalError(f'{self.bag}: topic {topic!r} is {topics[topic]}, '
                                    f'expected {" or ".join(types)}')
+        if self.info_topic:
+            self._check_camera_info_topic()
 
-    def connections(self, *topics: str | None):
-        """Return the bag's connections of the given topics."""
-        return [c for c in self.reader.connections if c.topic in topics]
+    def _check_camera_info_topic(self) -> None:
+        """Refuse a camera_info topic that is missing, empty or of another type."""
+        infos = {name: info.msgcount for name, info in self.reader.topics.items()
+                 if info.msgtype == CAMERA_INFO_TYPE}
+        listed = ', '.join(f'{name} ({count} messages)' for name, count in sorted(infos.items()))
+        info = self.reader.topics.get(self.info_topic)
+        if info is not None and info.msgtype != CAMERA_INFO_TYPE:
+            problem = f'is {info.msgtype}, expected {CAMERA_INFO_TYPE}'
+        elif info is None or info.msgcount == 0:
+            problem = 'has no message' if info is not None else 'is not in the bag'
+        else:
+            return
+        raise BagEvalError(f'{self.bag}: camera_info topic {self.info_topic!r} {problem}; '
+                           f'camera_info topics in the bag: {listed or "none"}')
 
     def messages(self, *topics: str | None) -> Iterator[tuple[str, object]]:
-        """``(topic, deserialised message)`` in log order, bag errors as BagEvalError."""
-        try:
-            for conn, _, raw in self.reader.messages(connections=self.connections(*topics)):
-                yield conn.topic, self.reader.deserialize(raw, conn.msgtype)
-        except Exception as exc:  # noqa: B902  rosbags, mcap and sqlite raise their own types
-            raise BagEvalError(f'{self.bag}: corrupt or truncated bag ({type(exc).__name__}: '
-                               f'{_first_line(exc)})') from None
+        """``(topic, deserialised message)`` in storage order, bag errors as BagEvalError."""
+        for topic, msgtype, _, raw in self.raw_messages(*topics):
+            try:
+                msg = self.reader.deserialize(raw, msgtype)
+            except Exception as exc:  # noqa: B902  rosbags raises its own types
+                raise BagEvalError(f'{self.bag}: corrupt message on {topic} '
+                                   f'({type(exc).__name__}: {_first_line(exc)})') from None
+            yield topic, msg
 
     def raw_messages(self, *topics: str | None) -> Iterator[tuple[str, str, int, bytes]]:
-        """``(topic, msgtype, log time ns, raw CDR)`` in log order (for playback)."""
+        """``(topic, msgtype, log time ns, raw CDR)`` in storage order (for playback)."""
         try:
-            for conn, log_time, raw in self.reader.messages(
-                    connections=self.connections(*topics)):
-                yield conn.topic, conn.msgtype, log_time, raw
+            yield from self.reader.messages({t for t in topics if t})
         except Exception as exc:  # noqa: B902  rosbags, mcap and sqlite raise their own types
             raise BagEvalError(f'{self.bag}: corrupt or truncated bag ({type(exc).__name__}: '
                                f'{_first_line(exc)})') from None
 
     def _index(self) -> dict[int, int]:
+        """One pass: image and ground-truth stamps, every camera_info, the TF messages."""
         image_stamps, gt_stamps = [], []
-        for topic, msg in self.messages(self.image_topic, self.gt_topic):
-            (image_stamps if topic == self.image_topic else gt_stamps).append(stamp_ns(msg))
+        last: dict[str, int] = {}
+        tf_topics = [t for t in TF_TOPICS if t in self.reader.topics]
+        for topic, msg in self.messages(self.image_topic, self.gt_topic, self.info_topic,
+                                        *tf_topics):
+            if topic in TF_TOPICS:
+                self._tf_messages.append((topic == '/tf_static', msg))
+                continue
+            stamp = stamp_ns(msg)
+            if stamp < last.get(topic, stamp):
+                _count(self.stamps_backwards, topic)
+            last[topic] = stamp
+            if topic == self.info_topic:
+                self.infos.add(stamp, msg)
+            else:
+                (image_stamps if topic == self.image_topic else gt_stamps).append(stamp)
+        for topic, count in self.stamps_backwards.items():
+            self.notes.append(f'{count} messages on {topic} are stamped earlier than the one '
+                              'before them; paired by stamp')
         self.image_count = len(image_stamps)
         pairs = nearest_pairs(image_stamps, gt_stamps, self.tolerance_ns)
         if image_stamps and not pairs:
@@ -314,34 +398,111 @@ class BagGroundTruth:
             raise BagEvalError(f'{self.bag}: no message on {self.image_topic}')
         return pairs
 
-    def _camera_from_lidar(self, camera_frame: str, lidar_frame: str) -> np.ndarray:
-        if self.lidar_to_camera is None:
-            if '/tf_static' not in self.reader.topics:
-                raise BagEvalError(f'{self.bag}: no /tf_static topic; pass --lidar-to-camera')
-            transforms = [tf for _, msg in self.messages('/tf_static') for tf in msg.transforms]
-            self.lidar_to_camera = lidar_to_camera_from_tf(transforms, camera_frame,
-                                                           lidar_frame)
-        return self.lidar_to_camera
+    def tf_tree(self) -> TfTree:
+        """Return the bag's TF tree (``/tf_static`` and ``/tf``), built on first use."""
+        if self._tf is None:
+            tree = TfTree()
+            try:
+                for static, msg in self._tf_messages:
+                    tree.add_message(msg, static)
+            except TfError as exc:
+                raise BagEvalError(f'{self.bag}: bad TF tree: {exc}') from None
+            self._tf = tree
+        return self._tf
 
-    def lidar_points(self, gt_msg, camera_frame: str) -> np.ndarray:
-        """Return the finite points of a LiDAR message in the camera frame, (N, 3) float64 m."""
+    def camera_from(self, camera_frame: str, frame: str, stamp: int) -> np.ndarray:
+        """
+        4x4 ``T_camera<-frame`` at the image's ``stamp`` through the bag's TF tree.
+
+        :raises BagEvalError: no TF in the bag, an unknown frame or no path (these hold for
+            every frame); :class:`~eigen_depth_ros.tf_tree.TfExtrapolationError` when
+            ``/tf`` does not cover the stamp (this frame only).
+        """
+        key = (frame_name(camera_frame), frame_name(frame))
+        if key in self._static_cache:
+            return self._static_cache[key]
+        tree = self.tf_tree()
+        if not tree:
+            raise BagEvalError(f'{self.bag}: no /tf_static or /tf in the bag to place '
+                               f'{frame!r} in {camera_frame!r}; pass --lidar-to-camera '
+                               '"x y z qx qy qz qw"')
+        try:
+            transform = tree.lookup(camera_frame, frame, stamp, self.tolerance_ns)
+            if tree.is_static(camera_frame, frame):
+                self._static_cache[key] = transform
+        except TfExtrapolationError:
+            raise
+        except TfError as exc:
+            raise BagEvalError(f'{self.bag}: {exc}; pass --lidar-to-camera '
+                               '"x y z qx qy qz qw"') from None
+        return transform
+
+    def lidar_points(self, gt_msg, camera_frame: str, stamp: int | None = None) -> np.ndarray:
+        """
+        Return the finite points of a LiDAR message in the camera frame, (N, 3) float64 m.
+
+        :param stamp: the image's stamp, ns, at which moving TF links are looked up
+            (default: the LiDAR message's own).
+        """
         cloud = point_cloud2_to_array(gt_msg)
         xyz = np.stack([cloud['x'], cloud['y'], cloud['z']], axis=1).astype(np.float64)
-        transform = self._camera_from_lidar(camera_frame, gt_msg.header.frame_id)
+        transform = self.lidar_to_camera
+        if transform is None:
+            transform = self.camera_from(camera_frame, gt_msg.header.frame_id,
+                                         stamp_ns(gt_msg) if stamp is None else stamp)
         return xyz[np.isfinite(xyz).all(axis=1)] @ transform[:3, :3].T + transform[:3, 3]
 
-    def ground_truth(self, gt_msg, info: Intrinsics | None, camera_frame: str
-                     ) -> tuple[np.ndarray, np.ndarray | None]:
+    def check_depth_frame(self, camera_frame: str, depth_frame: str, stamp: int) -> None:
+        """
+        Accept a depth ground truth in another frame than the image only if it coincides.
+
+        A depth image is compared pixel by pixel with the camera's, so it must be registered
+        to it. When TF relates the two frames, it must place them within
+        :data:`SAME_FRAME_METRES` and :data:`SAME_FRAME_RADIANS`; when TF does not know the
+        depth's frame, the depth is taken as registered and a note says so.
+        """
+        camera, depth = frame_name(camera_frame), frame_name(depth_frame)
+        if not camera or not depth or camera == depth or (camera, depth) in self._static_cache:
+            return
+        tree = self.tf_tree()
+        if not {camera, depth} <= set(tree.frames):
+            self._static_cache[(camera, depth)] = np.eye(4)
+            self.notes.append(f'depth ground truth is in frame {depth!r}, the image in '
+                              f'{camera!r}, and TF does not relate them: taken as registered '
+                              'to the image')
+            return
+        try:
+            transform = tree.lookup(camera, depth, stamp, self.tolerance_ns)
+        except TfExtrapolationError:
+            raise
+        except TfError as exc:
+            raise BagEvalError(f'{self.bag}: depth ground truth: {exc}') from None
+        offset = float(np.linalg.norm(transform[:3, 3]))
+        angle = math.acos(max(-1.0, min(1.0, (np.trace(transform[:3, :3]) - 1) / 2)))
+        if offset > SAME_FRAME_METRES or angle > SAME_FRAME_RADIANS:
+            raise BagEvalError(
+                f'{self.bag}: depth ground truth is in frame {depth!r}, which TF places '
+                f'{offset:.3f} m and {math.degrees(angle):.2f} deg from the image frame '
+                f'{camera!r}; bag-eval needs depth registered to the image (e.g. a '
+                "depth camera's aligned_depth_to_color)")
+        if tree.is_static(camera, depth):
+            self._static_cache[(camera, depth)] = transform
+
+    def ground_truth(self, gt_msg, info: Intrinsics | None, camera_frame: str,
+                     stamp: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """
         Depth (H, W) float32 metres of one ground-truth message, 0 where unknown.
 
+        :param stamp: the image's stamp, ns (default: the ground-truth message's own).
         :return: the depth and, for a LiDAR message, its points in the camera frame (see
             :meth:`lidar_points`; None for a depth image).
         """
+        stamp = stamp_ns(gt_msg) if stamp is None else stamp
         if not self.is_lidar:
+            self.check_depth_frame(camera_frame, gt_msg.header.frame_id, stamp)
             depth = image_to_depth(gt_msg)
             return np.nan_to_num(depth, nan=0.0), None
-        points = self.lidar_points(gt_msg, camera_frame)
+        points = self.lidar_points(gt_msg, camera_frame, stamp)
         return project_to_depth_image(points, info.fx, info.fy, info.cx, info.cy,
                                       info.width, info.height), points
 
@@ -349,20 +510,14 @@ class BagGroundTruth:
         """
         Yield a :class:`Frame` per paired image, ``(stamp, reason)`` per skip.
 
-        Messages are buffered only until their partner arrives.
+        Images and ground truth pair by stamp in whatever order they were written;
+        messages are buffered only until their partner arrives.
         """
         wanted_gt = set(self.pairs.values())
         gt_buffer: dict[int, object] = {}
-        image_buffer: dict[int, tuple[object, Intrinsics | None]] = {}
-        info: Intrinsics | None = None
-        info_error = None
-        for topic, msg in self.messages(self.image_topic, self.gt_topic, self.info_topic):
-            if topic == self.info_topic:
-                try:
-                    info, info_error = intrinsics_from_camera_info(msg), None
-                except CameraInfoError as exc:
-                    info, info_error = None, str(exc)
-                continue
+        image_buffer: dict[int, object] = {}
+        seen: set[int] = set()
+        for topic, msg in self.messages(self.image_topic, self.gt_topic):
             stamp = stamp_ns(msg)
             if topic == self.gt_topic:
                 if stamp in wanted_gt:
@@ -370,32 +525,37 @@ class BagGroundTruth:
             elif stamp not in self.pairs:
                 yield stamp, 'no ground truth within the tolerance'
                 continue
+            elif stamp in seen:
+                yield stamp, 'another image has the same stamp'
+                continue
             else:
-                image_buffer[stamp] = (msg, info)
+                seen.add(stamp)
+                image_buffer[stamp] = msg
             for image_stamp in [s for s in image_buffer if self.pairs[s] in gt_buffer]:
-                image_msg, image_info = image_buffer.pop(image_stamp)
-                gt_msg = gt_buffer[self.pairs[image_stamp]]
-                yield self._frame(image_stamp, image_msg, gt_msg, image_info, info_error)
+                image_msg = image_buffer.pop(image_stamp)
+                yield self._frame(image_stamp, image_msg, gt_buffer[self.pairs[image_stamp]])
         for image_stamp in image_buffer:
             yield image_stamp, 'ground-truth message unreadable'
 
-    def _frame(self, stamp: int, image_msg, gt_msg, info: Intrinsics | None,
-               info_error: str | None):
+    def _frame(self, stamp: int, image_msg, gt_msg):
         try:
             rgb = message_to_rgb(image_msg)
         except ImageConversionError as exc:
             return stamp, f'bad image ({exc.kind})'
         height, width = rgb.shape[:2]
+        info = None
         if self.is_lidar or self.info_topic:
+            info, why = self.infos.for_image(stamp, self.tolerance_ns)
             if info is None:
-                return stamp, 'no valid camera_info before the image' + (
-                    f' ({info_error})' if info_error else '')
+                return stamp, why
             if (info.width, info.height) != (width, height):
                 return stamp, 'camera_info size does not match the image'
         try:
-            gt, points = self.ground_truth(gt_msg, info, image_msg.header.frame_id)
+            gt, points = self.ground_truth(gt_msg, info, image_msg.header.frame_id, stamp)
         except ImageConversionError as exc:
             return stamp, f'bad ground-truth image ({exc.kind})'
+        except TfExtrapolationError:
+            return stamp, 'no /tf at the image stamp'
         if gt.shape != (height, width):
             return stamp, 'ground-truth size does not match the image'
         return Frame(stamp, rgb, gt, points, info)
@@ -532,9 +692,11 @@ def build_parser() -> argparse.ArgumentParser:
     gt.add_argument('--lidar-topic', help='PointCloud2 ground truth (projected into the camera)')
     gt.add_argument('--depth-topic', help='depth Image ground truth (32FC1 m or 16UC1 mm)')
     parser.add_argument('--lidar-to-camera', default=None, metavar='"x y z qx qy qz qw"',
-                        help='camera <- LiDAR transform; default: read /tf_static')
+                        help="camera <- LiDAR transform; default: the bag's TF tree "
+                             '(/tf_static, and /tf at the image stamp)')
     parser.add_argument('--tolerance', type=float, default=0.05,
-                        help='largest image / ground-truth stamp difference, s '
+                        help='largest image / ground-truth / camera_info stamp difference, '
+                             's; also how far /tf may be extrapolated '
                              '(default: %(default)s)')
     parser.add_argument('--min-depth', type=float, default=1e-3, help='m (default: %(default)s)')
     parser.add_argument('--max-depth', type=float, default=80.0,
@@ -593,7 +755,13 @@ def run(args: argparse.Namespace) -> tuple[dict, LiveRun | None]:
         report = evaluate_frames(source, predict, args, predicted_cells)
     finally:
         source.close()
-    result = report.summary()
+    try:
+        result = report.summary()
+    except BagEvalError as exc:
+        if source.reader.truncated:
+            raise BagEvalError(f'{exc}; {"; ".join(source.notes)}') from None
+        raise
+    result['bag'] = source.bag_report()
     result['mode'] = 'live' if args.live else 'offline'
     result['options'] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     if live is not None:
@@ -612,6 +780,8 @@ def main(argv: list[str] | None = None) -> int:
     except (BagEvalError, CheckpointError, LivePlaybackError, OSError) as exc:
         print(f'eigen-depth bag-eval: error: {exc}', file=sys.stderr)
         return 1
+    for note in result['bag']['notes']:
+        print(f'eigen-depth bag-eval: warning: {note}', file=sys.stderr)
     agg = result['aggregate']
     print(' '.join(f'{k}={agg[k]:.4f}' for k in METRIC_NAMES))
     print(f'obstacles ({result["obstacles"]["frames"]} frames): ' + ' '.join(

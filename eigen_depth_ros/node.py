@@ -62,9 +62,11 @@ from .camera_info import (CameraInfoError, depth_camera_info_fields, fallback_in
 from .image_conversion import (array_to_image_fields, colorize_depth, DEFAULT_MAX_PIXELS,
                                depth_to_image_fields, ImageConversionError, message_to_rgb,
                                set_fields)
-from .inference import BACKEND_ENV, DepthEstimator, DepthPrediction, select_device
+from .inference import (BACKEND_ENV, DepthEstimator, DepthPrediction, gpu_memory_pairs,
+                        select_device)
 from .malloc_tuning import keep_large_buffers
 from .point_cloud import build_point_cloud2, depth_to_points, resample_to_grid
+from .ros_env import check_profile_env
 
 NODE_NAME = 'eigen_depth'
 ERROR_LOG_PERIOD_S = 5.0  # one log line per kind of fault per this many seconds
@@ -149,6 +151,10 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'depth/colorized', 'm', read_only=False, min_value=0.0),
     ParameterSpec('max_depth', 20.0, 'Largest depth kept in the cloud; farthest colour of '
                   'depth/colorized', 'm', read_only=False, min_value=0.0),
+    ParameterSpec('clearing_range', 0.0, 'Publish pixels deeper than max_depth as points at '
+                  'this distance along their ray, so a costmap clears along them (set it '
+                  'between obstacle_max_range and raytrace_max_range); 0 = off, else above '
+                  'max_depth', 'm', read_only=False, min_value=0.0),
     ParameterSpec('publish_colorized', False, 'Publish a colour-mapped depth image '
                   '(rgb8) on depth/colorized', read_only=False),
     ParameterSpec('fallback_fx', 0.0, 'Focal length of the camera image used while no '
@@ -184,6 +190,7 @@ class Settings:
     points_rgb: bool
     min_depth: float
     max_depth: float
+    clearing_range: float
     publish_colorized: bool
     fallback_fx: float
     fallback_fy: float
@@ -198,6 +205,10 @@ class Settings:
         if not 0.0 <= self.min_depth < self.max_depth:
             raise ValueError(f'need 0 <= min_depth < max_depth, got min_depth='
                              f'{self.min_depth}, max_depth={self.max_depth}')
+        if self.clearing_range and not (math.isfinite(self.clearing_range)
+                                        and self.clearing_range > self.max_depth):
+            raise ValueError(f'clearing_range must be 0 (off) or a finite distance above '
+                             f'max_depth {self.max_depth}, got {self.clearing_range}')
         if self.fallback_fx < 0 or self.fallback_fy < 0:
             raise ValueError('fallback_fx and fallback_fy must be >= 0')
         if self.max_input_pixels < 1:
@@ -707,7 +718,7 @@ class DepthNode(Node):
                                           depth.shape[1], depth.shape[0])
         points = depth_to_points(depth, *pinhole, stride=settings.points_stride,
                                  min_depth=settings.min_depth, max_depth=settings.max_depth,
-                                 colors=colors)
+                                 colors=colors, clearing_range=settings.clearing_range)
         return build_point_cloud2(points, header, PointCloud2, PointField)
 
     # ----------------------------------------------------------------- diagnostics
@@ -762,6 +773,7 @@ class DepthNode(Node):
                 ('frames skipped, no subscriber (total)', str(totals.idle)),
                 ('device', str(self._estimator.device)),
                 ('backend', self._estimator.backend.name),
+                *gpu_memory_pairs(self._estimator.device),
             ]
             status.values = [KeyValue(key=k, value=v) for k, v in pairs]
             array = DiagnosticArray(status=[status])
@@ -799,6 +811,13 @@ def main(args: list[str] | None = None) -> int:
     rclpy.init(args=args)
     node = None
     try:
+        # The Fast DDS profile decides whether camera-size best-effort messages arrive: name
+        # it, and refuse a wrong or unreadable one rather than run on the default transports.
+        level, profile_note = check_profile_env()
+        getattr(rclpy.logging.get_logger(NODE_NAME), level)(
+            f'cannot start: {profile_note}' if level == 'error' else profile_note)
+        if level == 'error':
+            return 1
         malloc_note = keep_large_buffers()  # camera-sized messages without page faults
         node = DepthNode()
         node.get_logger().info(malloc_note)

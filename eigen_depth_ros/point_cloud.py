@@ -24,6 +24,17 @@ so projecting a point with the same intrinsics gives back its pixel exactly:
 ``u = fx * x / z + cx``. The intrinsics must be those of the depth image itself (for the
 node, the ones it publishes on ``depth/camera_info``).
 
+Clearing points (``clearing_range`` R > 0): a costmap clears only along rays to points it
+receives, so a pixel that sees nothing within ``max_depth`` (depth beyond it, or +inf,
+REP 118's "no return") is published at distance R along its own ray,
+
+    p = R d,   d = (r_x, r_y, 1) / sqrt(r_x^2 + r_y^2 + 1),   r_x = (u - cx) / fx,
+    r_y = (v - cy) / fy,
+
+so ``|p| = R`` and p projects back onto its pixel. R must exceed ``max_depth``. NaN
+(unknown: e.g. where the network does not see), -inf (too near) and depths below
+``min_depth`` never clear: nothing says the space along those rays is free.
+
 Nothing here imports rclpy: :func:`build_point_cloud2` takes the message classes as
 arguments, and :func:`point_cloud2_to_array` reads any object with PointCloud2's fields.
 """
@@ -85,7 +96,8 @@ def _check_intrinsics(fx: float, fy: float, cx: float, cy: float) -> None:
 
 def depth_to_points(depth: np.ndarray, fx: float, fy: float, cx: float, cy: float,
                     stride: int = 1, min_depth: float = 0.0, max_depth: float = math.inf,
-                    colors: np.ndarray | None = None) -> np.ndarray:
+                    colors: np.ndarray | None = None, clearing_range: float = 0.0
+                    ) -> np.ndarray:
     """
     Back-project a depth image into points in the camera optical frame.
 
@@ -103,9 +115,12 @@ def depth_to_points(depth: np.ndarray, fx: float, fy: float, cx: float, cy: floa
     :param max_depth: largest kept depth z in metres.
     :param colors: optional RGB uint8 (H, W, 3) aligned with ``depth``; adds the ``rgb``
         field.
+    :param clearing_range: 0 (off) or a distance R > ``max_depth``, metres: pixels on the
+        grid deeper than ``max_depth`` (+inf included) become points at distance R along
+        their ray (see the module docstring), in the same row-major order.
     :return: a structured array of :data:`XYZ_DTYPE` (or :data:`XYZRGB_DTYPE`), shape (N,).
-    :raises ValueError: for a non-2-D depth, bad intrinsics, stride < 1, an empty range or
-        colours of another size.
+    :raises ValueError: for a non-2-D depth, bad intrinsics, stride < 1, an empty range,
+        colours of another size or a clearing range not beyond ``max_depth``.
     """
     depth = np.asarray(depth)
     if depth.ndim != 2:
@@ -118,15 +133,25 @@ def depth_to_points(depth: np.ndarray, fx: float, fy: float, cx: float, cy: floa
     if colors is not None and (colors.shape[:2] != depth.shape or colors.ndim != 3
                                or colors.shape[2] != 3):
         raise ValueError(f'colors {colors.shape} do not match depth {depth.shape} x 3')
+    if clearing_range and not (math.isfinite(clearing_range) and clearing_range > max_depth):
+        raise ValueError(f'clearing_range must be 0 or a finite distance beyond max_depth '
+                         f'{max_depth}, got {clearing_range}')
     stride = int(stride)
     z_grid = depth[::stride, ::stride]                                   # (h, w)
     with np.errstate(invalid='ignore'):  # NaN fails every comparison
         keep = (z_grid > 0) & (z_grid >= min_depth) & (z_grid <= max_depth)
+        clear = z_grid > max_depth if clearing_range else None
     # An infinite z can pass the range test, but its x and y are then inf or NaN: dropped
     # below with the points whose x, y overflow float32 under absurd intrinsics.
-    kept = np.flatnonzero(keep)                       # flat indices into the (h, w) grid
+    kept = np.flatnonzero(keep if clear is None else keep | clear)  # into the (h, w) grid
     z = z_grid.reshape(-1).take(kept).astype(np.float32)                  # (N,)
     ray_x, ray_y = _rays(z_grid.shape, stride, float(fx), float(fy), float(cx), float(cy))
+    if clear is not None:  # z of the point at distance R along the ray: R / |(rx, ry, 1)|
+        at = np.flatnonzero(clear.reshape(-1).take(kept))       # positions in the output
+        cleared = kept[at]                                        # flat pixel indices
+        rx, ry = ray_x.take(cleared).astype(np.float64), ray_y.take(cleared).astype(np.float64)
+        with np.errstate(over='ignore'):
+            z[at] = clearing_range / np.sqrt(rx * rx + ry * ry + 1.0)
     points = np.empty(z.size, dtype=XYZ_DTYPE if colors is None else XYZRGB_DTYPE)
     with np.errstate(over='ignore', invalid='ignore'):
         np.multiply(ray_x.take(kept), z, out=points['x'])

@@ -22,6 +22,9 @@ of a given size from a child process (``python -m eigen_depth_ros.transport_prob
 COUNT RATE``) and receives them here with the node's camera QoS (best effort, depth 1)
 and a single-threaded executor, as the node does; age = receive time - stamp. Both
 sides raise the malloc thresholds, as the node does (:mod:`.malloc_tuning`).
+:func:`probe_transport` also counts the messages lost: with a wrong or ignored Fast DDS
+profile (on Jazzy, one set under Kilted's variable name), camera-size best-effort messages
+are lost, and the few that arrive are timed as if nothing were wrong.
 """
 from __future__ import annotations
 
@@ -88,16 +91,18 @@ class ProbeError(RuntimeError):
     """The probe's publisher failed or too few messages arrived."""
 
 
-def measure_transport(size: int, count: int, rate: float, env: dict[str, str],
-                      timeout_s: float = 30.0) -> list[float]:
+def probe_transport(size: int, count: int, rate: float, env: dict[str, str],
+                    timeout_s: float = 30.0) -> dict[str, Any]:
     """
-    Receive ``count`` Images of ``size`` bytes from a child publisher; return their ages.
+    Receive ``count`` Images of ``size`` bytes from a child publisher; count and time them.
 
     :param env: the child's environment (DDS kept on this machine, see
         :func:`~eigen_depth_ros.ros_env.local_dds_env`); this process must already use the
         same domain.
-    :return: age at receipt [s] of each message after the first :data:`SKIPPED_FIRST`.
-    :raises ProbeError: one line, when the child failed or fewer than two were timed.
+    :return: ``sent`` (``count``), ``received``, ``lost`` (sent - received: a transport
+        that drops camera-size messages shows here, not in the times) and ``ages``, the age
+        at receipt [s] of each message after the first :data:`SKIPPED_FIRST`.
+    :raises ProbeError: one line, when the child failed (no subscriber matched, ...).
     """
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -139,11 +144,27 @@ def measure_transport(size: int, count: int, rate: float, env: dict[str, str],
         if node is not None:
             node.destroy_node()
         rclpy.shutdown(context=context)
-    timed = ages[SKIPPED_FIRST:]
-    if code != 0 or len(timed) < 2:
+    if code != 0:
         last = error.strip().splitlines()[-1:] or ['no output']
         raise ProbeError(f'probe exited {code}, {len(ages)} of {count} received: {last[0]}')
-    return timed
+    return {'sent': count, 'received': len(ages), 'lost': count - len(ages),
+            'ages': ages[SKIPPED_FIRST:]}
+
+
+def measure_transport(size: int, count: int, rate: float, env: dict[str, str],
+                      timeout_s: float = 30.0) -> list[float]:
+    """
+    Receive ``count`` Images of ``size`` bytes from a child publisher; return their ages.
+
+    :param env: as for :func:`probe_transport`.
+    :return: age at receipt [s] of each message after the first :data:`SKIPPED_FIRST`.
+    :raises ProbeError: one line, when the child failed or fewer than two were timed.
+    """
+    result = probe_transport(size, count, rate, env, timeout_s)
+    if len(result['ages']) < 2:
+        raise ProbeError(f"probe exited 0, {result['received']} of {count} received: "
+                         'too few to time (the transport lost them)')
+    return result['ages']
 
 
 if __name__ == '__main__':

@@ -22,14 +22,22 @@ Parameters come from ``params_file`` (default: the package's config/depth.yaml);
 ``checkpoint``, ``device`` and ``backend`` arguments override it only when they are not
 empty, so an unset argument never blanks the file's value.
 
-Fast DDS: unless FASTDDS_DEFAULT_PROFILES_FILE is already set in the environment, the node
-gets the package's shared-memory profile (config/fastdds_shm.xml) so camera-sized
-best-effort messages arrive between processes; ``fastdds_profile:=''`` turns this off
-(needed when the node must also talk to other machines over UDP, see docs/node.md).
+Fast DDS: unless a profile is already set in the environment, the node gets the package's
+shared-memory profile (config/fastdds_shm.xml) so camera-sized best-effort messages arrive
+between processes; ``fastdds_profile:=''`` turns this off (needed when the node must also
+talk to other machines over UDP, see docs/node.md). The variable depends on the Fast DDS
+major version: Fast DDS 2.x (Humble, Jazzy) reads only FASTRTPS_DEFAULT_PROFILES_FILE and
+ignores FASTDDS_DEFAULT_PROFILES_FILE, Fast DDS 3.x (Kilted) the other way round; a profile
+under the wrong name is dropped silently and Jazzy's default transports then lose 1.4 MB
+images. So the node gets the name its Fast DDS reads (``ROS_DISTRO`` tells), and a profile
+the user set under either name. A missing, unreadable or invalid profile stops the launch
+with the file's name, what is wrong and what Fast DDS said about it, instead of a node
+silently running on the default transports.
 """
 import os
 
 from ament_index_python.packages import get_package_share_directory
+from eigen_depth_ros.ros_env import fastdds_messages, profile_problem, profile_variables
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
@@ -40,7 +48,8 @@ EXECUTABLE = 'depth_node'
 NODE_NAME = 'eigen_depth'
 PARAMS_FILE = 'depth.yaml'
 FASTDDS_PROFILE = 'fastdds_shm.xml'
-FASTDDS_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
+FASTDDS_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'  # Fast DDS 3.x (Kilted and later)
+FASTRTPS_VARIABLE = 'FASTRTPS_DEFAULT_PROFILES_FILE'  # Fast DDS 2.x (Humble, Jazzy)
 OVERRIDES = ('checkpoint', 'device', 'backend')
 
 
@@ -53,8 +62,22 @@ def launch_setup(context: LaunchContext) -> list:
     parameters = [arg('params_file')] + ([overrides] if overrides else [])
     actions = []
     environment = getattr(context, 'environment', os.environ)
-    if arg('fastdds_profile') and not environment.get(FASTDDS_VARIABLE):
-        actions.append(SetEnvironmentVariable(FASTDDS_VARIABLE, arg('fastdds_profile')))
+    names = profile_variables(environment)  # the one(s) this Fast DDS reads
+    given = next((name for name in (*names, FASTDDS_VARIABLE, FASTRTPS_VARIABLE)
+                  if environment.get(name)), None)
+    profile = environment[given] if given else arg('fastdds_profile')
+    if profile:
+        problem = profile_problem(profile)
+        if problem is not None:
+            said = fastdds_messages(profile, environment)
+            source = given or 'launch argument fastdds_profile'
+            raise RuntimeError(
+                f'Fast DDS profile {profile} ({source}): {problem}; Fast DDS said: '
+                + (' | '.join(said) if said else 'nothing') + '. Fix the file, or pass '
+                "fastdds_profile:='' and unset the variable to run on the default transports")
+        for name in names:
+            if environment.get(name) != profile:
+                actions.append(SetEnvironmentVariable(name, profile))
     actions.append(Node(
         package=PACKAGE,
         executable=EXECUTABLE,
@@ -99,6 +122,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'fastdds_profile', default_value=os.path.join(share, 'config', FASTDDS_PROFILE),
             description='Fast DDS profile for the node, used unless '
-                        f'{FASTDDS_VARIABLE} is set already; empty for none'),
+                        f'{FASTDDS_VARIABLE} (Kilted) or {FASTRTPS_VARIABLE} (Jazzy) is '
+                        'set already; empty for none'),
         OpaqueFunction(function=launch_setup),
     ])

@@ -228,17 +228,24 @@ def test_wrong_type_no_pairs_and_missing_bag(tmp_path, mcap_bag, small_checkpoin
     assert 'nope: bag not found' in capsys.readouterr().err
 
 
-def test_truncated_bag(tmp_path, mcap_bag, small_checkpoint, capsys):
+@pytest.mark.parametrize('fraction, evaluated', [(3, True), (1000, False)])
+def test_truncated_bag(tmp_path, mcap_bag, small_checkpoint, capsys, fraction, evaluated):
+    # Issue 14: a bag cut off mid-write is evaluated on the complete messages it holds, and
+    # says so; one cut before any usable frame is one error line naming the bag.
     broken = tmp_path / 'broken'
     broken.mkdir()
     for item in mcap_bag.iterdir():
         data = item.read_bytes()
-        (broken / item.name).write_bytes(data[: len(data) // 3] if item.suffix == '.mcap'
-                                         else data)
+        (broken / item.name).write_bytes(data[: len(data) // fraction]
+                                         if item.suffix == '.mcap' else data)
     code, _ = run_eval(tmp_path, broken, small_checkpoint, *COMMON,
                        '--lidar-topic', '/velodyne_points')
     err = capsys.readouterr().err
-    assert code == 1 and 'broken' in err and len(error_lines(err)) == 1
+    if evaluated:
+        assert code == 0 and 'warning:' in err and 'bag truncated' in err
+        assert 'recovered' in err and not error_lines(err)
+    else:
+        assert code == 1 and 'broken' in err and len(error_lines(err)) == 1
 
 
 def write_custom_bag(path, image_size, info_size, fx=500.0):

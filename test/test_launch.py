@@ -36,6 +36,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 import xml.etree.ElementTree as ElementTree
 
+from eigen_depth_ros import ros_env as dds_env
 import pytest
 import yaml
 
@@ -209,8 +210,9 @@ def stub_launch_modules(monkeypatch: pytest.MonkeyPatch) -> None:
         'launch.substitutions': {'LaunchConfiguration': LaunchConfiguration},
         'launch_ros': {}, 'launch_ros.actions': {'Node': action('node')},
         'ament_index_python': {},
+        # the source tree has the share/ layout (config/...), so the profile is checked
         'ament_index_python.packages': {
-            'get_package_share_directory': lambda package: f'/opt/share/{package}'},
+            'get_package_share_directory': lambda package: str(ROOT)},
     }
     for name, attributes in modules.items():
         module = ModuleType(name)
@@ -234,23 +236,25 @@ def run_launch_file(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]
 
 
 def test_empty_arguments_keep_the_yaml_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dds_env, 'fastdds_major', lambda env=None: 3)  # Kilted
     actions = run_launch_file(monkeypatch, {})
     node = actions[-1]
-    assert node.parameters == ['/opt/share/eigen_depth_ros/config/depth.yaml']
+    assert node.parameters == [f'{ROOT}/config/depth.yaml']
     assert node.remappings == [('image', 'image'), ('camera_info', 'camera_info')]
     assert node.ros_arguments == ['--log-level', 'info']
     assert node.executable == 'depth_node' and node.name == 'eigen_depth'
     setenv = [a for a in actions if a.kind == 'setenv']
     assert [a.args for a in setenv] == [(
-        'FASTDDS_DEFAULT_PROFILES_FILE', '/opt/share/eigen_depth_ros/config/fastdds_shm.xml')]
+        'FASTDDS_DEFAULT_PROFILES_FILE', f'{ROOT}/config/fastdds_shm.xml')]
     # blank values (as `backend:=` gives) never reach the node either
     node = run_launch_file(monkeypatch, {}, checkpoint='/m.pt', device=' ', backend='')[-1]
-    assert node.parameters == ['/opt/share/eigen_depth_ros/config/depth.yaml',
-                               {'checkpoint': '/m.pt'}]
+    assert node.parameters == [f'{ROOT}/config/depth.yaml', {'checkpoint': '/m.pt'}]
 
 
-def test_given_arguments_override(monkeypatch: pytest.MonkeyPatch) -> None:
-    actions = run_launch_file(monkeypatch, {'FASTDDS_DEFAULT_PROFILES_FILE': '/mine.xml'},
+def test_given_arguments_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(dds_env, 'fastdds_major', lambda env=None: 3)  # Kilted
+    mine = shutil.copy(ROOT / 'config' / 'fastdds_shm.xml', tmp_path / 'mine.xml')
+    actions = run_launch_file(monkeypatch, {'FASTDDS_DEFAULT_PROFILES_FILE': str(mine)},
                               checkpoint='/m.pt', device='cuda:1', backend='fp16+graph',
                               params_file='/p.yaml', image_topic='/cam/image_raw',
                               camera_info_topic='/cam/info', log_level='debug')
@@ -261,6 +265,50 @@ def test_given_arguments_override(monkeypatch: pytest.MonkeyPatch) -> None:
     assert node.ros_arguments == ['--log-level', 'debug']
     (node,) = run_launch_file(monkeypatch, {}, fastdds_profile='')
     assert node.kind == 'node'
+
+
+def test_jazzy_gets_the_variable_fast_dds_2_reads(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    """Fast DDS 2.14 (Jazzy) reads FASTRTPS_DEFAULT_PROFILES_FILE only: the node gets that."""
+    monkeypatch.setattr(dds_env, 'fastdds_major', lambda env=None: 2)
+    actions = run_launch_file(monkeypatch, {})
+    assert [a.args for a in actions if a.kind == 'setenv'] == [(
+        'FASTRTPS_DEFAULT_PROFILES_FILE', f'{ROOT}/config/fastdds_shm.xml')]
+    # a profile exported under Kilted's name (ignored by Fast DDS 2) is passed on under
+    # the name Jazzy reads, not dropped in silence
+    mine = str(shutil.copy(ROOT / 'config' / 'fastdds_shm.xml', tmp_path / 'mine.xml'))
+    actions = run_launch_file(monkeypatch, {'FASTDDS_DEFAULT_PROFILES_FILE': mine})
+    assert [a.args for a in actions if a.kind == 'setenv'] == [
+        ('FASTRTPS_DEFAULT_PROFILES_FILE', mine)]
+    actions = run_launch_file(monkeypatch, {'FASTRTPS_DEFAULT_PROFILES_FILE': mine})
+    assert [a.kind for a in actions] == ['node']
+
+
+@pytest.mark.parametrize('major', [2, 3])
+def test_a_bad_profile_stops_the_launch_naming_it(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path, ros_env: dict,
+                                                  major: int) -> None:
+    """A missing or invalid profile: the launch fails with the file and Fast DDS's words."""
+    installed = dds_env.fastdds_major()
+    monkeypatch.setattr(dds_env, 'fastdds_major', lambda env=None: major)
+    ros_env = {k: v for k, v in ros_env.items() if not k.endswith('_DEFAULT_PROFILES_FILE')}
+    variable = ('FASTRTPS_DEFAULT_PROFILES_FILE' if major == 2
+                else 'FASTDDS_DEFAULT_PROFILES_FILE')
+    missing = tmp_path / 'missing.xml'
+    with pytest.raises(RuntimeError) as error:
+        run_launch_file(monkeypatch, {**ros_env, variable: str(missing)})
+    assert f'Fast DDS profile {missing} ({variable}): file not found' in str(error.value)
+    broken = tmp_path / 'broken.xml'
+    broken.write_text((ROOT / 'config' / 'fastdds_shm.xml').read_text().replace(
+        '<transport_id>shm_big</transport_id>\n      <type>', '<transport_id>shm</transport_id>'
+        '\n      <type>'))
+    with pytest.raises(RuntimeError) as error:
+        run_launch_file(monkeypatch, ros_env, fastdds_profile=str(broken))
+    message = str(error.value)
+    assert f'Fast DDS profile {broken} (launch argument fastdds_profile)' in message
+    assert "transport_id 'shm_big', which no <transport_descriptor> declares" in message
+    if major == installed:  # the Fast DDS here parsed it (the other ignores the variable)
+        assert 'Fast DDS said: [XMLPARSER Error] Transport Node not found' in message, message
 
 
 # ------------------------------------------------------------------------ colcon install

@@ -267,3 +267,50 @@ def test_depth_camera_info_fields() -> None:
     # What the node publishes is read back as the same intrinsics.
     back = intrinsics_from_camera_info(SimpleNamespace(**fields))
     assert back.pinhole == (50.0, 51.0, 20.5, 10.25)
+
+
+# ------------------------------------------------------------ clearing points (issue 14)
+
+def test_clearing_points_lie_on_their_rays_at_the_range_and_never_inside_max_depth():
+    rng = np.random.default_rng(3)
+    depth = rng.uniform(0.5, 30.0, (H, W)).astype(np.float32)
+    depth[0, :8] = np.inf                     # REP 118: no return
+    depth[1, :8] = np.nan                     # unknown: never clears
+    depth[2, :8] = -np.inf                    # too near: never clears
+    depth[3, :8] = 0.2                        # below min_depth: never clears
+    max_depth, clearing = 10.0, 12.5
+    points = depth_to_points(depth, FX, FY, CX, CY, min_depth=0.4, max_depth=max_depth,
+                             clearing_range=clearing)
+    plain = depth_to_points(depth, FX, FY, CX, CY, min_depth=0.4, max_depth=max_depth)
+    xyz = np.stack([points['x'], points['y'], points['z']], axis=1).astype(np.float64)
+    distance = np.linalg.norm(xyz, axis=1)
+    is_clearing = np.isclose(distance, clearing, rtol=1e-5)
+    # the plain cloud is kept as it was; the rest is exactly the pixels beyond max_depth
+    assert np.array_equal(points[~is_clearing], plain)
+    beyond = (depth > max_depth) | (depth == np.inf)
+    assert is_clearing.sum() == beyond.sum()
+    # on their own ray: each projects back onto its pixel, in row-major pixel order
+    u, v = points_to_pixels(points[is_clearing], FX, FY, CX, CY)
+    rows, cols = np.nonzero(beyond)
+    assert np.allclose(u, cols, atol=1e-3) and np.allclose(v, rows, atol=1e-3)
+    # never inside max_depth: every clearing point is farther than any real one can be
+    assert (distance[is_clearing] > max_depth).all()
+    assert (points['z'][~is_clearing] <= max_depth).all()
+
+
+def test_clearing_follows_the_stride_and_the_colours():
+    depth = np.full((H, W), 50.0, np.float32)
+    colors = np.zeros((H, W, 3), np.uint8)
+    colors[..., 1] = 200
+    points = depth_to_points(depth, FX, FY, CX, CY, stride=4, max_depth=20.0, colors=colors,
+                             clearing_range=25.0)
+    assert points.size == (H // 4) * (W // 4) and points.dtype == XYZRGB_DTYPE
+    assert (unpack_rgb(points['rgb'])[:, 1] == 200).all()
+    assert depth_to_points(depth, FX, FY, CX, CY, max_depth=20.0).size == 0
+
+
+@pytest.mark.parametrize('clearing', [5.0, 20.0, math.inf, math.nan])
+def test_clearing_range_must_lie_beyond_max_depth(clearing):
+    with pytest.raises(ValueError, match='clearing_range'):
+        depth_to_points(np.ones((2, 2)), FX, FY, CX, CY, max_depth=20.0,
+                        clearing_range=clearing)
