@@ -49,6 +49,7 @@ import math
 from pathlib import Path
 import sys
 from typing import NamedTuple
+import warnings
 
 import numpy as np
 from tqdm import tqdm
@@ -709,6 +710,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help='camera height above the road for the obstacle metrics, m '
                              '(default: %(default)s, KITTI)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument('--no-scale-by-focal', action='store_true',
+                        help="offline: do not scale the network's depth by f_in / f_train "
+                             '(the canonical-focal rule, on by default as in depth_node; '
+                             "f_in from the frame's camera_info). --live: started as "
+                             'scale_by_focal:=false')
     parser.add_argument('--live', action='store_true',
                         help='play the bag into a real depth_node over DDS and evaluate what '
                              'it publishes')
@@ -739,8 +745,13 @@ def run(args: argparse.Namespace) -> tuple[dict, LiveRun | None]:
                            f'metres, got {args.camera_height}')
     source = BagGroundTruth(args.bag, args.image_topic, args.camera_info_topic,
                             args.lidar_topic, args.depth_topic, transform, args.tolerance)
+    scale_by_focal = not getattr(args, 'no_scale_by_focal', False)
+    focal: dict = {'scale_by_focal': scale_by_focal, 'frames_scaled': 0}
     try:
-        estimator = DepthEstimator.from_checkpoint(args.checkpoint, device=args.device)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', UserWarning)  # kept in the report instead
+            estimator = DepthEstimator.from_checkpoint(args.checkpoint, device=args.device)
+        focal.update(f_train=estimator.train_focal, f_train_note=estimator.train_focal_note)
         live, predicted_cells = None, None
         if args.live:
             from .live_playback import play_into_node
@@ -751,7 +762,14 @@ def run(args: argparse.Namespace) -> tuple[dict, LiveRun | None]:
                 check_image_size(rgb.shape[1], rgb.shape[0],
                                  estimator.geometry(rgb.shape[1], rgb.shape[0]))
                 log_depth, geometry = estimator.predict_log(rgb)
-                return np.exp(log_depth), geometry
+                depth = np.exp(log_depth)
+                # The node's rule: f_in from this frame's camera_info, none -> unscaled.
+                info = (source.infos.for_image(stamp, source.tolerance_ns)[0]
+                        if scale_by_focal and source.info_topic else None)
+                if info is not None:
+                    depth = depth * estimator.focal_scale(geometry, info.fx, info.fy)[0]
+                    focal['frames_scaled'] += 1
+                return depth, geometry
         report = evaluate_frames(source, predict, args, predicted_cells)
     finally:
         source.close()
@@ -763,6 +781,7 @@ def run(args: argparse.Namespace) -> tuple[dict, LiveRun | None]:
         raise
     result['bag'] = source.bag_report()
     result['mode'] = 'live' if args.live else 'offline'
+    result['focal'] = focal
     result['options'] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     if live is not None:
         result['live'] = live.statistics()
@@ -782,6 +801,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for note in result['bag']['notes']:
         print(f'eigen-depth bag-eval: warning: {note}', file=sys.stderr)
+    focal = result['focal']
+    print('canonical-focal rule: ' + (
+        f'on (depth x f_in / f_train, f_train {focal["f_train"]:.1f} px, f_in from camera_info'
+        + ('' if result['mode'] == 'live' else f', {focal["frames_scaled"]} frames scaled')
+        + ')' if focal['scale_by_focal'] else 'off (--no-scale-by-focal)')
+        + (f'; warning: {focal["f_train_note"]}' if focal['f_train_note'] else ''))
     agg = result['aggregate']
     print(' '.join(f'{k}={agg[k]:.4f}' for k in METRIC_NAMES))
     print(f'obstacles ({result["obstacles"]["frames"]} frames): ' + ' '.join(

@@ -96,13 +96,18 @@ def intrinsics_from_camera_info(msg: Any) -> Intrinsics:
     k = [float(v) for v in msg.k]
     if len(p) == 12 and p[0] != 0 and p[5] != 0:
         fx, fy, cx, cy = p[0], p[5], p[2], p[6]
+        fields = ('p[0]', 'p[5]')
     elif len(k) == 9:
         fx, fy, cx, cy = k[0], k[4], k[2], k[5]
+        fields = ('k[0]', 'k[4]')
     else:
         raise CameraInfoError(f'camera_info K has {len(k)} values, expected 9')
-    if not (math.isfinite(fx) and math.isfinite(fy) and fx > 0 and fy > 0):
+    bad = [f'{field} ({name})' for field, name, value in zip(fields, ('fx', 'fy'), (fx, fy))
+           if not (math.isfinite(value) and value > 0)]
+    if bad:
         raise CameraInfoError(f'camera_info focal length is fx={fx} fy={fy}: must be '
-                              f'positive (uncalibrated camera?)')
+                              f'positive and finite (uncalibrated camera?); bad field '
+                              f'{" and ".join(bad)}')
     width, height = int(msg.width), int(msg.height)
     if width <= 0 or height <= 0:
         raise CameraInfoError(f'camera_info image size is {width}x{height}: empty')

@@ -21,13 +21,17 @@ A checkpoint is a dict holding at least
 - ``model_args``: the :class:`~eigen_depth_ros.model.EigenDepthConfig` as a plain dict,
 - ``state_dict``: the network's tensors,
 
-plus whatever the caller adds (training step, optimiser state, options, metrics). Saving is
+plus whatever the caller adds (training step, optimiser state, options, metrics), among them
+:data:`TRAIN_FOCAL_KEY` (``f_train``): the training camera's focal length in pixels at the
+network input's scale, which the canonical-focal rule divides by
+(:func:`~eigen_depth_ros.geometry.focal_scale`; read with :func:`train_focal`). Saving is
 atomic (a temporary file in the same folder, flushed, then renamed over the target), so a
 crash or a full disk never leaves a half-written checkpoint under the final name. Loading uses
 ``torch.load(weights_only=True)``, which refuses pickles that would run code.
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 import pickle
@@ -37,9 +41,12 @@ import zipfile
 
 import torch
 
-from .model import config_from_dict, config_to_dict, EigenDepthNet
+from .geometry import kitti_train_focal
+from .model import config_from_dict, config_to_dict, EigenDepthConfig, EigenDepthNet
 
 CHECKPOINT_FORMAT = 'eigen_depth_ros/1'
+TRAIN_FOCAL_KEY = 'f_train'
+"""Checkpoint entry: training focal length (px at the network input's scale), a float."""
 
 
 class CheckpointError(ValueError):
@@ -179,3 +186,26 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
                               f'{" ".join(lines[1:3]) or lines[0]}') from None
     model.to(map_location).eval()
     return model, payload
+
+
+def train_focal(meta: dict[str, Any], config: EigenDepthConfig) -> tuple[float, str | None]:
+    """
+    Return a checkpoint's f_train, and a warning when it had to be assumed.
+
+    :param meta: the checkpoint dict (or the ``meta`` of :func:`load_checkpoint`).
+    :param config: the network's configuration (for the input scale of the assumed value).
+    :return: ``(f_train in px at the network input's scale, None)``, or for a checkpoint
+        written before the field existed (or holding a bad value) ``(KITTI's focal length
+        at that scale, a one-line warning)``.
+    """
+    value = meta.get(TRAIN_FOCAL_KEY)
+    try:
+        focal = float(value) if value is not None else math.nan
+    except (TypeError, ValueError):
+        focal = math.nan
+    if math.isfinite(focal) and focal > 0:
+        return focal, None
+    assumed = kitti_train_focal(config)
+    what = 'records no f_train' if value is None else f'has a bad f_train {value!r}'
+    return assumed, (f'checkpoint {what} (written before the canonical-focal rule): assuming '
+                     f"KITTI's camera, f_train = {assumed:.1f} px at the network input")

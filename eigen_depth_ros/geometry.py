@@ -38,6 +38,7 @@ centred (the paper's single centre crop at test time); training moves and scales
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 
 import cv2
 import numpy as np
@@ -49,6 +50,9 @@ from .projection import nearest_depth_image
 
 OUTPUT_STRIDE = 4  # input pixels per output pixel (fine conv stride 2, pool 2)
 OUTPUT_OFFSET = 5  # input coordinate of output pixel 0 (receptive-field centre)
+KITTI_FOCAL = 721.5377  # px, fx = fy of KITTI's rectified colour cameras (2011_09_26)
+KITTI_IMAGE_SIZE = (1242, 375)  # (width, height) of those cameras
+FOCAL_RATIO_RANGE = (0.25, 4.0)  # f_in / f_train the network can be expected to handle
 
 
 def image_tensor(image: np.ndarray) -> torch.Tensor:
@@ -114,6 +118,26 @@ class InputGeometry:
     def output_size(self) -> tuple[int, int]:
         """(width, height) of the network output map."""
         return self.config.output_size
+
+    def input_focal(self, fx: float, fy: float) -> float:
+        r"""
+        Return the focal length of a camera (fx, fy) at the network input's scale, in pixels.
+
+        :math:`f = (f_x s_x + f_y s_y) / 2` with the per-axis resize ratios
+        :math:`s_x = w_r / w`, :math:`s_y = h_r / h`. :meth:`fit` resizes with one scale for
+        both axes, so :math:`s_x` and :math:`s_y` differ only by the rounding of the resized
+        size (under half a pixel in ``w_r``); the network predicts one depth per pixel and
+        cannot honour two focal lengths, so the two are averaged (for square pixels they
+        are equal, and a camera with :math:`f_x \ne f_y` gets their mean).
+
+        :raises ValueError: when fx or fy is not a positive finite number.
+        """
+        if not all(math.isfinite(f) and f > 0 for f in (fx, fy)):
+            raise ValueError(f'focal lengths must be positive and finite, got fx={fx}, '
+                             f'fy={fy}')
+        sx = self.resized_width / self.image_width
+        sy = self.resized_height / self.image_height
+        return 0.5 * (float(fx) * sx + float(fy) * sy)
 
     def output_to_image_affine(self) -> tuple[float, float, float, float]:
         """
@@ -219,3 +243,39 @@ class InputGeometry:
         v, u = np.nonzero(depth > 0)
         return nearest_depth_image(np.rint((u - b_x) / a_x), np.rint((v - b_y) / a_y),
                                    depth[v, u], *self.output_size)
+
+
+def kitti_train_focal(config: EigenDepthConfig) -> float:
+    """
+    Return KITTI's focal length at the network input's scale (about 334.6 px for ``kitti``).
+
+    The f_train assumed for checkpoints written before they recorded one: KITTI's
+    721.5377 px at 1242x375 through :meth:`InputGeometry.fit`.
+    """
+    geometry = InputGeometry.fit(*KITTI_IMAGE_SIZE, config)
+    return geometry.input_focal(KITTI_FOCAL, KITTI_FOCAL)
+
+
+def focal_scale(f_in: float, f_train: float) -> float:
+    r"""
+    Return the factor that turns network depth into metres for this camera: ``f_in / f_train``.
+
+    The canonical-focal rule (as Metric3D's canonical camera): a network trained on one
+    camera learns the depth of an object from its apparent size, which is proportional to
+    :math:`f / Z`. Another camera at the same input scale sees the object
+    :math:`f_{in} / f_{train}` times bigger, so
+
+    .. math:: Z = \hat Z \cdot f_{in} / f_{train}, \qquad
+              \log Z = \log \hat Z + \log (f_{in} / f_{train})
+
+    with both focal lengths in pixels at the network input's scale
+    (:meth:`InputGeometry.input_focal`). The paper's scale augmentation is this rule applied
+    to the training targets: zooming by :math:`s` makes :math:`f_{in} = s f_{train}`, and the
+    target :math:`Z / s` is the canonical depth that the rule maps back to :math:`Z`.
+
+    :raises ValueError: when either focal length is not a positive finite number.
+    """
+    if not (math.isfinite(f_in) and f_in > 0 and math.isfinite(f_train) and f_train > 0):
+        raise ValueError(f'focal lengths must be positive and finite, got f_in={f_in}, '
+                         f'f_train={f_train}')
+    return float(f_in) / float(f_train)

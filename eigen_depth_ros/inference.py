@@ -20,6 +20,12 @@ The camera image is resized and centre-cropped onto the network input as
 output-map resolution (with :meth:`DepthPrediction.intrinsics` for its pinhole model)
 or resampled to the camera image (NaN where the network does not see).
 
+Depth in metres follows the canonical-focal rule
+(:func:`~eigen_depth_ros.geometry.focal_scale`): the network predicts depth for the training
+camera, whose focal length at the network input's scale is the checkpoint's ``f_train``; for
+a camera of focal length ``f_in`` at that scale, ``depth = exp(log_depth) * f_in / f_train``.
+:meth:`DepthEstimator.predict` applies it when given the camera's ``(fx, fy)``.
+
 The forward pass runs on one of the backends of :mod:`eigen_depth_ros.backends`
 (``backend='eager'``, float32 PyTorch, unless asked otherwise; ``'auto'`` picks the fastest
 measured one for the device, see docs/speed.md).
@@ -30,14 +36,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 import os
 from typing import Iterator, Literal
+import warnings
 
 import cv2
 import numpy as np
 import torch
 
 from .backends import Backend, build_backend, device_context
-from .checkpoint import load_checkpoint
-from .geometry import image_tensor, InputGeometry
+from .checkpoint import load_checkpoint, train_focal
+from .geometry import focal_scale, image_tensor, InputGeometry, kitti_train_focal
 from .model import EigenDepthNet, normalize_image, Stage
 
 Resolution = Literal['network', 'input']
@@ -115,11 +122,19 @@ def single_threaded(device: torch.device) -> Iterator[None]:
 
 @dataclass
 class DepthPrediction:
-    """One prediction: ``depth`` in metres and the geometry that places it in the camera."""
+    """
+    One prediction: ``depth`` in metres and the geometry that places it in the camera.
+
+    ``scale`` is the canonical-focal factor ``f_in / f_train`` already applied to ``depth``
+    (1 when no camera focal length was given); ``f_in`` is the camera's focal length at the
+    network input's scale (None when none was given).
+    """
 
     depth: np.ndarray  # (H_out, W_out) float32 metres, or (H, W) when resampled to the image
     geometry: InputGeometry
     resolution: Resolution
+    scale: float = 1.0
+    f_in: float | None = None
 
     def intrinsics(self, fx: float, fy: float, cx: float, cy: float
                    ) -> tuple[float, float, float, float]:
@@ -142,6 +157,9 @@ class DepthEstimator:
         CUDA a name with ``+graph`` (see :mod:`eigen_depth_ros.backends`).
     :param onnx_path: for ``backend='onnx'``, an exported file to run instead of exporting
         the model on the fly.
+    :param train_focal: f_train, the training camera's focal length in pixels at the network
+        input's scale (a checkpoint's ``f_train``); None assumes KITTI's camera
+        (:func:`~eigen_depth_ros.geometry.kitti_train_focal`).
     :raises ValueError: for a bad device or backend name, or a backend the device cannot run.
 
     On a CPU device, OpenCV is set to one thread (``cv2.setNumThreads(1)``, process-wide):
@@ -152,9 +170,15 @@ class DepthEstimator:
     """
 
     def __init__(self, model: EigenDepthNet, device: str = 'auto', half: bool = False,
-                 backend: str = 'eager', onnx_path: str | os.PathLike | None = None
-                 ) -> None:
+                 backend: str = 'eager', onnx_path: str | os.PathLike | None = None,
+                 train_focal: float | None = None) -> None:
         self.device = select_device(device)
+        self.train_focal = float(train_focal) if train_focal is not None \
+            else kitti_train_focal(model.config)
+        if not (np.isfinite(self.train_focal) and self.train_focal > 0):
+            raise ValueError(f'train_focal must be positive and finite, got {train_focal}')
+        # Set by from_checkpoint when the checkpoint records no f_train (KITTI's assumed).
+        self.train_focal_note: str | None = None
         if half and self.device.type == 'cuda' and backend == 'eager':
             backend = 'fp16'
         self.config = model.config
@@ -177,14 +201,23 @@ class DepthEstimator:
         """
         Load a checkpoint (see :func:`~eigen_depth_ros.checkpoint.load_checkpoint`).
 
+        Its ``f_train`` becomes :attr:`train_focal`; a checkpoint without one gets KITTI's
+        value, a :class:`UserWarning` and the warning's text in :attr:`train_focal_note`.
+
         :param backend: as for :class:`DepthEstimator`; None means the environment variable
             :data:`BACKEND_ENV` when set, else ``'eager'``.
         """
         if backend is None:
             backend = os.environ.get(BACKEND_ENV, '').strip() or 'eager'
         with single_threaded(select_device(device)):  # the network's random init included
-            model, _ = load_checkpoint(path, map_location='cpu')
-        return cls(model, device=device, half=half, backend=backend, onnx_path=onnx_path)
+            model, meta = load_checkpoint(path, map_location='cpu')
+        focal, note = train_focal(meta, model.config)
+        if note is not None:
+            warnings.warn(f'{path}: {note}', UserWarning, stacklevel=2)
+        estimator = cls(model, device=device, half=half, backend=backend, onnx_path=onnx_path,
+                        train_focal=focal)
+        estimator.train_focal_note = note
+        return estimator
 
     def geometry(self, width: int, height: int) -> InputGeometry:
         """Return the (cached) centre-crop geometry for camera images of ``width x height``."""
@@ -243,19 +276,41 @@ class DepthEstimator:
         log_depth = self.backend(x, stage)[0, 0]  # (H_out, W_out) float32
         return log_depth.cpu().numpy(), geometry
 
-    def predict(self, rgb: np.ndarray, resolution: Resolution = 'network',
-                stage: Stage = 'fine') -> DepthPrediction:
+    def focal_scale(self, geometry: InputGeometry, fx: float, fy: float) -> tuple[float, float]:
         """
+        Return ``(f_in / f_train, f_in)`` for a camera (fx, fy) seen through ``geometry``.
+
+        ``f_in`` is :meth:`InputGeometry.input_focal`; the factor is
+        :func:`~eigen_depth_ros.geometry.focal_scale` against :attr:`train_focal`.
+
+        :raises ValueError: for a zero, negative or non-finite focal length.
+        """
+        f_in = geometry.input_focal(fx, fy)
+        return focal_scale(f_in, self.train_focal), f_in
+
+    def predict(self, rgb: np.ndarray, resolution: Resolution = 'network',
+                stage: Stage = 'fine', camera_focal: tuple[float, float] | None = None
+                ) -> DepthPrediction:
+        r"""
         Metric depth of one RGB uint8 (H, W, 3) image.
 
         :param resolution: ``'network'`` for the output map (e.g. 142x27 for KITTI),
             ``'input'`` for the camera image size (NaN where the network does not see).
         :param stage: ``'fine'`` (coarse + fine) or ``'coarse'``.
+        :param camera_focal: ``(fx, fy)`` of the camera image in pixels: the depth then
+            follows the canonical-focal rule, :math:`Z = e^{\log \hat Z} f_{in} / f_{train}`.
+            None keeps the network's depth (the camera is taken to be the training camera).
+        :raises ValueError: for a bad ``resolution`` or a non-positive ``camera_focal``.
         """
         if resolution not in ('network', 'input'):
             raise ValueError(f"resolution must be 'network' or 'input', got {resolution!r}")
         log_depth, geometry = self.predict_log(rgb, stage)
-        depth = np.exp(log_depth, dtype=np.float32)
+        scale, f_in = 1.0, None
+        if camera_focal is not None:
+            scale, f_in = self.focal_scale(geometry, *camera_focal)
+        depth = np.exp(log_depth, dtype=np.float32)                # (H_out, W_out)
+        if scale != 1.0:
+            depth *= np.float32(scale)
         if resolution == 'input':
             depth = geometry.output_to_image(depth)
-        return DepthPrediction(depth, geometry, resolution)
+        return DepthPrediction(depth, geometry, resolution, scale, f_in)

@@ -182,6 +182,8 @@ def play_into_node(source, args) -> LiveRun:
     args.out.mkdir(parents=True, exist_ok=True)
     node = NodeProcess(node_command(args.checkpoint, args.image_topic, args.camera_info_topic,
                                     compressed, {'device': args.device,
+                                                 'scale_by_focal': not getattr(
+                                                     args, 'no_scale_by_focal', False),
                                                  **getattr(args, 'node_overrides', {})}),
                        local_dds_env(domain), args.out / 'depth_node.log')
     try:

@@ -59,6 +59,7 @@ import torch
 from .backends import BACKENDS, check_backend, CPU_ONLY, CUDA_ONLY, GRAPH_SUFFIX, split_name
 from .camera_info import (CameraInfoError, depth_camera_info_fields, fallback_intrinsics,
                           Intrinsics, intrinsics_from_camera_info)
+from .geometry import FOCAL_RATIO_RANGE
 from .image_conversion import (array_to_image_fields, colorize_depth, DEFAULT_MAX_PIXELS,
                                depth_to_image_fields, ImageConversionError, message_to_rgb,
                                set_fields)
@@ -166,6 +167,11 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'image centre', 'pixels', read_only=False),
     ParameterSpec('fallback_cy', -1.0, 'Fallback principal point row; negative means the '
                   'image centre', 'pixels', read_only=False),
+    ParameterSpec('scale_by_focal', True, 'Scale depth by f_in / f_train (the canonical-focal '
+                  "rule): f_in is the camera's focal length at the network input's scale "
+                  '(from camera_info, else fallback_fx), f_train that of the training camera '
+                  '(from the checkpoint). False publishes the network depth unscaled',
+                  read_only=False),
     ParameterSpec('max_input_pixels', DEFAULT_MAX_PIXELS, 'Largest accepted camera image '
                   '(width x height); larger frames are dropped with an error', 'pixels',
                   read_only=False, min_value=1),
@@ -197,6 +203,7 @@ class Settings:
     fallback_cx: float
     fallback_cy: float
     max_input_pixels: int
+    scale_by_focal: bool = True
 
     def check(self) -> None:
         """Raise ValueError when the values do not fit together."""
@@ -246,6 +253,27 @@ class _Job:
     run: Callable[[], None]
     done: threading.Event = field(default_factory=threading.Event)
     error: Exception | None = None
+
+
+@dataclass
+class _FocalState:
+    """The canonical-focal rule as the last frame used it (``/diagnostics``)."""
+
+    source: str = 'no frame yet'
+    f_train: float = math.nan
+    f_in: float | None = None
+    scale: float = 1.0
+    logged: tuple | None = None
+
+    def pairs(self, f_train: float) -> list[tuple[str, str]]:
+        """Return the ``/diagnostics`` key-value pairs."""
+        return [
+            ('focal scaling', 'off' if self.source.startswith('off') else 'on'),
+            ('f_train (px)', f'{f_train:.2f}'),
+            ('f_in (px)', 'nan' if self.f_in is None else f'{self.f_in:.2f}'),
+            ('f_in source', self.source),
+            ('depth scale f_in/f_train', f'{self.scale:.4f}'),
+        ]
 
 
 @dataclass
@@ -305,6 +333,8 @@ class DepthNode(Node):
         self._said: set[str] = set()
         # None until a camera_info arrives; then (intrinsics or None, rejection reason).
         self._camera_info: tuple[Intrinsics | None, str] | None = None
+        # The canonical-focal state of the last frame, for /diagnostics and the logs.
+        self._focal = _FocalState()
         # The worker runs every forward pass, the first one before the node subscribes.
         self._worker = threading.Thread(target=self._work, name='eigen_depth_worker',
                                         daemon=True)
@@ -397,6 +427,7 @@ class DepthNode(Node):
             f'{estimator.config.output_size[1]}, from {path}'
             + (', float16' if estimator.half else '')
             + (f', {torch.get_num_threads()} CPU threads' if chosen.type == 'cpu' else ''))
+        self._log_train_focal(estimator, path)
         name = estimator.backend.name
         why = (f', the measured default for {chosen.type}'
                if requested.strip().lower() == 'auto' else '')
@@ -410,6 +441,16 @@ class DepthNode(Node):
                 'half is true but the device is not CUDA: float32' if chosen.type != 'cuda'
                 else f"half is true but backend '{name}' sets the number format: ignored")
         return estimator
+
+    def _log_train_focal(self, estimator: DepthEstimator, path: str) -> None:
+        """Log the network's f_train (a warning when the checkpoint records none)."""
+        if estimator.train_focal_note is not None:
+            self.get_logger().warning(f'{path}: {estimator.train_focal_note}')
+        rule = ('on: depth x f_in / f_train, f_in from camera_info (else fallback_fx)'
+                if self._settings.scale_by_focal else 'off (scale_by_focal is false)')
+        self.get_logger().info(f'canonical focal: f_train = {estimator.train_focal:.1f} px at '
+                               f'the network input; f_in is logged when the first camera '
+                               f'focal length is known; scaling {rule}')
 
     @staticmethod
     def _build_estimator(path: str, device: str, half: bool, backend: str,
@@ -514,6 +555,7 @@ class DepthNode(Node):
             self._settings = settings
         if checkpoint is not None:
             config = estimator.config
+            self._log_train_focal(estimator, self._checkpoint)
             self.get_logger().info(
                 f"checkpoint swapped: network '{config.name}' {config.input_width}x"
                 f'{config.input_height} -> {config.output_size[0]}x{config.output_size[1]}, '
@@ -572,9 +614,10 @@ class DepthNode(Node):
                 intrinsics = intrinsics_from_camera_info(msg)
             except CameraInfoError as exc:
                 self._camera_info = (None, str(exc))
-                self._log_throttled('camera_info', f'camera_info rejected: {exc}; no point '
-                                    'cloud and no depth/camera_info until a valid one '
-                                    'arrives')
+                self._log_throttled('camera_info', f'camera_info rejected: {exc}; depth is '
+                                    'still published (its scale assumes the fallback_fx '
+                                    'focal length, else f_train), but no point cloud and '
+                                    'no depth/camera_info until a valid one arrives')
                 return
             previous = self._camera_info
             self._camera_info = (intrinsics, '')
@@ -664,9 +707,13 @@ class DepthNode(Node):
                                 f"'{msg.header.frame_id}'): {exc}")
             return
         times.append(time.monotonic())
-        prediction = estimator.predict(rgb, self._resolution)
+        height, width = rgb.shape[:2]
+        camera = self._camera_intrinsics(width, height, settings)
+        camera_focal = self._scale_focal(camera, width, height, settings)
+        prediction = estimator.predict(rgb, self._resolution, camera_focal=camera_focal)
+        self._note_focal(prediction, estimator, camera_focal)
         times.append(time.monotonic())
-        self._publish_outputs(rgb, prediction, msg.header, settings)
+        self._publish_outputs(rgb, prediction, camera, msg.header, settings)
         times.append(time.monotonic())
 
         stage_s = dict(zip(STAGES, [frame.age_s] + np.diff([frame.received] + times).tolist()))
@@ -678,12 +725,60 @@ class DepthNode(Node):
                     self._window.stage_s[name].append(seconds)
             self._window.end_to_end_s.append(times[-1] - frame.received)
 
-    def _publish_outputs(self, rgb: np.ndarray, prediction: DepthPrediction, header: Any,
-                         settings: Settings) -> None:
+    def _scale_focal(self, camera: Intrinsics | None, width: int, height: int,
+                     settings: Settings) -> tuple[float, float] | None:
+        """
+        Return the camera ``(fx, fy)`` the canonical-focal rule uses, or None for no scaling.
+
+        The intrinsics of the frame when known; after a rejected camera_info (or one of
+        another size) the fallback focal length when ``fallback_fx`` is set; else None, which
+        assumes the camera is the training camera (f_in = f_train). Records the source.
+        """
+        focal, source = None, 'off (scale_by_focal is false)'
+        if settings.scale_by_focal:
+            state = self._camera_info
+            if camera is not None:
+                focal = (camera.fx, camera.fy)
+                source = 'camera_info' if state is not None else 'fallback_fx'
+            elif settings.fallback_fx > 0:
+                fallback = fallback_intrinsics(width, height, settings.fallback_fx,
+                                               settings.fallback_fy)
+                focal, source = (fallback.fx, fallback.fy), 'fallback_fx'
+            else:
+                source = 'assumed f_in = f_train (no usable camera_info, fallback_fx is 0)'
+            if camera is None:
+                assumed = (f'fallback_fx {settings.fallback_fx:g} px' if focal is not None
+                           else "the training camera's focal length (f_in = f_train)")
+                self._say_once(f'focal_assumed_{source}', 'no usable camera_info: the depth '
+                               f'scale assumes {assumed}')
+        self._focal.source = source
+        return focal
+
+    def _note_focal(self, prediction: DepthPrediction, estimator: DepthEstimator,
+                    camera_focal: tuple[float, float] | None) -> None:
+        """Record the frame's focal scale; log changes, warn once outside 0.25x-4x."""
+        state = self._focal
+        state.f_train, state.f_in, state.scale = (estimator.train_focal, prediction.f_in,
+                                                  prediction.scale)
+        key = (state.source, None if prediction.f_in is None else round(prediction.f_in, 3),
+               estimator.train_focal)
+        if key != state.logged:
+            state.logged = key
+            if prediction.f_in is not None:
+                self.get_logger().info(
+                    f'canonical focal: f_in = {prediction.f_in:.1f} px (from '
+                    f'{state.source}), f_train = {estimator.train_focal:.1f} px: depth x '
+                    f'{prediction.scale:.4f}')
+        low, high = FOCAL_RATIO_RANGE
+        if not low <= prediction.scale <= high:
+            self._say_once('focal_ratio', f'focal ratio f_in / f_train = {prediction.scale:.3f} '
+                           f'is outside {low:g}x-{high:g}x: the network was never trained for '
+                           'such a field of view; depth is published but unreliable')
+
+    def _publish_outputs(self, rgb: np.ndarray, prediction: DepthPrediction,
+                         camera: Intrinsics | None, header: Any, settings: Settings) -> None:
         """Publish depth, its camera_info, and the cloud and colorized depth when wanted."""
         depth = prediction.depth                                   # (h, w) float32 metres
-        height, width = rgb.shape[:2]
-        camera = self._camera_intrinsics(width, height, settings)
         pinhole = prediction.intrinsics(*camera.pinhole) if camera is not None else None
         if pinhole is not None:
             info = set_fields(CameraInfo(), depth_camera_info_fields(
@@ -773,6 +868,7 @@ class DepthNode(Node):
                 ('frames skipped, no subscriber (total)', str(totals.idle)),
                 ('device', str(self._estimator.device)),
                 ('backend', self._estimator.backend.name),
+                *self._focal.pairs(self._estimator.train_focal),
                 *gpu_memory_pairs(self._estimator.device),
             ]
             status.values = [KeyValue(key=k, value=v) for k, v in pairs]

@@ -123,3 +123,17 @@ def test_code_running_pickle_is_refused(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError, match='evil.pt'):
         load_checkpoint(path)
     assert not (tmp_path / 'pwned').exists()
+
+
+def test_f_train_is_read_or_assumed_with_a_warning(tmp_path):
+    from eigen_depth_ros.checkpoint import train_focal, TRAIN_FOCAL_KEY
+    from eigen_depth_ros.geometry import kitti_train_focal
+    model = EigenDepthNet(SMALL_KITTI)
+    _, meta = load_checkpoint(save_checkpoint(tmp_path / 'new.pt', model, f_train=472.5))
+    assert TRAIN_FOCAL_KEY == 'f_train' and train_focal(meta, SMALL_KITTI) == (472.5, None)
+    _, old = load_checkpoint(save_checkpoint(tmp_path / 'old.pt', model))  # before the field
+    focal, note = train_focal(old, SMALL_KITTI)
+    assert focal == kitti_train_focal(SMALL_KITTI) and 'records no f_train' in note
+    for bad in (0.0, -3.0, float('nan'), 'x'):
+        focal, note = train_focal({'f_train': bad}, SMALL_KITTI)
+        assert focal == kitti_train_focal(SMALL_KITTI) and 'bad f_train' in note

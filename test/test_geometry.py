@@ -127,3 +127,24 @@ def test_flipped_and_read_only_images_are_accepted():
     np.testing.assert_array_equal(g.crop_input(bgr[..., ::-1]), expected)
     read_only = np.frombuffer(bgr.tobytes(), np.uint8).reshape(bgr.shape)
     np.testing.assert_array_equal(g.crop_input(read_only), g.crop_input(bgr))
+
+
+def test_input_focal_and_focal_scale_follow_the_canonical_focal_rule():
+    from eigen_depth_ros.geometry import focal_scale, kitti_train_focal
+    kitti = InputGeometry.fit(1242, 375, KITTI)
+    # KITTI's 721.5 px at 1242 wide is about 334.7 px at the 576-px network input.
+    assert kitti.input_focal(721.5377, 721.5377) == pytest.approx(334.7, abs=0.1)
+    assert kitti_train_focal(KITTI) == kitti.input_focal(721.5377, 721.5377)
+    # The example: 640x480 with fx = 525 is 472.5 px at the input (576 / 640 = 0.9).
+    robot = InputGeometry.fit(640, 480, KITTI)
+    assert (robot.resized_width, robot.resized_height) == (576, 432)  # isotropic resize
+    assert robot.input_focal(525.0, 525.0) == pytest.approx(472.5)
+    assert focal_scale(472.5, 334.7) == pytest.approx(1.4117, abs=1e-4)
+    # fx and fy are averaged after the per-axis resize; the rule is linear in f_in.
+    assert robot.input_focal(500.0, 550.0) == pytest.approx(0.5 * (500 + 550) * 0.9)
+    assert focal_scale(2 * 300.0, 300.0) == 2.0
+    for bad in (0.0, -1.0, float('nan'), float('inf')):
+        with pytest.raises(ValueError):
+            focal_scale(bad, 334.7)
+        with pytest.raises(ValueError):
+            focal_scale(334.7, bad)

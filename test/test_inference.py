@@ -108,3 +108,39 @@ def test_soak_phase_verdict_sees_a_gpu_leak():
     assert flat['verdicts']['memory_flat'] and flat['gpu_reserved_mb'] == {'start': 40.0,
                                                                            'end': 40.0}
     assert not leak['verdicts']['memory_flat']  # the RSS alone would have passed
+
+
+def test_camera_focal_scales_depth_by_f_in_over_f_train(small_checkpoint, tmp_path):
+    from eigen_depth_ros.checkpoint import load_checkpoint, save_checkpoint
+    from eigen_depth_ros.geometry import kitti_train_focal
+    # A checkpoint without f_train: KITTI's, with a warning.
+    with pytest.warns(UserWarning, match='records no f_train'):
+        est = DepthEstimator.from_checkpoint(small_checkpoint, device='cpu')
+    assert est.train_focal == kitti_train_focal(est.config)
+    assert 'records no f_train' in est.train_focal_note
+    rgb = np.random.default_rng(1).integers(0, 255, (128, 416, 3), dtype=np.uint8)
+    plain = est.predict(rgb)
+    assert plain.scale == 1.0 and plain.f_in is None
+    geometry = est.geometry(416, 128)
+    fx, fy = 300.0, 305.0
+    f_in = geometry.input_focal(fx, fy)
+    one = est.predict(rgb, camera_focal=(fx, fy))
+    two = est.predict(rgb, camera_focal=(2 * fx, 2 * fy))
+    assert one.f_in == pytest.approx(f_in) and one.scale == pytest.approx(f_in / est.train_focal)
+    np.testing.assert_allclose(one.depth, plain.depth * one.scale, rtol=1e-6)
+    np.testing.assert_array_equal(two.depth, 2 * one.depth)  # exactly doubled
+    full = est.predict(rgb, 'input', camera_focal=(2 * fx, 2 * fy))
+    np.testing.assert_allclose(full.depth, est.predict(rgb, 'input').depth * two.scale,
+                               rtol=1e-6)
+    with pytest.raises(ValueError):
+        est.predict(rgb, camera_focal=(0.0, fy))
+    # A checkpoint recording f_train loads it, silently.
+    model, _ = load_checkpoint(small_checkpoint)
+    path = save_checkpoint(tmp_path / 'focal.pt', model, f_train=f_in)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', UserWarning)
+        recorded = DepthEstimator.from_checkpoint(path, device='cpu')
+    assert recorded.train_focal == f_in and recorded.train_focal_note is None
+    np.testing.assert_array_equal(recorded.predict(rgb, camera_focal=(fx, fy)).depth,
+                                  plain.depth)

@@ -254,11 +254,12 @@ def mono_msg(sec: int, level: int, sixteen: bool, bigendian: bool = False) -> Im
     return stamped(msg, sec)
 
 
-def camera_info_msg(fx: float = FX, width: int = W, height: int = H) -> CameraInfo:
+def camera_info_msg(fx: float = FX, width: int = W, height: int = H, fy: float = FY
+                    ) -> CameraInfo:
     msg = CameraInfo(width=width, height=height, distortion_model='plumb_bob')
     msg.d = [0.0] * 5
-    msg.k = [fx, 0.0, CX, 0.0, FY, CY, 0.0, 0.0, 1.0]
-    msg.p = [fx, 0.0, CX, 0.0, 0.0, FY, CY, 0.0, 0.0, 0.0, 1.0, 0.0]
+    msg.k = [fx, 0.0, CX, 0.0, fy, CY, 0.0, 0.0, 1.0]
+    msg.p = [fx, 0.0, CX, 0.0, 0.0, fy, CY, 0.0, 0.0, 0.0, 1.0, 0.0]
     return stamped(msg, 0)
 
 
@@ -308,13 +309,20 @@ def stop_node(proc: subprocess.Popen) -> str:
 
 @pytest.fixture(scope='module')
 def module_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Write the conftest ``small_checkpoint`` once, for the module's long-lived nodes."""
+    """
+    Write the conftest ``small_checkpoint`` once, for the module's long-lived nodes.
+
+    Its f_train is the test camera's focal length at the network input, so that node A,
+    given the test camera_info, publishes the network's depth unscaled (f_in / f_train = 1).
+    """
     import torch
     torch.manual_seed(0)
     model = EigenDepthNet(small_config())
     with torch.no_grad():
         model.fine.conv4.bias.fill_(float(np.log(10.0)))
-    return str(save_checkpoint(tmp_path_factory.mktemp('ckpt') / 'small.pt', model))
+    f_train = InputGeometry.fit(W, H, small_config()).input_focal(FX, FY)
+    return str(save_checkpoint(tmp_path_factory.mktemp('ckpt') / 'small.pt', model,
+                               f_train=f_train))
 
 
 @pytest.fixture(scope='module')
@@ -445,17 +453,18 @@ def test_no_camera_info_publishes_depth_only(node_a: RosSide) -> None:
     assert sum('no camera_info received' in m for m in node_a.recorder.logs(A_LOG)) == 1
 
 
-def ensure_camera_info(ros: RosSide, fx: float = FX, width: int = W, height: int = H) -> None:
+def ensure_camera_info(ros: RosSide, fx: float = FX, width: int = W, height: int = H,
+                       fy: float = FY) -> None:
     """Send camera_info and wait until node A says it uses it (it logs every change)."""
     start = len(ros.recorder.logs(A_LOG))
-    msg = camera_info_msg(fx, width, height)
-    if getattr(ros, 'camera_info_a', None) == (fx, width, height):
+    msg = camera_info_msg(fx, width, height, fy)
+    if getattr(ros, 'camera_info_a', None) == (fx, width, height, fy):
         ros.publish('/a/camera_info', msg)
         return
-    text = f'intrinsics from camera_info: {width}x{height} fx={fx:.2f}'
+    text = f'intrinsics from camera_info: {width}x{height} fx={fx:.2f} fy={fy:.2f}'
     ros.publish_until('/a/camera_info', msg,
                       lambda: any(text in m for m in ros.recorder.logs(A_LOG)[start:]), text)
-    ros.camera_info_a = (fx, width, height)
+    ros.camera_info_a = (fx, width, height, fy)
 
 
 def test_outputs_match_header_sizes_and_geometry(node_a: RosSide) -> None:
@@ -772,3 +781,50 @@ def test_backend_parameter(ros: RosSide, module_checkpoint: str) -> None:
     errors = [line for line in outputs['nonsense'].splitlines() if '[ERROR]' in line]
     assert len(errors) == 1 and "cannot start: unknown backend 'nonsense'" in errors[0], \
         outputs['nonsense']
+
+
+def test_doubled_focal_length_doubles_the_depth(node_a: RosSide) -> None:
+    """The canonical-focal rule: fx, fy doubled -> depth x 2; scale_by_focal off -> unchanged."""
+    rec = node_a.recorder
+    ensure_camera_info(node_a)
+    base_sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)), 'depth/camera_info')
+    base = check_depth(rec.find('/a/depth', base_sec), base_sec, 142, 27)
+    base_info = rec.find('/a/depth/camera_info', base_sec)
+    try:
+        ensure_camera_info(node_a, fx=2 * FX, fy=2 * FY)
+        sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)), 'depth/camera_info')
+        doubled = check_depth(rec.find('/a/depth', sec), sec, 142, 27)
+        np.testing.assert_array_equal(doubled, 2 * base)
+        info = rec.find('/a/depth/camera_info', sec)
+        assert info.k[0] == pytest.approx(2 * base_info.k[0])
+        status = rec.wait(lambda: next((d for d in reversed(rec.diagnostics(
+            'eigen_depth: depth estimation')) if d.get('f_in source') == 'camera_info'
+            and float(d['depth scale f_in/f_train']) == pytest.approx(2.0)), None),
+            what='diagnostics with the doubled focal scale')
+        assert status['focal scaling'] == 'on'
+        assert float(status['f_in (px)']) == pytest.approx(2 * float(status['f_train (px)']))
+        (off,) = set_parameters(node_a, '/a/eigen_depth', scale_by_focal=False)
+        assert off.successful, off.reason
+        sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
+        np.testing.assert_array_equal(check_depth(rec.find('/a/depth', sec), sec, 142, 27),
+                                      base)
+    finally:
+        (on,) = set_parameters(node_a, '/a/eigen_depth', scale_by_focal=True)
+        assert on.successful
+        ensure_camera_info(node_a)
+
+
+def test_bad_focal_camera_info_names_the_field_and_keeps_depth(node_a: RosSide) -> None:
+    rec = node_a.recorder
+    start = len(rec.logs(A_LOG))
+    text = 'bad field p[5] (fy)'
+    node_a.camera_info_a = None
+    msg = camera_info_msg(fy=float('nan'))
+    node_a.publish_until('/a/camera_info', msg,
+                         lambda: any(text in m for m in rec.logs(A_LOG)[start:]), text)
+    try:
+        sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
+        check_depth(rec.find('/a/depth', sec), sec, 142, 27)
+        rec.wait_log(A_LOG, 'the depth scale assumes', 0)
+    finally:
+        ensure_camera_info(node_a)

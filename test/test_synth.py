@@ -349,3 +349,26 @@ def test_command_line(tmp_path, capsys):
         synth.main(['--help'])
     assert exit_info.value.code == 0
     assert '--drive-names' in capsys.readouterr().out
+
+
+def test_focal_option_writes_the_camera_into_the_calibration(tmp_path):
+    assert synth.default_focal(1242) == pytest.approx(721.5377)
+    values = synth.calibration_values((640, 480), focal=525.0)['calib_cam_to_cam.txt']
+    p_rect = values['P_rect_02'].reshape(3, 4)
+    assert p_rect[0, 0] == pytest.approx(525.0) and p_rect[1, 1] == pytest.approx(525.0)
+    assert np.allclose(values['S_rect_02'], (640, 480))
+    narrow = synth.calibration_values(focal=synth.default_focal(1242) / 0.6)
+    assert narrow['calib_cam_to_cam.txt']['P_rect_02'][0] == pytest.approx(1202.56, abs=0.01)
+    root = tmp_path / 'raw'
+    assert synth.main([str(root), '--drives', '1', '--frames', '1', '--width', '64',
+                       '--height', '48', '--focal', '52.5']) == 0
+    calib = kitti.read_calib_file(next(root.glob('*/calib_cam_to_cam.txt')))
+    assert calib['P_rect_02'][0] == pytest.approx(52.5)
+    assert synth.main([str(tmp_path / 'fov'), '--drives', '1', '--frames', '1', '--width',
+                       '64', '--height', '48', '--fov-scale', '0.5']) == 0
+    calib = kitti.read_calib_file(next((tmp_path / 'fov').glob('*/calib_cam_to_cam.txt')))
+    assert calib['P_rect_02'][0] == pytest.approx(synth.default_focal(64) / 0.5, rel=1e-6)
+    with pytest.raises(synth.SynthError, match='focal length'):
+        synth.write_synthetic_kitti(tmp_path / 'bad', drives=1, frames=1, size=(64, 48),
+                                    focal=0.0)
+    assert synth.main([str(tmp_path / 'neg'), '--fov-scale', '-1']) == 2

@@ -321,3 +321,34 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path):
     assert again.status == 'finished' and again.stage == 'fine'
     for name, value in load_checkpoint(again.checkpoints['final'])[0].state_dict().items():
         assert torch.equal(value, weights[name]), name
+
+
+def test_checkpoint_records_f_train_and_canonical_focal_rescales_targets(tmp_path):
+    from eigen_depth_ros.geometry import InputGeometry
+    from eigen_depth_training.dataset import KittiDepthDataset
+    from eigen_depth_training.splits import read_split_file
+    root, splits = synthetic_kitti()
+    entries = read_split_file(splits / 'train_files.txt')[:2]
+    plain = KittiDepthDataset(root, entries, SMALL_KITTI)
+    # Synthetic calibration: KITTI's field of view at a third of the size.
+    calib = plain.cache.calibration(entries[0])
+    expected = InputGeometry.fit(*calib.image_size, SMALL_KITTI).input_focal(
+        calib.P_rect[0, 0], calib.P_rect[1, 1])
+    assert plain.frame_focal(0) == pytest.approx(expected) == pytest.approx(334.7, abs=0.5)
+    assert plain.mean_focal() == pytest.approx(expected)
+    same = KittiDepthDataset(root, entries, SMALL_KITTI, canonical_focal=plain.mean_focal())
+    assert torch.equal(same[0]['depth'], plain[0]['depth'])  # same camera: untouched
+    double = KittiDepthDataset(root, entries, SMALL_KITTI, canonical_focal=2 * expected,
+                               max_depth=1e6)
+    valid = plain[0]['mask']
+    torch.testing.assert_close(double[0]['depth'][valid], 2 * plain[0]['depth'][valid])
+    # Training records the mean focal length, or --canonical-focal.
+    result = train(small_options(tmp_path / 'run'), SMALL_KITTI)
+    assert result.status == 'finished'
+    _, meta = load_checkpoint(tmp_path / 'run' / 'final.pt')
+    assert meta['f_train'] == pytest.approx(expected)
+    opts = small_options(tmp_path / 'canon', canonical_focal=400.0, stage='coarse')
+    train(opts, SMALL_KITTI)
+    _, meta = load_checkpoint(tmp_path / 'canon' / 'last.pt')
+    assert meta['f_train'] == 400.0
+    assert build_parser().parse_args(['--canonical-focal', '334.7']).canonical_focal == 334.7

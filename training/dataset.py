@@ -36,6 +36,15 @@ and depth together, in this order:
 At test time there is one centre crop and no augmentation (as
 :class:`~eigen_depth_ros.inference.DepthEstimator` does).
 
+Canonical focal length: with ``canonical_focal`` F (pixels at the network input's scale),
+each frame's target is rescaled to the camera of focal length F, by the canonical-focal rule
+(:func:`~eigen_depth_ros.geometry.focal_scale`) read backwards:
+:math:`Z_{target} = Z \, F / f_i`, where :math:`f_i` (:meth:`KittiDepthDataset.frame_focal`)
+is the frame's ``P_rect`` focal length at the input scale of the centre crop. KITTI's dates
+differ by under 0.5 %; cameras of other fields of view become trainable together. The zoom
+of step 2 is the same rule again: it makes :math:`f = s f_i`, and :math:`Z / s` is the depth
+for :math:`f_i`.
+
 Projecting a scan costs more than reading a PNG, so each frame's sparse depth is projected
 once and cached: one ``.npz`` per frame (rows, columns, depths) under a cache folder, rebuilt
 when the scan or calibration changes, or in memory when no folder is given.
@@ -343,6 +352,8 @@ class KittiDepthDataset(Dataset):
     :param flip_prob: flip probability (training).
     :param seed: seed of the augmentation draws for plain integer indices.
     :param progress: show a progress bar while the depth cache is built.
+    :param canonical_focal: F, focal length in pixels at the network input's scale that every
+        target is rescaled to (:math:`Z F / f_i`); None leaves the targets as measured.
     :param preload: decode every image and load every depth map once, while the dataset is
         built, and keep them in memory (about 1.4 MB a 1242x375 frame): samples then cost
         only the augmentation, no PNG decoding or cache reading. A frame whose image cannot
@@ -355,8 +366,13 @@ class KittiDepthDataset(Dataset):
                  train: bool = False, cache_dir: PathLike | None = None,
                  min_depth: float = 1e-3, max_depth: float = 80.0, scale_max: float = 1.2,
                  colour_range: tuple[float, float] = (0.8, 1.2), flip_prob: float = 0.5,
-                 seed: int = 0, progress: bool = False, preload: bool = False) -> None:
+                 seed: int = 0, progress: bool = False, preload: bool = False,
+                 canonical_focal: float | None = None) -> None:
         """Check the split, leave out unusable frames and fill the depth cache."""
+        if canonical_focal is not None and not (math.isfinite(canonical_focal)
+                                                and canonical_focal > 0):
+            raise ValueError(f'canonical_focal must be positive, got {canonical_focal}')
+        self.canonical_focal = None if canonical_focal is None else float(canonical_focal)
         self.root = Path(root)
         self.config = config
         self.train = train
@@ -439,6 +455,22 @@ class KittiDepthDataset(Dataset):
         return geometry.output_intrinsics(float(p_rect[0, 0]), float(p_rect[1, 1]),
                                           float(p_rect[0, 2]) - 1.0, float(p_rect[1, 2]) - 1.0)
 
+    def frame_focal(self, index: int) -> float:
+        """
+        Return frame ``index``'s focal length in pixels at the network input's scale.
+
+        ``mean(fx, fy)`` of its ``P_rect`` through the centre-crop resize
+        (:meth:`~eigen_depth_ros.geometry.InputGeometry.input_focal`), about 334.7 px for
+        KITTI's 721.5 px at 1242x375 and the ``kitti`` network.
+        """
+        calib = self.cache.calibration(self.entries[index])
+        geometry = InputGeometry.fit(*calib.image_size, self.config)
+        return geometry.input_focal(float(calib.P_rect[0, 0]), float(calib.P_rect[1, 1]))
+
+    def mean_focal(self) -> float:
+        """Return the mean of :meth:`frame_focal` over the frames (the default f_train)."""
+        return math.fsum(self.frame_focal(i) for i in range(len(self))) / len(self)
+
     def augmentation(self, index: int, seed: int | None = None) -> Augmentation:
         """
         Draw the augmentation of frame ``index`` (the identity unless training).
@@ -458,6 +490,10 @@ class KittiDepthDataset(Dataset):
         try:
             rgb, depth = self.frame(entry)                         # (H, W, 3), (H, W)
             window, target, _ = apply_augmentation(rgb, depth, self.config, augmentation)
+            if self.canonical_focal is not None:
+                ratio = self.canonical_focal / self.frame_focal(index)
+                if abs(ratio - 1.0) > 1e-9:  # the same camera: targets stay bit-identical
+                    target = target * np.float32(ratio)            # (H_out, W_out)
             ok = True
         except (KittiFormatError, ValueError):
             cfg = self.config

@@ -96,20 +96,38 @@ Predictor = Callable[[np.ndarray], tuple[np.ndarray, InputGeometry]]
 
 
 def network_predictors(checkpoint: PathLike, stages: tuple[str, ...] = ('fine',),
-                       device: str = 'auto') -> tuple[dict[str, Predictor], EigenDepthConfig]:
+                       device: str = 'auto', scale_by_focal: bool = True,
+                       focal: dict[str, Any] | None = None
+                       ) -> tuple[dict[str, Predictor], EigenDepthConfig]:
     """
     Build predictors of a checkpoint's network (single centre crop), one per stage.
 
+    A predictor takes ``(rgb, camera_focal)``: with ``scale_by_focal`` and a camera
+    ``(fx, fy)``, the depth follows the canonical-focal rule as in the node
+    (:meth:`~eigen_depth_ros.inference.DepthEstimator.focal_scale`).
+
+    :param focal: filled with ``f_train`` and the checkpoint's ``f_train_note`` (None, or
+        the warning of a checkpoint that records no f_train).
     :return: ``({stage: predictor}, the network's configuration)``.
     """
+    import warnings
+
     from eigen_depth_ros.inference import DepthEstimator
 
-    estimator = DepthEstimator.from_checkpoint(checkpoint, device=device)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)  # kept in ``focal`` and the report
+        estimator = DepthEstimator.from_checkpoint(checkpoint, device=device)
+    if focal is not None:
+        focal.update(f_train=estimator.train_focal, f_train_note=estimator.train_focal_note)
 
     def predictor(stage: str) -> Predictor:
-        def predict(rgb: np.ndarray) -> tuple[np.ndarray, InputGeometry]:
+        def predict(rgb: np.ndarray, camera_focal: tuple[float, float] | None = None
+                    ) -> tuple[np.ndarray, InputGeometry]:
             log_depth, geometry = estimator.predict_log(rgb, stage=stage)  # (H_out, W_out)
-            return np.exp(log_depth), geometry
+            depth = np.exp(log_depth)
+            if scale_by_focal and camera_focal is not None:
+                depth = depth * estimator.focal_scale(geometry, *camera_focal)[0]
+            return depth, geometry
         return predict
 
     return {stage: predictor(stage) for stage in stages}, estimator.config
@@ -126,7 +144,8 @@ def map_predictor(depth_map: np.ndarray, config: EigenDepthConfig) -> Predictor:
         raise ValueError(f'depth map {depth_map.shape} is not the output grid '
                          f'{config.output_size[::-1]}')
 
-    def predict(rgb: np.ndarray) -> tuple[np.ndarray, InputGeometry]:
+    def predict(rgb: np.ndarray, camera_focal: tuple[float, float] | None = None
+                ) -> tuple[np.ndarray, InputGeometry]:
         return depth_map, InputGeometry.fit(rgb.shape[1], rgb.shape[0], config)
 
     return predict
@@ -261,7 +280,8 @@ def evaluate(data_root: PathLike, split: PathLike, checkpoint: PathLike | None =
              median_scaling: bool = False, out: PathLike | None = None,
              device: str = 'auto', cache_dir: PathLike | None = None, max_images: int = 0,
              examples: int = 4, progress: bool = False,
-             camera_height: float = KITTI_CAMERA_HEIGHT) -> dict[str, Any]:
+             camera_height: float = KITTI_CAMERA_HEIGHT,
+             scale_by_focal: bool = True) -> dict[str, Any]:
     """
     Evaluate a checkpoint's stages and/or a baseline on a split (Eigen protocol).
 
@@ -283,6 +303,9 @@ def evaluate(data_root: PathLike, split: PathLike, checkpoint: PathLike | None =
     :param max_images: evaluate at most this many frames, evenly spread (0: all).
     :param examples: frames shown in ``examples.png``.
     :param camera_height: height of the camera above the road (m) for the obstacle metrics.
+    :param scale_by_focal: apply the canonical-focal rule to the network's depth, with each
+        frame's ``P_rect`` focal length as f_in (as the node does with camera_info); the
+        report's ``focal`` entry says whether it was on, with f_train.
     :return: ``{'results': {method: {'aggregate': {...}, 'per_image': [...]}}, 'table':
         str, 'obstacles': {...}, 'skipped': {...}, 'images': int, 'options': {...},
         'paper': {...}}``; the methods are ``'coarse'``, ``'fine'`` and
@@ -311,10 +334,14 @@ def evaluate(data_root: PathLike, split: PathLike, checkpoint: PathLike | None =
                'baseline': baseline, 'train_split': None if train_split is None
                else str(train_split), 'crop': crop, 'min_depth': min_depth,
                'max_depth': max_depth, 'median_scaling': median_scaling,
-               'max_images': max_images, 'camera_height': camera_height}
+               'max_images': max_images, 'camera_height': camera_height,
+               'scale_by_focal': scale_by_focal}
     predictors: dict[str, Predictor] = {}
+    focal: dict[str, Any] = {'scale_by_focal': scale_by_focal and checkpoint is not None,
+                             'f_train': None, 'f_train_note': None}
     if checkpoint is not None:
-        predictors, config = network_predictors(checkpoint, stages, device)
+        predictors, config = network_predictors(checkpoint, stages, device, scale_by_focal,
+                                                focal)
     config = resolve_config(config)
     if baseline is not None:
         depth_map = baseline_map(baseline, data_root, train_split, config, min_depth,
@@ -347,9 +374,11 @@ def evaluate(data_root: PathLike, split: PathLike, checkpoint: PathLike | None =
             skipped['examples'].append(f'{entry.line()}: {exc}')
             continue
         gt = test_set.cache.load(entry)                         # (H, W) metres, 0 = none
+        calib = test_set.cache.calibration(entry)
+        camera_focal = (float(calib.P_rect[0, 0]), float(calib.P_rect[1, 1]))
         predictions, output_maps = {}, {}
         for name, predict in predictors.items():
-            depth, geometry = predict(rgb)                       # (H_out, W_out)
+            depth, geometry = predict(rgb, camera_focal)         # (H_out, W_out)
             if np.isnan(depth).any():
                 raise ValueError(f'{entry.line()}: the {name} prediction has NaN depth '
                                  f'({int(np.isnan(depth).sum())} of {depth.size} pixels)')
@@ -365,7 +394,6 @@ def evaluate(data_root: PathLike, split: PathLike, checkpoint: PathLike | None =
             continue
         for name, values in metrics.items():
             per_image[name].append({'frame': entry.line(), **values})
-        calib = test_set.cache.calibration(entry)
         truth = frame_truth(entry, data_root, calib)
         truth_kinds.add(truth[0])
         for name, (depth, geometry) in output_maps.items():
@@ -387,7 +415,8 @@ def evaluate(data_root: PathLike, split: PathLike, checkpoint: PathLike | None =
     report = {'options': options, 'images': len(next(iter(per_image.values()))),
               'results': results, 'obstacles': obstacles,
               'skipped': {**skipped, **test_set.report.as_dict()},
-              'paper': PAPER_KITTI, 'table': table, 'model_name': config.name}
+              'paper': PAPER_KITTI, 'table': table, 'model_name': config.name,
+              'focal': focal}
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -479,6 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--camera-height', type=float, default=KITTI_CAMERA_HEIGHT,
                         help='camera height above the road for the obstacle metrics, m')
     parser.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda' or 'cuda:N'")
+    parser.add_argument('--no-scale-by-focal', action='store_true',
+                        help="do not scale the network's depth by f_in / f_train (the "
+                             'canonical-focal rule, on by default as in depth_node)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     return parser
 
@@ -495,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
                           median_scaling=args.median_scaling, out=args.out,
                           device=args.device, cache_dir=args.cache_dir,
                           max_images=args.max_images, examples=args.examples,
-                          progress=not args.no_progress, camera_height=args.camera_height)
+                          progress=not args.no_progress, camera_height=args.camera_height,
+                          scale_by_focal=not args.no_scale_by_focal)
     except (SplitError, KittiFormatError, CheckpointError, ValueError, OSError) as exc:
         print(f'eigen-depth eval: error: {exc}', file=sys.stderr)
         return 2
@@ -506,6 +539,12 @@ def main(argv: list[str] | None = None) -> int:
           f'{skipped["missing"]} missing, {skipped["corrupt_image"]} corrupt image, '
           f'{skipped["corrupt_velodyne"]} corrupt scan, {skipped["unreadable_image"]} '
           f'unreadable, {skipped["no_ground_truth"]} without ground truth')
+    focal = report['focal']
+    if args.checkpoint is not None:
+        print('canonical-focal rule: ' + (
+            f'on (depth x f_in / f_train, f_train {focal["f_train"]:.1f} px, f_in from each '
+            "frame's P_rect)" if focal['scale_by_focal'] else 'off (--no-scale-by-focal)')
+            + (f'; warning: {focal["f_train_note"]}' if focal['f_train_note'] else ''))
     print(report['table'])
     obstacles = report['obstacles']
     print(f'\nobstacle cells ({obstacles["truth"]} truth, camera {args.camera_height:g} m above '

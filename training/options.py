@@ -131,6 +131,12 @@ def build_parser(prog: str = 'eigen-depth train') -> argparse.ArgumentParser:
                       help='augmentation: each RGB channel is multiplied by c ~ U[LOW, HIGH]')
     data.add_argument('--flip-prob', type=_probability, default=0.5,
                       help='augmentation: probability of a horizontal flip of image and depth')
+    data.add_argument('--canonical-focal', type=_positive_float, default=None,
+                      metavar='F',
+                      help='focal length (pixels at the network input scale, e.g. 334.7 for '
+                           "KITTI's 721.5 px at 1242x375) that every target depth is rescaled "
+                           'to (depth x F / f_frame) and that the checkpoint records as '
+                           'f_train; default: the mean over the training frames')
     data.add_argument('--preload', choices=('auto', 'on', 'off'), default='auto',
                       help='decode every training and validation frame once and keep it in '
                            'memory (auto: when the frames fit in 6 GiB), so that samples '

@@ -57,6 +57,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from datetime import datetime
+import math
 from pathlib import Path
 import shutil
 import sys
@@ -195,9 +196,18 @@ def _written(values: np.ndarray | tuple | list) -> np.ndarray:
     return np.array([float(f'{v:.6e}') for v in a.ravel()]).reshape(a.shape)
 
 
-def calibration_values(size: tuple[int, int] = DEFAULT_SIZE) -> dict[str, dict[str, np.ndarray]]:
+def default_focal(width: int) -> float:
+    """Return the synthetic camera's default focal length: KITTI's 721.5377 px at 1242 wide."""
+    return _REF_FOCAL * width / DEFAULT_SIZE[0]
+
+
+def calibration_values(size: tuple[int, int] = DEFAULT_SIZE, focal: float | None = None
+                       ) -> dict[str, dict[str, np.ndarray]]:
     r"""
     Return the numeric calibration written for image size ``size = (width, height)``.
+
+    ``focal`` is the rectified cameras' focal length in pixels (fx = fy); None means
+    :func:`default_focal` (KITTI's field of view at any size).
 
     It is keyed by file name (``calib_cam_to_cam.txt``, ``calib_velo_to_cam.txt``,
     ``calib_imu_to_velo.txt``) and then by key, rounded exactly as written.
@@ -207,7 +217,7 @@ def calibration_values(size: tuple[int, int] = DEFAULT_SIZE) -> dict[str, dict[s
     :math:`t_2 \approx (0.06, 0, 0)` m and :math:`t_3 \approx (-0.47, 0, 0)` m.
     """
     width, height = size
-    focal = _REF_FOCAL * width / DEFAULT_SIZE[0]
+    focal = default_focal(width) if focal is None else float(focal)
     k_rect = np.array([[focal, 0.0, _REF_CENTRE[0] * width / DEFAULT_SIZE[0]],
                        [0.0, focal, _REF_CENTRE[1] * height / DEFAULT_SIZE[1]],
                        [0.0, 0.0, 1.0]])
@@ -238,12 +248,13 @@ def calibration_values(size: tuple[int, int] = DEFAULT_SIZE) -> dict[str, dict[s
             'calib_imu_to_velo.txt': imu}
 
 
-def _calibration_texts(date: str, size: tuple[int, int]) -> dict[str, str]:
+def _calibration_texts(date: str, size: tuple[int, int], focal: float | None = None
+                       ) -> dict[str, str]:
     day = datetime.strptime(date, '%Y_%m_%d')
     times = {'calib_cam_to_cam.txt': '13:57:47', 'calib_velo_to_cam.txt': '11:37:16',
              'calib_imu_to_velo.txt': '16:47:16'}
     texts = {}
-    for name, values in calibration_values(size).items():
+    for name, values in calibration_values(size, focal).items():
         lines = [f'calib_time: {day:%d-%b-%Y} {times[name]}']
         lines += [f'{key}: ' + ' '.join(f'{v:.6e}' for v in value)
                   for key, value in values.items()]
@@ -261,8 +272,8 @@ class _Rig:
     velo_rotation: np.ndarray           # Velodyne axes to rectified camera-0 axes
 
 
-def _rig(size: tuple[int, int]) -> _Rig:
-    values = calibration_values(size)
+def _rig(size: tuple[int, int], focal: float | None = None) -> _Rig:
+    values = calibration_values(size, focal)
     cam, velo = values['calib_cam_to_cam.txt'], values['calib_velo_to_cam.txt']
     rect = cam['R_rect_00'].reshape(3, 3)
     k, centre = {}, {}
@@ -1542,7 +1553,8 @@ def _write_drive(root: Path, name: str, frames: int, seed: int, size: tuple[int,
 def write_synthetic_kitti(out_dir: PathLike, drives: int | None = None, frames: int = 3,
                           seed: int = 0, drive_names: list[str] | None = None,
                           size: tuple[int, int] = DEFAULT_SIZE, stationary: int | None = None,
-                          overwrite: bool = False, progress: bool = False) -> list[DriveInfo]:
+                          overwrite: bool = False, progress: bool = False,
+                          focal: float | None = None) -> list[DriveInfo]:
     """
     Write synthetic drives in the KITTI raw layout under ``out_dir``.
 
@@ -1554,6 +1566,9 @@ def write_synthetic_kitti(out_dir: PathLike, drives: int | None = None, frames: 
     :param drive_names: names in any spelling :func:`~eigen_depth_training.kitti.normalise_drive`
         accepts; default :func:`default_drive_names`.
     :param size: image ``(width, height)``; intrinsics scale with it.
+    :param focal: focal length of the rectified cameras in pixels (fx = fy), which the
+        calibration files state; None keeps KITTI's field of view (:func:`default_focal`).
+        A larger focal length is a narrower field of view (e.g. ``default_focal(w) / 0.6``).
     :param stationary: frames at standstill at the start of every drive; default
         ``min(3, frames // 3)``.
     :param overwrite: replace existing drive folders (and calibration files that differ)
@@ -1585,6 +1600,9 @@ def write_synthetic_kitti(out_dir: PathLike, drives: int | None = None, frames: 
     width, height = size
     if not (32 <= width <= 8192 and 16 <= height <= 4096):
         raise SynthError(f'image size must be 32..8192 x 16..4096, got {width}x{height}')
+    if focal is not None and not (math.isfinite(focal) and 0.05 * width <= focal <= 50 * width):
+        raise SynthError(f'focal length must be {0.05 * width:g}..{50 * width:g} px for a '
+                         f'{width} px wide image, got {focal}')
     if stationary is None:
         stationary = min(3, frames // 3)
     if not 0 <= stationary <= frames:
@@ -1595,7 +1613,7 @@ def write_synthetic_kitti(out_dir: PathLike, drives: int | None = None, frames: 
         except ValueError as exc:
             raise SynthError(f'drive {name}: the date is not a calendar date') from exc
     root = Path(out_dir)
-    calib_texts = {date: _calibration_texts(date, (width, height))
+    calib_texts = {date: _calibration_texts(date, (width, height), focal)
                    for date in sorted({n.split('/')[0] for n in names})}
     if not overwrite:
         for name in names:
@@ -1613,7 +1631,7 @@ def write_synthetic_kitti(out_dir: PathLike, drives: int | None = None, frames: 
     for name in names:
         if (root / name).exists():
             shutil.rmtree(root / name)
-    rig = _rig((width, height))
+    rig = _rig((width, height), focal)
     with tqdm(total=len(names) * frames, unit='frame', desc='synth',
               disable=None if progress else True, file=sys.stderr) as bar:
         return [_write_drive(root, name, frames, seed, (width, height), stationary, rig, bar)
@@ -1671,6 +1689,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help='image width in pixels (default: %(default)s)')
     parser.add_argument('--height', type=_positive, default=DEFAULT_SIZE[1],
                         help='image height in pixels (default: %(default)s)')
+    camera = parser.add_mutually_exclusive_group()
+    camera.add_argument('--focal', type=float, default=None, metavar='PX',
+                        help='focal length fx = fy of the cameras in pixels (default: '
+                             "KITTI's field of view, 721.5377 x width / 1242); e.g. "
+                             '--width 640 --height 480 --focal 525')
+    camera.add_argument('--fov-scale', type=float, default=None, metavar='S',
+                        help="field of view as a multiple of KITTI's: the focal length is "
+                             'the default divided by S (0.6: a narrow camera)')
     parser.add_argument('--stationary', type=_non_negative, default=None,
                         help='frames at standstill at the start of each drive '
                              '(default: frames // 3, at most 3)')
@@ -1687,12 +1713,19 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    focal = args.focal
+    if args.fov_scale is not None:
+        if not (math.isfinite(args.fov_scale) and args.fov_scale > 0):
+            print(f'{parser.prog}: error: --fov-scale must be positive, got {args.fov_scale}',
+                  file=sys.stderr)
+            return 2
+        focal = default_focal(args.width) / args.fov_scale
     try:
         infos = write_synthetic_kitti(args.out_dir, drives=args.drives, frames=args.frames,
                                       seed=args.seed, drive_names=args.drive_names,
                                       size=(args.width, args.height),
                                       stationary=args.stationary, overwrite=args.overwrite,
-                                      progress=True)
+                                      progress=True, focal=focal)
     except SynthError as exc:
         print(f'{parser.prog}: error: {exc}', file=sys.stderr)
         return 2

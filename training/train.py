@@ -361,7 +361,8 @@ class Trainer:
             from tqdm import tqdm
             tqdm.write(f'eigen-depth train: {text}', file=sys.stderr)
 
-    def _build_dataset(self, split: Path, train: bool) -> KittiDepthDataset:
+    def _build_dataset(self, split: Path, train: bool,
+                       canonical_focal: float | None = None) -> KittiDepthDataset:
         opts = self.options
         entries = read_split_file(split)
         if train:
@@ -376,7 +377,7 @@ class Trainer:
                   'scale_max': 1.0 if opts.no_augment else opts.scale_max,
                   'colour_range': (1.0, 1.0) if opts.no_augment else tuple(opts.colour_range),
                   'flip_prob': 0.0 if opts.no_augment else opts.flip_prob, 'seed': opts.seed,
-                  'preload': preload}
+                  'preload': preload, 'canonical_focal': canonical_focal}
         # rank 0 projects and caches the LiDAR once; the others then find the cache filled
         dataset = None
         if self.ctx.is_main:
@@ -393,12 +394,20 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
         _barrier(self.ctx)
         self.train_set = self._build_dataset(opts.train_split, train=True)
+        # f_train: every target is rescaled to this focal length (the canonical-focal rule),
+        # and the checkpoint records it for the node, eval and bag-eval.
+        self.f_train = float(getattr(opts, 'canonical_focal', None)
+                             or self.train_set.mean_focal())
+        self.train_set.canonical_focal = self.f_train
         self.val_set = None if opts.val_split is None else \
-            self._build_dataset(opts.val_split, train=False)
+            self._build_dataset(opts.val_split, train=False, canonical_focal=self.f_train)
         if len(self.train_set) < opts.batch_size:
             raise ValueError(f'the training split has {len(self.train_set)} usable frames, '
                              f'fewer than one batch of {opts.batch_size}')
         self._say(f'training data: {self.train_set.report.summary()}')
+        self._say(f'f_train {self.f_train:.2f} px at the network input ('
+                  + ('--canonical-focal' if getattr(opts, 'canonical_focal', None)
+                     else 'mean over the training frames') + '); targets rescaled to it')
         for line in self.train_set.report.examples:
             self._say(f'  skipped {line}')
         if self.val_set is not None:
@@ -697,6 +706,7 @@ class Trainer:
             'train_history': [list(row) for row in self.train_history],
             'bad_samples': self.bad_samples,
             'train_loss': self.train_loss,
+            'f_train': self.f_train,
         }
         for name in names:
             path = save_checkpoint(self.out / f'{name}.pt', self.model, **extra)
