@@ -749,7 +749,7 @@ def run(args: argparse.Namespace) -> tuple[dict, LiveRun | None]:
     focal: dict = {'scale_by_focal': scale_by_focal, 'frames_scaled': 0}
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter('ignore', UserWarning)  # kept in the report instead
+            warnings.filterwarnings('ignore', '.*f_train', UserWarning)  # in the report
             estimator = DepthEstimator.from_checkpoint(args.checkpoint, device=args.device)
         focal.update(f_train=estimator.train_focal, f_train_note=estimator.train_focal_note)
         live, predicted_cells = None, None

@@ -41,6 +41,7 @@ import sys
 import threading
 import time
 from typing import Any, Callable
+import warnings
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
@@ -461,8 +462,11 @@ class DepthNode(Node):
         :raises ValueError: one line naming the file or the backend and the problem.
         """
         try:
-            return DepthEstimator.from_checkpoint(path, device=device, half=half,
-                                                  backend=backend, onnx_path=onnx_path)
+            with warnings.catch_warnings():  # the node logs a missing f_train instead
+                warnings.filterwarnings('ignore', '.*f_train', UserWarning)
+                return DepthEstimator.from_checkpoint(path, device=device, half=half,
+                                                      backend=backend,
+                                                      onnx_path=onnx_path)
         except ValueError:
             raise  # CheckpointError and backends' checks name the file or the backend
         except Exception as exc:  # noqa: B902 - onnxruntime, CUDA, missing modules

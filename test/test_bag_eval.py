@@ -321,3 +321,25 @@ def test_live_through_a_real_node_agrees_with_offline(tmp_path, mcap_bag, small_
         assert {'/eigen_depth/depth', '/eigen_depth/points',
                 '/eigen_depth/depth/camera_info'} <= set(reader.topics)
         assert reader.topics['/eigen_depth/depth'].msgcount == live['depth_received']
+
+
+def test_offline_eval_applies_and_reports_the_canonical_focal_rule(
+        tmp_path, mcap_bag, small_checkpoint):
+    from eigen_depth_ros.checkpoint import load_checkpoint, save_checkpoint
+    from eigen_depth_ros.geometry import kitti_train_focal
+    model, _ = load_checkpoint(small_checkpoint)
+    half = save_checkpoint(tmp_path / 'half.pt', model,
+                           f_train=kitti_train_focal(model.config) / 2)
+    results = {}
+    for rule in ('on', 'off'):
+        extra = [] if rule == 'on' else ['--no-scale-by-focal']
+        code, out = run_eval(tmp_path / rule, mcap_bag, half, *COMMON, '--lidar-topic',
+                             '/velodyne_points', *extra)
+        assert code == 0
+        results[rule] = json.loads((out / 'metrics.json').read_text())
+    on, off = results['on']['focal'], results['off']['focal']
+    assert on['scale_by_focal'] is True and on['frames_scaled'] == 3
+    assert on['f_train'] == pytest.approx(kitti_train_focal(model.config) / 2)
+    assert off['scale_by_focal'] is False and off['frames_scaled'] == 0
+    # The bag's camera is KITTI's: the rule doubles every depth (RMSE of a doubled guess).
+    assert results['on']['aggregate']['abs_rel'] != results['off']['aggregate']['abs_rel']

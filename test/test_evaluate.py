@@ -244,3 +244,21 @@ def test_cli_prints_table_2_beside_ours(wall_drive, constant_checkpoint, tmp_pat
                  '--split', str(split), '--out', str(tmp_path / 'cli2'), '--no-progress'])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and 'nope.pt' in err[0]
+
+
+def test_canonical_focal_rule_scales_the_prediction(wall_drive, tmp_path):
+    """f_train = half the camera's focal length: the 10 m network predicts the 20 m wall."""
+    from eigen_depth_ros.checkpoint import load_checkpoint
+    root, split = wall_drive
+    calib = load_calibration(root / DRIVE.split('/')[0], 2)
+    f_in = InputGeometry.fit(*calib.image_size, SMALL_KITTI).input_focal(
+        calib.P_rect[0, 0], calib.P_rect[1, 1])
+    model, _ = load_checkpoint(save_constant_checkpoint(tmp_path / 'c.pt', math.log(PREDICTED)))
+    path = save_checkpoint(tmp_path / 'half.pt', model, f_train=f_in / 2)
+    on = evaluate(root, split, path, device='cpu')
+    assert on['results']['fine']['aggregate']['abs_rel'] == pytest.approx(0.0, abs=1e-5)
+    assert on['focal'] == {'scale_by_focal': True, 'f_train': f_in / 2, 'f_train_note': None}
+    off = evaluate(root, split, path, device='cpu', scale_by_focal=False)
+    assert off['results']['fine']['aggregate']['abs_rel'] == pytest.approx(0.5, abs=1e-5)
+    assert off['focal']['scale_by_focal'] is False
+    assert off['options']['scale_by_focal'] is False

@@ -725,6 +725,67 @@ def test_jpeg_and_corrupt_compressed_frames(node_b: RosSide) -> None:
 # ------------------------------------------------------------------------ process life
 
 
+def test_doubled_focal_length_doubles_the_depth(node_a: RosSide) -> None:
+    """The canonical-focal rule: fx, fy doubled -> depth x 2; scale_by_focal off -> unchanged."""
+    rec = node_a.recorder
+    ensure_camera_info(node_a)
+    base_sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
+    base = check_depth(rec.find('/a/depth', base_sec), base_sec, 142, 27)
+    base_info = rec.wait_for('/a/depth/camera_info', base_sec)
+    try:
+        ensure_camera_info(node_a, fx=2 * FX, fy=2 * FY)
+        sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
+        doubled = check_depth(rec.find('/a/depth', sec), sec, 142, 27)
+        np.testing.assert_array_equal(doubled, 2 * base)
+        info = rec.wait_for('/a/depth/camera_info', sec)
+        assert info.k[0] == pytest.approx(2 * base_info.k[0])
+        status = rec.wait(lambda: next((d for d in reversed(rec.diagnostics(
+            'eigen_depth: depth estimation')) if d.get('f_in source') == 'camera_info'
+            and float(d['depth scale f_in/f_train']) == pytest.approx(2.0)), None),
+            what='diagnostics with the doubled focal scale')
+        assert status['focal scaling'] == 'on'
+        assert float(status['f_in (px)']) == pytest.approx(2 * float(status['f_train (px)']))
+        (off,) = set_parameters(node_a, '/a/eigen_depth', scale_by_focal=False)
+        assert off.successful, off.reason
+        sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
+        np.testing.assert_array_equal(check_depth(rec.find('/a/depth', sec), sec, 142, 27),
+                                      base)
+    finally:
+        (on,) = set_parameters(node_a, '/a/eigen_depth', scale_by_focal=True)
+        assert on.successful
+        ensure_camera_info(node_a)
+
+
+def test_bad_focal_camera_info_names_the_field_and_keeps_depth(node_a: RosSide) -> None:
+    rec = node_a.recorder
+    start = len(rec.logs(A_LOG))
+    text = 'bad field p[5] (fy)'
+    node_a.camera_info_a = None
+    msg = camera_info_msg(fy=float('nan'))
+    node_a.publish_until('/a/camera_info', msg,
+                         lambda: any(text in m for m in rec.logs(A_LOG)[start:]), text)
+    try:
+        sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
+        check_depth(rec.find('/a/depth', sec), sec, 142, 27)
+        rec.wait_log(A_LOG, 'the depth scale assumes', 0)
+    finally:
+        ensure_camera_info(node_a)
+
+
+def test_focal_ratio_beyond_four_is_published_and_warned_once(node_a: RosSide) -> None:
+    rec = node_a.recorder
+    start = len(rec.logs(A_LOG))
+    try:
+        ensure_camera_info(node_a, fx=5 * FX, fy=5 * FY)
+        sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
+        check_depth(rec.find('/a/depth', sec), sec, 142, 27)
+        rec.wait_log(A_LOG, 'focal ratio f_in / f_train = 5.000 is outside 0.25x-4x', start)
+        send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
+        assert sum('is outside 0.25x-4x' in m for m in rec.logs(A_LOG)) == 1
+    finally:
+        ensure_camera_info(node_a)
+
+
 def test_sigterm_stops_the_node_cleanly(nodes: dict) -> None:
     proc = nodes['a']
     assert proc.poll() is None, 'node A died during the tests'
@@ -781,50 +842,3 @@ def test_backend_parameter(ros: RosSide, module_checkpoint: str) -> None:
     errors = [line for line in outputs['nonsense'].splitlines() if '[ERROR]' in line]
     assert len(errors) == 1 and "cannot start: unknown backend 'nonsense'" in errors[0], \
         outputs['nonsense']
-
-
-def test_doubled_focal_length_doubles_the_depth(node_a: RosSide) -> None:
-    """The canonical-focal rule: fx, fy doubled -> depth x 2; scale_by_focal off -> unchanged."""
-    rec = node_a.recorder
-    ensure_camera_info(node_a)
-    base_sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)), 'depth/camera_info')
-    base = check_depth(rec.find('/a/depth', base_sec), base_sec, 142, 27)
-    base_info = rec.find('/a/depth/camera_info', base_sec)
-    try:
-        ensure_camera_info(node_a, fx=2 * FX, fy=2 * FY)
-        sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)), 'depth/camera_info')
-        doubled = check_depth(rec.find('/a/depth', sec), sec, 142, 27)
-        np.testing.assert_array_equal(doubled, 2 * base)
-        info = rec.find('/a/depth/camera_info', sec)
-        assert info.k[0] == pytest.approx(2 * base_info.k[0])
-        status = rec.wait(lambda: next((d for d in reversed(rec.diagnostics(
-            'eigen_depth: depth estimation')) if d.get('f_in source') == 'camera_info'
-            and float(d['depth scale f_in/f_train']) == pytest.approx(2.0)), None),
-            what='diagnostics with the doubled focal scale')
-        assert status['focal scaling'] == 'on'
-        assert float(status['f_in (px)']) == pytest.approx(2 * float(status['f_train (px)']))
-        (off,) = set_parameters(node_a, '/a/eigen_depth', scale_by_focal=False)
-        assert off.successful, off.reason
-        sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
-        np.testing.assert_array_equal(check_depth(rec.find('/a/depth', sec), sec, 142, 27),
-                                      base)
-    finally:
-        (on,) = set_parameters(node_a, '/a/eigen_depth', scale_by_focal=True)
-        assert on.successful
-        ensure_camera_info(node_a)
-
-
-def test_bad_focal_camera_info_names_the_field_and_keeps_depth(node_a: RosSide) -> None:
-    rec = node_a.recorder
-    start = len(rec.logs(A_LOG))
-    text = 'bad field p[5] (fy)'
-    node_a.camera_info_a = None
-    msg = camera_info_msg(fy=float('nan'))
-    node_a.publish_until('/a/camera_info', msg,
-                         lambda: any(text in m for m in rec.logs(A_LOG)[start:]), text)
-    try:
-        sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
-        check_depth(rec.find('/a/depth', sec), sec, 142, 27)
-        rec.wait_log(A_LOG, 'the depth scale assumes', 0)
-    finally:
-        ensure_camera_info(node_a)

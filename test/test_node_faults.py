@@ -294,11 +294,17 @@ def test_image_size_and_camera_info_change_mid_stream(camera: Camera, nodes: dic
     info = camera.round_trip(NS, 'depth/camera_info', width=640, height=192,
                              info=camera_info(640, 192, fx=900.0))
     assert info.k[0] == pytest.approx(900.0 * scale, rel=1e-6)
-    # degenerate cameras (a few pixels, a sliver) are resized like any other
+    # degenerate cameras (a few pixels, a sliver) are resized like any other; their depth
+    # follows the canonical-focal rule (f_in / f_train far beyond 4x: published, warned)
+    from conftest import SMALL_KITTI
+    from eigen_depth_ros.geometry import focal_scale, InputGeometry, kitti_train_focal
     for width, height in ((4, 2), (1, 1), (2000, 3)):
         depth = camera.round_trip(NS, width=width, height=height,
                                   info=camera_info(width, height))
-        assert (depth.width, depth.height) == (142, 27) and 7 < median_depth(depth) < 14
+        ratio = focal_scale(InputGeometry.fit(width, height, SMALL_KITTI).input_focal(
+            300.0, 300.0), kitti_train_focal(SMALL_KITTI))
+        assert (depth.width, depth.height) == (142, 27)
+        assert 7 < median_depth(depth) / ratio < 14
     cloud = point_cloud2_to_array(camera.round_trip(NS, 'points', info=camera_info()))
     assert np.isfinite(cloud['z']).all()
     alive(nodes)

@@ -115,7 +115,7 @@ def network_predictors(checkpoint: PathLike, stages: tuple[str, ...] = ('fine',)
     from eigen_depth_ros.inference import DepthEstimator
 
     with warnings.catch_warnings():
-        warnings.simplefilter('ignore', UserWarning)  # kept in ``focal`` and the report
+        warnings.filterwarnings('ignore', '.*f_train', UserWarning)  # in ``focal``
         estimator = DepthEstimator.from_checkpoint(checkpoint, device=device)
     if focal is not None:
         focal.update(f_train=estimator.train_focal, f_train_note=estimator.train_focal_note)
