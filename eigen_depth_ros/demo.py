@@ -89,9 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument('--width-mult', type=float, default=0.125,
                        help="channel multiplier of the narrow variant; 1 = the paper's "
                             'network (default: %(default)s)')
-    model.add_argument('--coarse-samples', type=int, default=24000,
+    model.add_argument('--coarse-samples', type=int, default=19200,
                        help='training samples of the coarse stage (default: %(default)s)')
-    model.add_argument('--fine-samples', type=int, default=8000,
+    model.add_argument('--fine-samples', type=int, default=6400,
                        help='training samples of the fine stage (default: %(default)s)')
     model.add_argument('--batch-size', type=int, default=32,
                        help='training batch size (default: %(default)s)')
