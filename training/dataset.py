@@ -440,6 +440,19 @@ class KittiDepthDataset(Dataset):
             return self._frames[entry]
         return read_image(entry.image_path(self.root)), self.cache.load(entry)
 
+    def centre_target(self, entry: SplitEntry) -> tuple[np.ndarray, np.ndarray]:
+        """
+        Return the test-time target of ``entry`` on the output grid and its valid cells.
+
+        The centre crop's LiDAR depth (H_out, W_out) float32 metres, 0 where no point, and
+        the mask ``min_depth <= depth <= max_depth``; as measured, without augmentation or
+        focal rescaling.
+        """
+        depth = self.cache.load(entry)                                     # (H, W)
+        geometry = InputGeometry.fit(depth.shape[1], depth.shape[0], self.config)
+        target = geometry.sparse_depth_to_output(depth)                    # (H_out, W_out)
+        return target, (target >= self.min_depth) & (target <= self.max_depth)
+
     def output_intrinsics(self, index: int) -> tuple[float, float, float, float]:
         """
         Return ``(fx, fy, cx, cy)`` of the centre-crop output grid of frame ``index``.
@@ -571,10 +584,7 @@ def mean_depth_map(dataset: KittiDepthDataset, progress: bool = False) -> np.nda
     count = np.zeros_like(total)
     for entry in tqdm(dataset.entries, desc='mean depth', unit='frame', leave=False,
                       disable=not progress):
-        depth = dataset.cache.load(entry)
-        geometry = InputGeometry.fit(depth.shape[1], depth.shape[0], dataset.config)
-        target = geometry.sparse_depth_to_output(depth)
-        valid = (target >= dataset.min_depth) & (target <= dataset.max_depth)
+        target, valid = dataset.centre_target(entry)
         total[valid] += target[valid]
         count[valid] += 1
     if not count.any():
@@ -611,10 +621,7 @@ def mean_log_target(dataset: KittiDepthDataset, frames: int = 64) -> float:
     picks = np.unique(np.linspace(0, len(dataset) - 1, min(frames, len(dataset))).round())
     total, count = 0.0, 0
     for index in picks.astype(int):
-        depth = dataset.cache.load(dataset.entries[index])
-        geometry = InputGeometry.fit(depth.shape[1], depth.shape[0], dataset.config)
-        target = geometry.sparse_depth_to_output(depth)
-        valid = (target >= dataset.min_depth) & (target <= dataset.max_depth)
+        target, valid = dataset.centre_target(dataset.entries[index])
         total += float(np.log(target[valid]).sum())
         count += int(valid.sum())
     if count == 0:

@@ -172,10 +172,7 @@ def baseline_map(kind: str, data_root: PathLike, train_split: PathLike,
         return mean_map
     total = count = 0.0
     for entry in train_set.entries:  # the pixel-weighted overall mean
-        depth = train_set.cache.load(entry)
-        geometry = InputGeometry.fit(depth.shape[1], depth.shape[0], config)
-        target = geometry.sparse_depth_to_output(depth)
-        valid = (target >= min_depth) & (target <= max_depth)
+        target, valid = train_set.centre_target(entry)
         total += float(target[valid].sum())
         count += float(valid.sum())
     return np.full_like(mean_map, total / count)
