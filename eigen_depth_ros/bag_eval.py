@@ -33,9 +33,9 @@ per frame, averaged over frames, overall and per distance band.
 
 Both also score obstacles the way a Nav2 obstacle layer uses a cloud
 (:mod:`eigen_depth_ros.obstacles`): the bird's-eye cells holding points 0.3 to 2.5 m above
-the road, within 10 and 20 m, summed over frames. The predicted cloud is the prediction
-back-projected at the camera size where the output map reaches (offline) or the node's own
-``points`` (live); the true cloud is every LiDAR point in front of the camera, or the
+the road, within 10 and 20 m, summed over frames. The predicted cloud is the output map
+back-projected one point per output pixel, as the node publishes it (offline), or the node's
+own ``points`` (live); the true cloud is every LiDAR point in front of the camera, or the
 ground-truth depth image back-projected, in the same image area.
 """
 from __future__ import annotations
@@ -61,7 +61,8 @@ from .checkpoint import CheckpointError
 from .geometry import InputGeometry
 from .image_conversion import image_to_depth, ImageConversionError, message_to_rgb
 from .live_playback import LivePlaybackError, LiveRun
-from .metrics import compute_depth_metrics, evaluate_depth, mean_metrics, METRIC_NAMES
+from .metrics import (compute_depth_metrics, evaluate_depth, json_safe, mean_metrics,
+                      METRIC_NAMES)
 from .obstacles import (add_counts, DEFAULT_SPEC, flat_scores, KITTI_CAMERA_HEIGHT,
                         match_cells, occupied_cells, points_from_depth, points_in_image_area,
                         scores_from_counts, zero_counts)
@@ -100,11 +101,6 @@ def stamp_ns(msg) -> int:
 
 def _count(counter: dict[str, int], reason: str) -> None:
     counter[reason] = counter.get(reason, 0) + 1
-
-
-def _nan_to_none(values: dict) -> dict:
-    """Return the dict with its NaN values as None (JSON has no NaN)."""
-    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in values.items()}
 
 
 class Frame(NamedTuple):
@@ -158,7 +154,8 @@ class EvalReport:
                 ', '.join(f'{n} {why}' for why, n in self.skipped.items()) or 'bag is empty'))
         scores = scores_from_counts(self.obstacle_counts)
         return {
-            'aggregate': {**mean_metrics(self.frames), **_nan_to_none(flat_scores(scores))},
+            'aggregate': {**mean_metrics(self.frames),
+                          **json_safe(flat_scores(scores), digits=None)},
             'by_distance': {band: mean_metrics(rows) for band, rows in self.bands.items()
                             if rows},
             'frames_evaluated': len(self.frames),
@@ -166,7 +163,7 @@ class EvalReport:
             'obstacles': {
                 'frames': self.obstacle_frames, 'skipped': dict(self.obstacle_skipped),
                 'rule': asdict(DEFAULT_SPEC),
-                'by_range': {key: _nan_to_none(values) for key, values in scores.items()}},
+                'by_range': json_safe(scores, digits=None)},
             'per_frame': self.frames,
         }
 

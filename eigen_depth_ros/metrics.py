@@ -172,14 +172,17 @@ def format_metric_table(rows: dict[str, dict[str, float]]) -> str:
     return '\n'.join(lines)
 
 
-def json_safe(value: Any, digits: int = 6) -> Any:
+def json_safe(value: Any, digits: int | None = 6) -> Any:
     """
     Return ``value`` with every float rounded to ``digits`` and NaN or inf made None.
 
     Dicts, lists and tuples are walked; JSON has no NaN, so reports stay valid JSON.
+    ``digits=None`` keeps the floats as they are.
     """
     if isinstance(value, float):
-        return round(value, digits) if math.isfinite(value) else None
+        if not math.isfinite(value):
+            return None
+        return value if digits is None else round(value, digits)
     if isinstance(value, dict):
         return {k: json_safe(v, digits) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
