@@ -15,18 +15,17 @@
 """Install the ROS 2 package ``eigen_depth_ros`` and the training package ``eigen_depth_training``."""
 from glob import glob
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 PACKAGE = 'eigen_depth_ros'
 
 setup(
     name=PACKAGE,
     version='0.1.0',
-    packages=[PACKAGE, 'eigen_depth_training'],
+    packages=find_packages(include=[PACKAGE, f'{PACKAGE}.*']) + ['eigen_depth_training'],
     # training/ is the source folder of the package eigen_depth_training; it is never
     # installed as a top-level package called "training".
     package_dir={'eigen_depth_training': 'training'},
-    package_data={PACKAGE: ['data/*']},
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),
@@ -41,8 +40,8 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            f'depth_node = {PACKAGE}.node:main',
-            f'eigen-depth = {PACKAGE}.cli:main',
+            f'depth_node = {PACKAGE}.node.depth_node:main',
+            f'eigen-depth = {PACKAGE}.tools.cli:main',
         ],
     },
 )

@@ -37,7 +37,7 @@ silently running on the default transports.
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from eigen_depth_ros.ros_env import fastdds_messages, profile_problem, profile_variables
+from eigen_depth_ros.node.ros_env import fastdds_messages, profile_problem, profile_variables
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration

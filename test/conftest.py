@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import os
 
-from eigen_depth_ros.checkpoint import save_checkpoint
-from eigen_depth_ros.model import EigenDepthConfig, EigenDepthNet, KITTI
-from eigen_depth_ros.ros_env import local_dds_env
+from eigen_depth_ros.core.checkpoint import save_checkpoint
+from eigen_depth_ros.core.model import EigenDepthConfig, EigenDepthNet, KITTI
+from eigen_depth_ros.node.ros_env import local_dds_env
 import pytest
 import torch
 

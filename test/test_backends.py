@@ -26,11 +26,11 @@ from contextlib import nullcontext
 import os
 
 from conftest import SMALL_KITTI
-from eigen_depth_ros.backends import (BACKENDS, build_backend, check_backend,
-                                      default_backend, module_weight_bytes)
-from eigen_depth_ros.bench import calibrate_random_model, network_input, scene_image
-from eigen_depth_ros.inference import BACKEND_ENV, DepthEstimator, single_threaded
-from eigen_depth_ros.model import EigenDepthNet, normalize_image
+from eigen_depth_ros.core.backends import (BACKENDS, build_backend, check_backend, default_backend,
+                                           module_weight_bytes)
+from eigen_depth_ros.core.inference import BACKEND_ENV, DepthEstimator, single_threaded
+from eigen_depth_ros.core.model import EigenDepthNet, normalize_image
+from eigen_depth_ros.tools.bench import calibrate_random_model, network_input, scene_image
 import numpy as np
 import pytest
 import torch
@@ -223,7 +223,7 @@ class _FakeGraph:
 
 def test_cuda_graph_capture_and_replay_run_on_the_inputs_device(monkeypatch):
     """The graph is captured and replayed with cuda:N current, on a stream of cuda:N."""
-    from eigen_depth_ros import backends
+    from eigen_depth_ros.core import backends
 
     fake = _FakeCuda()
     monkeypatch.setattr(torch.cuda, 'device', fake.device)
@@ -255,7 +255,7 @@ def test_cuda_graph_capture_and_replay_run_on_the_inputs_device(monkeypatch):
 
 
 def test_device_context_and_tf32_settings():
-    from eigen_depth_ros.backends import cuda_tf32_state, device_context, set_cuda_tf32
+    from eigen_depth_ros.core.backends import cuda_tf32_state, device_context, set_cuda_tf32
 
     with device_context('cpu'):
         pass
@@ -273,7 +273,7 @@ def test_device_context_and_tf32_settings():
 
 def test_onnx_session_that_fell_back_to_the_cpu_fails_clearly(monkeypatch, tmp_path):
     ort = pytest.importorskip('onnxruntime')
-    from eigen_depth_ros import backends
+    from eigen_depth_ros.core import backends
 
     class Session:
         def __init__(self, path, options, providers):

@@ -25,10 +25,10 @@ import json
 import math
 import shutil
 
-from eigen_depth_ros import bag_eval, synth_bag
-from eigen_depth_ros.bag_eval import BagGroundTruth
-from eigen_depth_ros.projection import rotation_to_quaternion
-from eigen_depth_ros.tf_tree import transform_matrix
+from eigen_depth_ros.bags import bag_eval, synth_bag
+from eigen_depth_ros.bags.bag_eval import BagGroundTruth
+from eigen_depth_ros.bags.tf_tree import transform_matrix
+from eigen_depth_ros.core.projection import rotation_to_quaternion
 from eigen_depth_training import kitti
 import numpy as np
 import pytest

@@ -20,8 +20,8 @@ projection against the synthetic world, and each bad-input case.
 """
 import json
 
-from eigen_depth_ros import bag_eval, synth_bag
-from eigen_depth_ros.bag_eval import BagEvalError, BagGroundTruth
+from eigen_depth_ros.bags import bag_eval, synth_bag
+from eigen_depth_ros.bags.bag_eval import BagEvalError, BagGroundTruth
 from eigen_depth_training.synth import write_synthetic_kitti
 import numpy as np
 import pytest
@@ -325,8 +325,8 @@ def test_live_through_a_real_node_agrees_with_offline(tmp_path, mcap_bag, small_
 
 def test_offline_eval_applies_and_reports_the_canonical_focal_rule(
         tmp_path, mcap_bag, small_checkpoint):
-    from eigen_depth_ros.checkpoint import load_checkpoint, save_checkpoint
-    from eigen_depth_ros.geometry import kitti_train_focal
+    from eigen_depth_ros.core.checkpoint import load_checkpoint, save_checkpoint
+    from eigen_depth_ros.core.geometry import kitti_train_focal
     model, _ = load_checkpoint(small_checkpoint)
     half = save_checkpoint(tmp_path / 'half.pt', model,
                            f_train=kitti_train_focal(model.config) / 2)

@@ -21,7 +21,7 @@ import importlib.util
 import json
 import math
 
-from eigen_depth_ros import bench
+from eigen_depth_ros.tools import bench
 import pytest
 
 
@@ -89,7 +89,7 @@ def test_scene_image_and_calibration():
 
 
 @pytest.mark.skipif(importlib.util.find_spec('rclpy') is None
-                    or importlib.util.find_spec('eigen_depth_ros.node') is None,
+                    or importlib.util.find_spec('eigen_depth_ros.node.depth_node') is None,
                     reason='rclpy or the node is not installed')
 def test_bench_node(small_checkpoint, tmp_path, ros_env):
     out = tmp_path / 'node.json'
@@ -128,7 +128,7 @@ def test_bench_transport_floor(small_checkpoint, tmp_path, ros_env):
 
 
 def test_default_backends_depend_on_the_device():
-    from eigen_depth_ros.backends import check_backend
+    from eigen_depth_ros.core.backends import check_backend
 
     assert bench.default_backends('cpu') == bench.DEFAULT_BACKENDS
     cuda = bench.default_backends('cuda')

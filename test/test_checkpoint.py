@@ -17,9 +17,9 @@ import os
 import pickle
 
 from conftest import SMALL_KITTI
-from eigen_depth_ros.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, load_checkpoint,
-                                        save_checkpoint)
-from eigen_depth_ros.model import config_to_dict, EigenDepthNet
+from eigen_depth_ros.core.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, load_checkpoint,
+                                             save_checkpoint)
+from eigen_depth_ros.core.model import config_to_dict, EigenDepthNet
 import pytest
 import torch
 
@@ -126,8 +126,8 @@ def test_code_running_pickle_is_refused(tmp_path, monkeypatch):
 
 
 def test_f_train_is_read_or_assumed_with_a_warning(tmp_path):
-    from eigen_depth_ros.checkpoint import train_focal, TRAIN_FOCAL_KEY
-    from eigen_depth_ros.geometry import kitti_train_focal
+    from eigen_depth_ros.core.checkpoint import train_focal, TRAIN_FOCAL_KEY
+    from eigen_depth_ros.core.geometry import kitti_train_focal
     model = EigenDepthNet(SMALL_KITTI)
     _, meta = load_checkpoint(save_checkpoint(tmp_path / 'new.pt', model, f_train=472.5))
     assert TRAIN_FOCAL_KEY == 'f_train' and train_focal(meta, SMALL_KITTI) == (472.5, None)

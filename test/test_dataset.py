@@ -22,13 +22,12 @@ import shutil
 import tempfile
 
 from conftest import SMALL_KITTI
-from eigen_depth_ros.geometry import InputGeometry
-from eigen_depth_ros.model import KITTI, normalize_image
+from eigen_depth_ros.core.geometry import InputGeometry
+from eigen_depth_ros.core.model import KITTI, normalize_image
 from eigen_depth_training.dataset import (apply_augmentation, Augmentation, expand_sides,
                                           KittiDepthDataset, ResumableSampler)
 from eigen_depth_training.kitti import generate_depth_map, read_image
-from eigen_depth_training.splits import (build_eigen_split, read_split_file, SplitEntry,
-                                         SplitError)
+from eigen_depth_training.splits import build_eigen_split, read_split_file, SplitEntry, SplitError
 from eigen_depth_training.synth import write_synthetic_kitti
 import numpy as np
 import pytest

@@ -20,7 +20,7 @@ import os
 import subprocess
 import sys
 
-from eigen_depth_ros.checkpoint import load_checkpoint, read_checkpoint
+from eigen_depth_ros.core.checkpoint import load_checkpoint, read_checkpoint
 from test_dataset import synthetic_kitti
 import torch
 

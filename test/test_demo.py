@@ -18,7 +18,7 @@ import math
 import subprocess
 import sys
 
-from eigen_depth_ros.demo import cached_stage
+from eigen_depth_ros.tools.demo import cached_stage
 import pytest
 
 TINY = ['--train-drives', '2', '--frames', '5', '--test-frames', '4', '--coarse-samples', '32',
@@ -29,7 +29,7 @@ TINY = ['--train-drives', '2', '--frames', '5', '--test-frames', '4', '--coarse-
 @pytest.mark.slow
 def test_demo_end_to_end_then_cached(tmp_path, ros_env):
     out = tmp_path / 'demo'
-    cmd = [sys.executable, '-m', 'eigen_depth_ros.cli', 'demo', '--out', str(out), *TINY]
+    cmd = [sys.executable, '-m', 'eigen_depth_ros.tools.cli', 'demo', '--out', str(out), *TINY]
     first = subprocess.run(cmd, env=ros_env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-2000:]
     summary = json.loads((out / 'summary.json').read_text())
@@ -76,7 +76,7 @@ def test_interrupted_stage_leaves_no_cache(tmp_path):
 
 
 def test_missing_package_is_named(monkeypatch):
-    from eigen_depth_ros import demo
+    from eigen_depth_ros.tools import demo
     monkeypatch.setattr(demo, 'REQUIRED_MODULES', ('eigen_depth_no_such_module',))
     with pytest.raises(demo.DemoError, match='eigen_depth_no_such_module.*make venv'):
         demo.check_environment()
@@ -89,7 +89,8 @@ def test_missing_package_is_named(monkeypatch):
 ])
 def test_bad_world_or_budget_is_one_line_and_writes_nothing(tmp_path, bad, message):
     out = tmp_path / 'demo'
-    cmd = [sys.executable, '-m', 'eigen_depth_ros.cli', 'demo', '--out', str(out), *TINY, *bad]
+    cmd = [sys.executable, '-m', 'eigen_depth_ros.tools.cli', 'demo', '--out', str(out), *TINY,
+           *bad]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()

@@ -25,10 +25,11 @@ import math
 import shutil
 
 from conftest import SMALL_KITTI
-from eigen_depth_ros.checkpoint import save_checkpoint
-from eigen_depth_ros.geometry import InputGeometry
-from eigen_depth_ros.model import EigenDepthNet
-from eigen_depth_ros.obstacles import cloud_obstacle_counts, points_from_depth, scores_from_counts
+from eigen_depth_ros.core.checkpoint import save_checkpoint
+from eigen_depth_ros.core.geometry import InputGeometry
+from eigen_depth_ros.core.model import EigenDepthNet
+from eigen_depth_ros.core.obstacles import (cloud_obstacle_counts, points_from_depth,
+                                            scores_from_counts)
 from eigen_depth_training.evaluate import (evaluate, frame_obstacle_counts, frame_truth, main,
                                            obstacle_table, PAPER_KITTI)
 from eigen_depth_training.kitti import load_calibration
@@ -248,7 +249,7 @@ def test_cli_prints_table_2_beside_ours(wall_drive, constant_checkpoint, tmp_pat
 
 def test_canonical_focal_rule_scales_the_prediction(wall_drive, tmp_path):
     """f_train = half the camera's focal length: the 10 m network predicts the 20 m wall."""
-    from eigen_depth_ros.checkpoint import load_checkpoint
+    from eigen_depth_ros.core.checkpoint import load_checkpoint
     root, split = wall_drive
     calib = load_calibration(root / DRIVE.split('/')[0], 2)
     f_in = InputGeometry.fit(*calib.image_size, SMALL_KITTI).input_focal(

@@ -13,10 +13,10 @@
 # limitations under the License.
 
 """eigen-depth export: ONNX and TorchScript round trips, dynamic batch, the self-check."""
-from eigen_depth_ros import export
-from eigen_depth_ros.backends import ONNX_OPSET, onnx_session
-from eigen_depth_ros.checkpoint import load_checkpoint
-from eigen_depth_ros.inference import DepthEstimator
+from eigen_depth_ros.core.backends import ONNX_OPSET, onnx_session
+from eigen_depth_ros.core.checkpoint import load_checkpoint
+from eigen_depth_ros.core.inference import DepthEstimator
+from eigen_depth_ros.tools import export
 import numpy as np
 import onnx
 import pytest

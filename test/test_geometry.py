@@ -13,8 +13,8 @@
 # limitations under the License.
 
 """Camera <-> network geometry: sizes, the affine map, intrinsics and resampling."""
-from eigen_depth_ros.geometry import InputGeometry
-from eigen_depth_ros.model import KITTI, NYU
+from eigen_depth_ros.core.geometry import InputGeometry
+from eigen_depth_ros.core.model import KITTI, NYU
 import numpy as np
 import pytest
 
@@ -130,7 +130,7 @@ def test_flipped_and_read_only_images_are_accepted():
 
 
 def test_input_focal_and_focal_scale_follow_the_canonical_focal_rule():
-    from eigen_depth_ros.geometry import focal_scale, kitti_train_focal
+    from eigen_depth_ros.core.geometry import focal_scale, kitti_train_focal
     kitti = InputGeometry.fit(1242, 375, KITTI)
     # KITTI's 721.5 px at 1242 wide is about 334.7 px at the 576-px network input.
     assert kitti.input_focal(721.5377, 721.5377) == pytest.approx(334.7, abs=0.1)

@@ -20,8 +20,8 @@ The same sequence of parts as on a GPU, its JSON and table, and its verdict.
 import json
 import sys
 
-from eigen_depth_ros import gpu_check
-from eigen_depth_ros.cli import SUBCOMMANDS
+from eigen_depth_ros.tools import gpu_check
+from eigen_depth_ros.tools.cli import SUBCOMMANDS
 import pytest
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')

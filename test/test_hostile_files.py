@@ -36,10 +36,10 @@ import textwrap
 from typing import Callable
 
 from conftest import SMALL_KITTI
-from eigen_depth_ros import bag_eval, synth_bag
-from eigen_depth_ros.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, load_checkpoint,
-                                        read_checkpoint, save_checkpoint)
-from eigen_depth_ros.model import config_to_dict, EigenDepthNet
+from eigen_depth_ros.bags import bag_eval, synth_bag
+from eigen_depth_ros.core.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, load_checkpoint,
+                                             read_checkpoint, save_checkpoint)
+from eigen_depth_ros.core.model import config_to_dict, EigenDepthNet
 from eigen_depth_training import kitti
 from eigen_depth_training.kitti import KittiFormatError
 from eigen_depth_training.synth import write_synthetic_kitti
@@ -359,7 +359,7 @@ def test_code_running_pickles_never_run(evil_checkpoints: tuple[list[Path], Path
     paths, marker = evil_checkpoints
     pickle.loads(pickle.dumps(TouchesMarker(tmp_path / 'control')))   # the payload works
     assert (tmp_path / 'control').exists()
-    from eigen_depth_ros import export
+    from eigen_depth_ros.tools import export
     from eigen_depth_training import train
     for path in paths:
         with pytest.raises(CheckpointError) as err:
@@ -425,7 +425,7 @@ def test_malformed_model_args(tmp_path: Path, change: dict) -> None:
 SUBPROCESS_LOAD = textwrap.dedent("""
     import json, resource, sys, time
     resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))   # a runaway load fails here
-    from eigen_depth_ros.checkpoint import CheckpointError, load_checkpoint
+    from eigen_depth_ros.core.checkpoint import CheckpointError, load_checkpoint
     results = {}
     for path in sys.argv[1:]:
         started = time.monotonic()

@@ -12,19 +12,18 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Tests of eigen_depth_ros.image_conversion: Image/CompressedImage <-> numpy, no rclpy."""
+"""Tests of eigen_depth_ros.msg.image_conversion: Image/CompressedImage <-> numpy, no rclpy."""
 from __future__ import annotations
 
 import array
 from types import SimpleNamespace
 
 import cv2
-from eigen_depth_ros.image_conversion import (array_to_image_fields, colorize_depth,
-                                              compressed_to_rgb, depth_to_image_fields,
-                                              image_to_array, image_to_depth, image_to_rgb,
-                                              ImageConversionError, message_to_rgb)
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from eigen_depth_ros.msg.image_conversion import (array_to_image_fields, colorize_depth,
+                                                  compressed_to_rgb, depth_to_image_fields,
+                                                  image_to_array, image_to_depth, image_to_rgb,
+                                                  ImageConversionError, message_to_rgb)
+from hypothesis import given, settings, strategies as st
 import numpy as np
 import pytest
 

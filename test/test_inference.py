@@ -13,7 +13,7 @@
 # limitations under the License.
 
 """The inference helper: RGB uint8 in, metres out, devices."""
-from eigen_depth_ros.inference import DepthEstimator, select_device
+from eigen_depth_ros.core.inference import DepthEstimator, select_device
 import numpy as np
 import pytest
 import torch
@@ -63,8 +63,8 @@ def test_select_device():
 
 
 def test_normalize_constants_are_cached_per_device_and_dtype():
-    from eigen_depth_ros.model import IMAGENET_MEAN, IMAGENET_STD, normalize_constants
-    from eigen_depth_ros.model import normalize_image
+    from eigen_depth_ros.core.model import IMAGENET_MEAN, IMAGENET_STD, normalize_constants
+    from eigen_depth_ros.core.model import normalize_image
 
     with torch.inference_mode():  # made inside inference mode, still usable outside
         scale, shift = normalize_constants('cpu', torch.float32)
@@ -79,8 +79,8 @@ def test_normalize_constants_are_cached_per_device_and_dtype():
 
 
 def test_gpu_memory_in_diagnostics(monkeypatch):
-    from eigen_depth_ros.inference import GPU_RESERVED_KEY, gpu_memory_pairs
-    from eigen_depth_ros.soak import gpu_memory_flat
+    from eigen_depth_ros.core.inference import GPU_RESERVED_KEY, gpu_memory_pairs
+    from eigen_depth_ros.tools.soak import gpu_memory_flat
 
     assert gpu_memory_pairs(torch.device('cpu')) == []
     monkeypatch.setattr(torch.cuda, 'memory_reserved', lambda device=None: 64 * 2 ** 20)
@@ -93,8 +93,8 @@ def test_gpu_memory_in_diagnostics(monkeypatch):
 
 
 def test_soak_phase_verdict_sees_a_gpu_leak():
-    from eigen_depth_ros.inference import GPU_RESERVED_KEY
-    from eigen_depth_ros.soak import Phase, summarize_phase
+    from eigen_depth_ros.core.inference import GPU_RESERVED_KEY
+    from eigen_depth_ros.tools.soak import Phase, summarize_phase
 
     def phase(reserved_end):
         p = Phase(10.0, measure_start=0.0, measure_end=10.0, sent=2,
@@ -111,8 +111,8 @@ def test_soak_phase_verdict_sees_a_gpu_leak():
 
 
 def test_camera_focal_scales_depth_by_f_in_over_f_train(small_checkpoint, tmp_path):
-    from eigen_depth_ros.checkpoint import load_checkpoint, save_checkpoint
-    from eigen_depth_ros.geometry import kitti_train_focal
+    from eigen_depth_ros.core.checkpoint import load_checkpoint, save_checkpoint
+    from eigen_depth_ros.core.geometry import kitti_train_focal
     # A checkpoint without f_train: KITTI's, with a warning.
     with pytest.warns(UserWarning, match='records no f_train'):
         est = DepthEstimator.from_checkpoint(small_checkpoint, device='cpu')

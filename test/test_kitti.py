@@ -22,8 +22,7 @@ import shutil
 
 import cv2
 from eigen_depth_training import kitti, synth
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
+from hypothesis import assume, given, settings, strategies as st
 import numpy as np
 import pytest
 

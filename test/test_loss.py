@@ -15,7 +15,7 @@
 """Properties of the scale-invariant loss (Eq. 4)."""
 import math
 
-from eigen_depth_ros.loss import scale_invariant_loss
+from eigen_depth_ros.core.loss import scale_invariant_loss
 import pytest
 import torch
 

@@ -19,7 +19,7 @@ import sys
 
 import pytest
 
-CHILD = ('from eigen_depth_ros.malloc_tuning import keep_large_buffers; '
+CHILD = ('from eigen_depth_ros.core.malloc_tuning import keep_large_buffers; '
          'print(keep_large_buffers())')
 
 

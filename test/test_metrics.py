@@ -15,9 +15,9 @@
 """Metrics on hand-made arrays and crop masks against the protocol's fractions."""
 import math
 
-from eigen_depth_ros.metrics import (compute_depth_metrics, eigen_crop_mask, evaluate_depth,
-                                     format_metric_table, garg_crop_mask, mean_metrics,
-                                     valid_depth_mask)
+from eigen_depth_ros.core.metrics import (compute_depth_metrics, eigen_crop_mask, evaluate_depth,
+                                          format_metric_table, garg_crop_mask, mean_metrics,
+                                          valid_depth_mask)
 import numpy as np
 import pytest
 import torch

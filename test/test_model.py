@@ -13,8 +13,8 @@
 # limitations under the License.
 
 """The network against the paper's Fig. 1 table (sizes are width x height)."""
-from eigen_depth_ros.model import (config_from_dict, config_to_dict, EigenDepthConfig,
-                                   EigenDepthNet, KITTI, normalize_image, NYU, resolve_config)
+from eigen_depth_ros.core.model import (config_from_dict, config_to_dict, EigenDepthConfig,
+                                        EigenDepthNet, KITTI, normalize_image, NYU, resolve_config)
 import pytest
 import torch
 from torch import nn

@@ -42,11 +42,11 @@ from typing import Any, Callable
 
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
-from eigen_depth_ros.checkpoint import save_checkpoint
-from eigen_depth_ros.geometry import InputGeometry
-from eigen_depth_ros.image_conversion import image_to_depth
-from eigen_depth_ros.model import EigenDepthNet
-from eigen_depth_ros.point_cloud import point_cloud2_to_array, points_to_pixels, unpack_rgb
+from eigen_depth_ros.core.checkpoint import save_checkpoint
+from eigen_depth_ros.core.geometry import InputGeometry
+from eigen_depth_ros.core.model import EigenDepthNet
+from eigen_depth_ros.msg.image_conversion import image_to_depth
+from eigen_depth_ros.msg.point_cloud import point_cloud2_to_array, points_to_pixels, unpack_rgb
 import numpy as np
 import pytest
 from rcl_interfaces.msg import Log

@@ -40,10 +40,10 @@ import threading
 import time
 from typing import Any, Callable
 
-from eigen_depth_ros.checkpoint import save_checkpoint
-from eigen_depth_ros.image_conversion import image_to_depth
-from eigen_depth_ros.model import EigenDepthNet
-from eigen_depth_ros.point_cloud import point_cloud2_to_array
+from eigen_depth_ros.core.checkpoint import save_checkpoint
+from eigen_depth_ros.core.model import EigenDepthNet
+from eigen_depth_ros.msg.image_conversion import image_to_depth
+from eigen_depth_ros.msg.point_cloud import point_cloud2_to_array
 import numpy as np
 import pytest
 from rcl_interfaces.msg import Log
@@ -297,7 +297,7 @@ def test_image_size_and_camera_info_change_mid_stream(camera: Camera, nodes: dic
     # degenerate cameras (a few pixels, a sliver) are resized like any other; their depth
     # follows the canonical-focal rule (f_in / f_train far beyond 4x: published, warned)
     from conftest import SMALL_KITTI
-    from eigen_depth_ros.geometry import focal_scale, InputGeometry, kitti_train_focal
+    from eigen_depth_ros.core.geometry import focal_scale, InputGeometry, kitti_train_focal
     for width, height in ((4, 2), (1, 1), (2000, 3)):
         depth = camera.round_trip(NS, width=width, height=height,
                                   info=camera_info(width, height))

@@ -20,10 +20,10 @@ road, looking level along z.
 """
 import math
 
-from eigen_depth_ros.obstacles import (add_counts, cloud_obstacle_counts,
-                                       depth_obstacle_counts, flat_scores, match_cells,
-                                       ObstacleGridSpec, occupied_cells, points_from_depth,
-                                       scores_from_counts, zero_counts)
+from eigen_depth_ros.core.obstacles import (add_counts, cloud_obstacle_counts,
+                                            depth_obstacle_counts, flat_scores, match_cells,
+                                            ObstacleGridSpec, occupied_cells, points_from_depth,
+                                            scores_from_counts, zero_counts)
 import numpy as np
 import pytest
 

@@ -12,23 +12,21 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Tests of eigen_depth_ros.point_cloud and eigen_depth_ros.camera_info (no rclpy needed)."""
+"""Tests of eigen_depth_ros.msg.point_cloud and .camera_info (no rclpy needed)."""
 from __future__ import annotations
 
 import math
 from types import SimpleNamespace
 
-from eigen_depth_ros.camera_info import (CameraInfoError, depth_camera_info_fields,
-                                         fallback_intrinsics, Intrinsics,
-                                         intrinsics_from_camera_info)
-from eigen_depth_ros.geometry import InputGeometry
-from eigen_depth_ros.model import KITTI
-from eigen_depth_ros.point_cloud import (build_point_cloud2, depth_to_points, pack_rgb,
-                                         point_cloud2_to_array, points_to_pixels,
-                                         resample_to_grid, unpack_rgb, XYZ_DTYPE,
-                                         XYZRGB_DTYPE)
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from eigen_depth_ros.core.geometry import InputGeometry
+from eigen_depth_ros.core.model import KITTI
+from eigen_depth_ros.msg.camera_info import (CameraInfoError, depth_camera_info_fields,
+                                             fallback_intrinsics, Intrinsics,
+                                             intrinsics_from_camera_info)
+from eigen_depth_ros.msg.point_cloud import (build_point_cloud2, depth_to_points, pack_rgb,
+                                             point_cloud2_to_array, points_to_pixels,
+                                             resample_to_grid, unpack_rgb, XYZ_DTYPE, XYZRGB_DTYPE)
+from hypothesis import given, settings, strategies as st
 import numpy as np
 import pytest
 

@@ -37,16 +37,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import cv2
-from eigen_depth_ros.camera_info import (CameraInfoError, depth_camera_info_fields,
-                                         fallback_intrinsics, Intrinsics,
-                                         intrinsics_from_camera_info)
-from eigen_depth_ros.image_conversion import (COLOR_ENCODINGS, compressed_to_rgb,
-                                              depth_to_image_fields, image_to_array,
-                                              image_to_depth, image_to_rgb,
-                                              ImageConversionError, message_to_rgb,
-                                              NATIVE_BIGENDIAN, set_fields)
-from eigen_depth_ros.point_cloud import (build_point_cloud2, depth_to_points,
-                                         point_cloud2_to_array)
+from eigen_depth_ros.msg.camera_info import (CameraInfoError, depth_camera_info_fields,
+                                             fallback_intrinsics, Intrinsics,
+                                             intrinsics_from_camera_info)
+from eigen_depth_ros.msg.image_conversion import (COLOR_ENCODINGS, compressed_to_rgb,
+                                                  depth_to_image_fields, image_to_array,
+                                                  image_to_depth, image_to_rgb,
+                                                  ImageConversionError, message_to_rgb,
+                                                  NATIVE_BIGENDIAN, set_fields)
+from eigen_depth_ros.msg.point_cloud import (build_point_cloud2, depth_to_points,
+                                             point_cloud2_to_array)
 from hypothesis import example, given, HealthCheck, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 import numpy as np

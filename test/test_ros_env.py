@@ -28,9 +28,9 @@ from pathlib import Path
 import subprocess
 import sys
 
-from eigen_depth_ros import ros_env as dds_env
-from eigen_depth_ros.ros_env import (check_profile_env, FASTDDS_VARIABLE, FASTRTPS_VARIABLE,
-                                     local_dds_env, profile_problem)
+from eigen_depth_ros.node import ros_env as dds_env
+from eigen_depth_ros.node.ros_env import (check_profile_env, FASTDDS_VARIABLE, FASTRTPS_VARIABLE,
+                                          local_dds_env, profile_problem)
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,6 +171,6 @@ def test_node_names_its_profile_at_start_up(tmp_path: Path, ros_env: dict) -> No
 def test_camera_size_images_all_arrive(ros_env: dict) -> None:
     """20 of 20 best-effort 1242x375 rgb8 images between two processes, at 30 Hz."""
     pytest.importorskip('rclpy')
-    from eigen_depth_ros.transport_probe import probe_transport
+    from eigen_depth_ros.tools.transport_probe import probe_transport
     result = probe_transport(1242 * 375 * 3, 20, 30.0, ros_env)
     assert (result['sent'], result['received'], result['lost']) == (20, 20, 0), result

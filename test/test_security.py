@@ -42,9 +42,10 @@ import time
 from typing import Any
 
 from conftest import write_small_checkpoint
-from eigen_depth_ros import bag_eval, export, synth_bag
-from eigen_depth_ros.checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
-from eigen_depth_ros.live_playback import node_command
+from eigen_depth_ros.bags import bag_eval, synth_bag
+from eigen_depth_ros.bags.live_playback import node_command
+from eigen_depth_ros.core.checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
+from eigen_depth_ros.tools import export
 import numpy as np
 import pytest
 import torch
@@ -62,7 +63,7 @@ FORBIDDEN = {'eval', 'exec', 'compile', '__import__', 'os.system', 'os.popen', '
 SUBPROCESS = {'subprocess.Popen', 'subprocess.run', 'subprocess.call', 'subprocess.check_call',
               'subprocess.check_output'}
 # Allowed exceptions: (file, call) -> why.
-ALLOWED = {('eigen_depth_ros/export.py', 'torch.jit.load'):
+ALLOWED = {('eigen_depth_ros/tools/export.py', 'torch.jit.load'):
            'loads the TorchScript file the command has just written, to check it'}
 HOSTILE_NAME = 'we ird;touch pwned;$(touch pwned)`touch pwned`\'"q'
 
@@ -249,7 +250,7 @@ def test_command_line_paths_are_only_paths(tmp_path: Path, monkeypatch: pytest.M
                                            capsys: pytest.CaptureFixture) -> None:
     monkeypatch.chdir(tmp_path)
     hostile = tmp_path / HOSTILE_NAME / 'model.pt'
-    from eigen_depth_ros import soak
+    from eigen_depth_ros.tools import soak
     from eigen_depth_training import evaluate, train
     calls = {
         'bag-eval': (bag_eval.main, [str(hostile), '--checkpoint', str(hostile), '--out',
@@ -416,4 +417,4 @@ def test_every_subcommand_loads_checkpoints_through_the_safe_loader() -> None:
         for call in (n for n in ast.walk(ast.parse(path.read_text()))
                      if isinstance(n, ast.Call) and dotted(n.func) == 'torch.load'):
             callers.setdefault(path.relative_to(ROOT).as_posix(), []).append(call.lineno)
-    assert set(callers) <= {'eigen_depth_ros/checkpoint.py'}, callers
+    assert set(callers) <= {'eigen_depth_ros/core/checkpoint.py'}, callers

@@ -43,7 +43,7 @@ def real(value: object) -> bool:
 def test_short_soak_reports_real_numbers(tmp_path: Path, ros_env: dict[str, str],
                                          small_checkpoint: Path) -> None:
     out = tmp_path / 'soak.json'
-    cmd = [sys.executable, '-m', 'eigen_depth_ros.cli', 'soak', '--rates', '30,100',
+    cmd = [sys.executable, '-m', 'eigen_depth_ros.tools.cli', 'soak', '--rates', '30,100',
            '--duration', str(SECONDS), '--warmup', '0.5', '--subscribers', '2',
            '--checkpoint', str(small_checkpoint), '--device', 'cpu',
            '--domain-id', ros_env['ROS_DOMAIN_ID'], '--out', str(out)]
@@ -79,7 +79,7 @@ def test_short_soak_reports_real_numbers(tmp_path: Path, ros_env: dict[str, str]
 
 
 def test_bad_options_give_one_line(tmp_path: Path) -> None:
-    from eigen_depth_ros import soak
+    from eigen_depth_ros.tools import soak
     assert soak.main(['--rates', '30,-1', '--out', str(tmp_path / 'x.json')]) == 2
     assert soak.parse_rates('30, 100') == [30.0, 100.0]
     windows = soak.latency_windows([(0.1, 0.01), (0.6, 0.02), (1.2, 0.04)], 1.5, 0.5)

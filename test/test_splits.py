@@ -14,8 +14,7 @@
 
 """The Eigen split: test drives, split files, and scene-separated lists from a KITTI root."""
 from eigen_depth_training import kitti, splits, synth
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 import pytest
 
 TEST_DRIVE = '2011_09_26/2011_09_26_drive_0002_sync'

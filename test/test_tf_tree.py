@@ -15,8 +15,8 @@
 """The TF tree: composition across branches, /tf interpolation, and each bad tree."""
 import math
 
-from eigen_depth_ros.projection import rotation_to_quaternion
-from eigen_depth_ros.tf_tree import slerp, TfError, TfExtrapolationError, TfTree
+from eigen_depth_ros.bags.tf_tree import slerp, TfError, TfExtrapolationError, TfTree
+from eigen_depth_ros.core.projection import rotation_to_quaternion
 import numpy as np
 import pytest
 
@@ -29,7 +29,7 @@ def yaw(angle: float) -> tuple[float, float, float, float]:
 
 
 def matrix(translation, quaternion) -> np.ndarray:
-    from eigen_depth_ros.tf_tree import transform_matrix
+    from eigen_depth_ros.bags.tf_tree import transform_matrix
     return transform_matrix(translation, quaternion)
 
 

@@ -20,8 +20,8 @@ import os
 import signal
 
 from conftest import SMALL_KITTI
-from eigen_depth_ros.checkpoint import load_checkpoint, read_checkpoint
-from eigen_depth_ros.model import KITTI
+from eigen_depth_ros.core.checkpoint import load_checkpoint, read_checkpoint
+from eigen_depth_ros.core.model import KITTI
 from eigen_depth_training import train as train_module
 from eigen_depth_training.options import (build_parser, default_options, learning_rates,
                                           model_config, parse_options, stage_steps)
@@ -324,7 +324,7 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path):
 
 
 def test_checkpoint_records_f_train_and_canonical_focal_rescales_targets(tmp_path):
-    from eigen_depth_ros.geometry import InputGeometry
+    from eigen_depth_ros.core.geometry import InputGeometry
     from eigen_depth_training.dataset import KittiDepthDataset
     from eigen_depth_training.splits import read_split_file
     root, splits = synthetic_kitti()

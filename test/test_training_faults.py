@@ -39,7 +39,7 @@ import subprocess
 import sys
 import time
 
-from eigen_depth_ros.checkpoint import read_checkpoint
+from eigen_depth_ros.core.checkpoint import read_checkpoint
 from eigen_depth_training.train import EXIT_NONFINITE, main, train
 import pytest
 from test_train import cli_args, small_options
@@ -56,7 +56,7 @@ RUN_TIMEOUT_S = 240
 FAULT_RUNNER = r"""
 import io, os, resource, signal, sys
 import torch
-import eigen_depth_ros.checkpoint as ck
+import eigen_depth_ros.core.checkpoint as ck
 from eigen_depth_training.train import main
 
 kind, _, nth = os.environ.get('EIGEN_FAULT', ':0').partition(':')
@@ -162,7 +162,7 @@ def digest(path: Path) -> str:
 
 def kill_when_a_checkpoint_is_being_written(out: Path) -> dict[str, object]:
     """Start the run, SIGKILL it the moment a ``.last.pt.*.tmp`` appears; what happened."""
-    proc = subprocess.Popen([sys.executable, '-m', 'eigen_depth_ros.cli', 'train',
+    proc = subprocess.Popen([sys.executable, '-m', 'eigen_depth_ros.tools.cli', 'train',
                              *command(out, resume=True)], env=child_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     stale = set(leftovers(out))   # earlier kills' leftovers do not count

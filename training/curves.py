@@ -18,7 +18,7 @@ Learning curves of a training run, as one PNG a person can read at a glance.
 Three panels against the global optimiser step (coarse steps first, then fine): the training
 loss (Eq. 4, mean over each logging window) with the validation loss; the validation abs rel
 on the output grid; and the validation obstacle F1 within 10 m and 20 m
-(:mod:`eigen_depth_ros.obstacles`). A dotted line marks where the fine stage starts.
+(:mod:`eigen_depth_ros.core.obstacles`). A dotted line marks where the fine stage starts.
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ colour image of its side (``l``: ``image_02``, ``r``: ``image_03``) and the Velo
 projected into that camera (:func:`~eigen_depth_training.kitti.velodyne_depth_map`, the
 Eigen protocol's ground truth). Targets live on the network's output grid (142x27 for
 KITTI): the camera-size sparse depth is binned into it, nearest point per cell, by
-:meth:`~eigen_depth_ros.geometry.InputGeometry.sparse_depth_to_output`, through exactly the
+:meth:`~eigen_depth_ros.core.geometry.InputGeometry.sparse_depth_to_output`, through exactly the
 geometry that cut the input window, so image and target stay aligned.
 
 Augmentation (training only, the paper's KITTI set; no rotation for KITTI), applied to image
@@ -34,11 +34,11 @@ and depth together, in this order:
 4. colour: each RGB channel multiplied by :math:`c_k \sim U[0.8, 1.2]`, clipped to 255.
 
 At test time there is one centre crop and no augmentation (as
-:class:`~eigen_depth_ros.inference.DepthEstimator` does).
+:class:`~eigen_depth_ros.core.inference.DepthEstimator` does).
 
 Canonical focal length: with ``canonical_focal`` F (pixels at the network input's scale),
 each frame's target is rescaled to the camera of focal length F, by the canonical-focal rule
-(:func:`~eigen_depth_ros.geometry.focal_scale`) read backwards:
+(:func:`~eigen_depth_ros.core.geometry.focal_scale`) read backwards:
 :math:`Z_{target} = Z \, F / f_i`, where :math:`f_i` (:meth:`KittiDepthDataset.frame_focal`)
 is the frame's ``P_rect`` focal length at the input scale of the centre crop. KITTI's dates
 differ by under 0.5 %; cameras of other fields of view become trainable together. The zoom
@@ -64,8 +64,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from eigen_depth_ros.geometry import InputGeometry
-from eigen_depth_ros.model import EigenDepthConfig, normalize_image
+from eigen_depth_ros.core.geometry import InputGeometry
+from eigen_depth_ros.core.model import EigenDepthConfig, normalize_image
 import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
@@ -320,7 +320,7 @@ class KittiDepthDataset(Dataset):
     key        type, shape                       meaning
     ========== ================================= =============================================
     image      float32 (3, in_h, in_w)           normalised input window
-                                                 (:func:`~eigen_depth_ros.model.normalize_image`),
+                                                 (:func:`~eigen_depth_ros.core.model.normalize_image`),
                                                  (3, 172, 576) for KITTI
     depth      float32 (1, H_out, W_out)         target depth in metres on the output grid
                                                  (0 where no LiDAR point), (1, 27, 142) KITTI
@@ -458,7 +458,7 @@ class KittiDepthDataset(Dataset):
         Return ``(fx, fy, cx, cy)`` of the centre-crop output grid of frame ``index``.
 
         From the frame's rectified ``P_rect`` (KITTI's 1-based principal point made 0-based)
-        through :meth:`~eigen_depth_ros.geometry.InputGeometry.output_intrinsics`.
+        through :meth:`~eigen_depth_ros.core.geometry.InputGeometry.output_intrinsics`.
         """
         entry = self.entries[index]
         calib = self.cache.calibration(entry)
@@ -473,7 +473,7 @@ class KittiDepthDataset(Dataset):
         Return frame ``index``'s focal length in pixels at the network input's scale.
 
         ``mean(fx, fy)`` of its ``P_rect`` through the centre-crop resize
-        (:meth:`~eigen_depth_ros.geometry.InputGeometry.input_focal`), about 334.7 px for
+        (:meth:`~eigen_depth_ros.core.geometry.InputGeometry.input_focal`), about 334.7 px for
         KITTI's 721.5 px at 1242x375 and the ``kitti`` network.
         """
         calib = self.cache.calibration(self.entries[index])
@@ -614,7 +614,7 @@ def mean_log_target(dataset: KittiDepthDataset, frames: int = 64) -> float:
     Return the mean log depth (natural log of metres) of the centre-crop targets.
 
     Over at most ``frames`` frames evenly spread over ``dataset``; the starting value of the
-    network's output layer (:meth:`~eigen_depth_ros.model.EigenDepthNet.init_from_scratch`).
+    network's output layer (:meth:`~eigen_depth_ros.core.model.EigenDepthNet.init_from_scratch`).
 
     :raises ValueError: no valid target pixel among them.
     """

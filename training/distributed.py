@@ -29,7 +29,7 @@ from datetime import timedelta
 import os
 from typing import Any, Iterator
 
-from eigen_depth_ros.inference import select_device
+from eigen_depth_ros.core.inference import select_device
 import torch
 import torch.distributed as dist
 

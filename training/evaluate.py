@@ -21,15 +21,15 @@ Eigen test list):
 1. the ground truth is the Velodyne scan projected into the frame's camera
    (:func:`~eigen_depth_training.kitti.velodyne_depth_map`, camera-image size);
 2. the prediction is made on the single centre crop
-   (:meth:`~eigen_depth_ros.inference.DepthEstimator.predict_log`), exponentiated, and
+   (:meth:`~eigen_depth_ros.core.inference.DepthEstimator.predict_log`), exponentiated, and
    resampled to the ground-truth size over the **whole** image, its border values
-   extended (:meth:`~eigen_depth_ros.geometry.InputGeometry.output_to_image` with
+   extended (:meth:`~eigen_depth_ros.core.geometry.InputGeometry.output_to_image` with
    ``fill_outside=True``);
-3. the metrics (:func:`~eigen_depth_ros.metrics.evaluate_depth`) are taken on ground-truth
+3. the metrics (:func:`~eigen_depth_ros.core.metrics.evaluate_depth`) are taken on ground-truth
    pixels in ``[min_depth, max_depth]`` (1e-3 .. 80 m, or 50 m) inside the Garg or Eigen
    crop, the prediction clipped to the same range, optionally median-scaled per image;
 4. the per-image metrics are averaged over images;
-5. the obstacle metrics (:mod:`eigen_depth_ros.obstacles`: the bird's-eye cells 0.3 to 2.5 m
+5. the obstacle metrics (:mod:`eigen_depth_ros.core.obstacles`: the bird's-eye cells 0.3 to 2.5 m
    above the road that a Nav2 obstacle layer would mark, F1, recall and precision within
    10 m and 20 m) compare the prediction resampled **without** the border extension
    (``fill_outside=False``), back-projected with the frame's ``P_rect``, with the true
@@ -60,19 +60,18 @@ from pathlib import Path
 import sys
 from typing import Any, Callable
 
-from eigen_depth_ros.checkpoint import CheckpointError
-from eigen_depth_ros.geometry import InputGeometry
-from eigen_depth_ros.metrics import (evaluate_depth, format_metric_table, json_safe,
-                                     mean_metrics)
-from eigen_depth_ros.model import EigenDepthConfig, resolve_config
-from eigen_depth_ros.obstacles import (add_counts, cloud_obstacle_counts, flat_scores,
-                                       KITTI_CAMERA_HEIGHT, points_from_depth,
-                                       points_in_image_area, scores_from_counts, zero_counts)
+from eigen_depth_ros.core.checkpoint import CheckpointError
+from eigen_depth_ros.core.geometry import InputGeometry
+from eigen_depth_ros.core.metrics import (evaluate_depth, format_metric_table, json_safe,
+                                          mean_metrics)
+from eigen_depth_ros.core.model import EigenDepthConfig, resolve_config
+from eigen_depth_ros.core.obstacles import (add_counts, cloud_obstacle_counts, flat_scores,
+                                            KITTI_CAMERA_HEIGHT, points_from_depth,
+                                            points_in_image_area, scores_from_counts, zero_counts)
 import numpy as np
 
 from .dataset import KittiDepthDataset, mean_depth_map
-from .kitti import (Calibration, drive_dir, KittiFormatError, load_velodyne_points,
-                    read_image)
+from .kitti import Calibration, drive_dir, KittiFormatError, load_velodyne_points, read_image
 from .splits import read_split_file, SplitEntry, SplitError
 from .synth import SYNTHETIC_DEPTH_DIR
 
@@ -104,7 +103,7 @@ def network_predictors(checkpoint: PathLike, stages: tuple[str, ...] = ('fine',)
 
     A predictor takes ``(rgb, camera_focal)``: with ``scale_by_focal`` and a camera
     ``(fx, fy)``, the depth follows the canonical-focal rule as in the node
-    (:meth:`~eigen_depth_ros.inference.DepthEstimator.focal_scale`).
+    (:meth:`~eigen_depth_ros.core.inference.DepthEstimator.focal_scale`).
 
     :param focal: filled with ``f_train`` and the checkpoint's ``f_train_note`` (None, or
         the warning of a checkpoint that records no f_train).
@@ -112,7 +111,7 @@ def network_predictors(checkpoint: PathLike, stages: tuple[str, ...] = ('fine',)
     """
     import warnings
 
-    from eigen_depth_ros.inference import DepthEstimator
+    from eigen_depth_ros.core.inference import DepthEstimator
 
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', '.*f_train', UserWarning)  # in ``focal``
@@ -205,11 +204,11 @@ def frame_obstacle_counts(pred_map: np.ndarray, geometry: InputGeometry,
                           camera_height: float = KITTI_CAMERA_HEIGHT
                           ) -> dict[str, dict[str, int]]:
     """
-    Return the obstacle counts of one prediction (:func:`~eigen_depth_ros.obstacles.match_cells`).
+    Return the obstacle counts of one prediction (see :func:`~.match_cells`).
 
     The predicted cloud is what ``depth_node`` publishes: one point per output-map pixel,
     back-projected with the output map's intrinsics
-    (:meth:`~eigen_depth_ros.geometry.InputGeometry.output_intrinsics`). Upsampling the map
+    (:meth:`~eigen_depth_ros.core.geometry.InputGeometry.output_intrinsics`). Upsampling the map
     to the camera size first would not do: bilinear interpolation across an object's edge
     invents depths between object and background, points that float above the road (with
     the true depth sampled on the output grid, F1 within 10 m drops from 1.0 to 0.72).
@@ -242,7 +241,7 @@ def obstacle_table(results: dict[str, dict[str, Any]]) -> str:
     Format the obstacle scores of each method's ``aggregate``, one row per method.
 
     The columns are F1, recall and precision within 10 m and 20 m (the
-    :func:`~eigen_depth_ros.obstacles.flat_scores` keys); ``-`` where a score is NaN or
+    :func:`~eigen_depth_ros.core.obstacles.flat_scores` keys); ``-`` where a score is NaN or
     None (no true or no predicted cell in range).
 
     :param results: ``{method: {'aggregate': {...}, ...}}``, e.g. ``report['results']`` of
@@ -311,7 +310,7 @@ def evaluate(data_root: PathLike, split: PathLike, checkpoint: PathLike | None =
         'by_method': {method: scores_from_counts(summed counts)}}``.
     :raises ValueError: bad arguments, an empty split, drives absent from the root (listed),
         no frame with ground truth, a NaN in a prediction (before anything is written);
-        :class:`~eigen_depth_ros.checkpoint.CheckpointError` for a bad checkpoint.
+        :class:`~eigen_depth_ros.core.checkpoint.CheckpointError` for a bad checkpoint.
     """
     if crop not in ('garg', 'eigen', None):
         raise ValueError(f"crop must be 'garg', 'eigen' or None, got {crop!r}")
@@ -430,7 +429,7 @@ def write_examples_png(path: PathLike, panels: list[dict[str, Any]], min_depth: 
     """
     Draw one row per frame: image, prediction, ground truth, error.
 
-    The rows are drawn by :func:`eigen_depth_ros.report.show_depth_rows`. The prediction is
+    The rows are drawn by :func:`eigen_depth_ros.core.report.show_depth_rows`. The prediction is
     the scaled one, clipped to ``[min_depth, max_depth]``; the ground truth shows the LiDAR
     points inside the evaluated crop and range (as dots when sparse), the error the absolute
     relative error at those points (colours 0 .. 0.5). Depths share one colour scale,
@@ -439,8 +438,8 @@ def write_examples_png(path: PathLike, panels: list[dict[str, Any]], min_depth: 
     :param panels: one dict per frame: ``name``, ``rgb`` (H, W, 3), ``gt`` (H, W, metres,
         0 = none), ``pred`` (H, W, metres, unscaled) and ``scale`` (the median scale or 1).
     """
-    from eigen_depth_ros.metrics import valid_depth_mask
-    from eigen_depth_ros.report import show_depth_rows
+    from eigen_depth_ros.core.metrics import valid_depth_mask
+    from eigen_depth_ros.core.report import show_depth_rows
     from matplotlib.figure import Figure
 
     samples = []

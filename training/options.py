@@ -37,7 +37,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from eigen_depth_ros.model import CONFIGS, EigenDepthConfig, resolve_config
+from eigen_depth_ros.core.model import CONFIGS, EigenDepthConfig, resolve_config
 
 #: Paper learning rates per parameter group (:meth:`EigenDepthNet.parameter_groups` names).
 PAPER_LEARNING_RATES = {'coarse_conv': 1e-3, 'coarse_fc': 0.1,

@@ -39,7 +39,7 @@ and when stopped), ``coarse.pt`` (end of the coarse stage), ``final.pt`` (end of
 ``options.json`` (the resolved options, beside them), ``train_log.jsonl`` (one JSON event per
 line: start, val, save, stop, finish) and ``tb/`` (TensorBoard: loss, learning rates,
 validation metrics, sample images). Every checkpoint loads with
-:func:`~eigen_depth_ros.checkpoint.load_checkpoint` and also holds the stage and step, the
+:func:`~eigen_depth_ros.core.checkpoint.load_checkpoint` and also holds the stage and step, the
 optimiser and gradient-scaler state, the RNG states of every process (python, numpy, torch,
 CUDA), the sampler's epoch and position and the options, so ``--resume`` continues exactly:
 N steps in one go and N/2 + resume + N/2 give the same weights. On the CPU that holds as it
@@ -73,15 +73,15 @@ import threading
 import time
 from typing import Any, Iterator
 
-from eigen_depth_ros.backends import cpu_has_native_bf16
-from eigen_depth_ros.checkpoint import (CheckpointError, load_checkpoint, read_checkpoint,
-                                        save_checkpoint)
-from eigen_depth_ros.loss import scale_invariant_loss
-from eigen_depth_ros.metrics import METRIC_NAMES
-from eigen_depth_ros.model import (config_from_dict, config_to_dict, EigenDepthConfig,
-                                   EigenDepthNet, IMAGENET_MEAN, IMAGENET_STD)
-from eigen_depth_ros.obstacles import (add_counts, depth_obstacle_counts, flat_scores,
-                                       KITTI_CAMERA_HEIGHT, scores_from_counts, zero_counts)
+from eigen_depth_ros.core.backends import cpu_has_native_bf16
+from eigen_depth_ros.core.checkpoint import (CheckpointError, load_checkpoint, read_checkpoint,
+                                             save_checkpoint)
+from eigen_depth_ros.core.loss import scale_invariant_loss
+from eigen_depth_ros.core.metrics import METRIC_NAMES
+from eigen_depth_ros.core.model import (config_from_dict, config_to_dict, EigenDepthConfig,
+                                        EigenDepthNet, IMAGENET_MEAN, IMAGENET_STD)
+from eigen_depth_ros.core.obstacles import (add_counts, depth_obstacle_counts, flat_scores,
+                                            KITTI_CAMERA_HEIGHT, scores_from_counts, zero_counts)
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -202,7 +202,7 @@ def output_grid_metrics(pred_log: torch.Tensor, depth: torch.Tensor, mask: torch
     r"""
     Compute the depth metrics of each image of a batch on the output grid.
 
-    The metrics (:data:`~eigen_depth_ros.metrics.METRIC_NAMES`) are taken over the valid
+    The metrics (:data:`~eigen_depth_ros.core.metrics.METRIC_NAMES`) are taken over the valid
     target pixels of each image (images without any are left out); ``si_rmse_log`` is
     :math:`\sqrt{D}` of Eq. 1.
 
@@ -641,7 +641,7 @@ class Trainer:
         Count obstacle cells of a validation batch on the output grid.
 
         Prediction and LiDAR target are back-projected with the output grid's intrinsics;
-        the camera is KITTI's, 1.65 m above the road (:mod:`eigen_depth_ros.obstacles`).
+        the camera is KITTI's, 1.65 m above the road (:mod:`eigen_depth_ros.core.obstacles`).
         """
         counts = zero_counts()
         pred = pred_log.detach().float().exp().cpu().numpy()         # (B, 1, H_out, W_out)
@@ -883,7 +883,7 @@ def train(options: argparse.Namespace, model_config: EigenDepthConfig | None = N
         last good checkpoint, which the error names).
     :raises ValueError: bad input: options, split files (absent drives, empty split), no
         usable frame, a checkpoint that cannot be resumed
-        (:class:`~eigen_depth_ros.checkpoint.CheckpointError`).
+        (:class:`~eigen_depth_ros.core.checkpoint.CheckpointError`).
     """
     for flag in ('data_root', 'train_split', 'out'):
         if getattr(options, flag, None) is None:

@@ -16,11 +16,11 @@
 ``eigen-depth export``: a checkpoint to ONNX or TorchScript, checked against PyTorch.
 
 The exported graph takes ``image`` (N, 3, H_in, W_in) float32, normalised as
-:func:`eigen_depth_ros.model.normalize_image` does (RGB / 255, minus the ImageNet mean,
+:func:`eigen_depth_ros.core.model.normalize_image` does (RGB / 255, minus the ImageNet mean,
 divided by its std), and returns ``log_depth`` (N, 1, H_out, W_out) float32, the natural log
 of metres: KITTI 576x172 -> 142x27, NYU 304x228 -> 74x55. The batch axis N is dynamic
 (ONNX: named ``batch``) unless ``--static-batch`` is given. ONNX files use opset
-:data:`~eigen_depth_ros.backends.ONNX_OPSET` by default and the TorchScript-based exporter.
+:data:`~eigen_depth_ros.core.backends.ONNX_OPSET` by default and the TorchScript-based exporter.
 
 After writing, the command runs the file (ONNX Runtime, or ``torch.jit.load``) on two
 images and compares with the float32 PyTorch network; it exits non-zero, naming the largest
@@ -35,12 +35,11 @@ import sys
 import time
 import warnings
 
+from eigen_depth_ros.core.backends import export_onnx, ONNX_OPSET, onnx_session, prepare_export
+from eigen_depth_ros.core.checkpoint import CheckpointError, load_checkpoint
+from eigen_depth_ros.core.model import EigenDepthNet, normalize_image, Stage
 import numpy as np
 import torch
-
-from .backends import export_onnx, ONNX_OPSET, onnx_session, prepare_export
-from .checkpoint import CheckpointError, load_checkpoint
-from .model import EigenDepthNet, normalize_image, Stage
 
 DEFAULT_TOLERANCE = 1e-4
 

@@ -30,7 +30,7 @@ parameter callback; the camera stream has its own callback group and executor th
 is not held up); only when it loaded does the worker run it once and swap it in, under the
 lock, between two frames. The worker takes the network once per frame, so no frame mixes
 two. Every forward pass, warm-ups included, runs on the worker thread (one OpenMP pool). The
-forward pass runs on the backend named by ``backend`` (see :mod:`eigen_depth_ros.backends`).
+forward pass runs on the backend named by ``backend`` (see :mod:`eigen_depth_ros.core.backends`).
 """
 from __future__ import annotations
 
@@ -44,6 +44,19 @@ from typing import Any, Callable
 import warnings
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from eigen_depth_ros.core.backends import (BACKENDS, check_backend, CPU_ONLY, CUDA_ONLY,
+                                           GRAPH_SUFFIX, split_name)
+from eigen_depth_ros.core.geometry import FOCAL_RATIO_RANGE
+from eigen_depth_ros.core.inference import (BACKEND_ENV, DepthEstimator, DepthPrediction,
+                                            gpu_memory_pairs, select_device)
+from eigen_depth_ros.core.malloc_tuning import keep_large_buffers
+from eigen_depth_ros.msg.camera_info import (CameraInfoError, depth_camera_info_fields,
+                                             fallback_intrinsics, Intrinsics,
+                                             intrinsics_from_camera_info)
+from eigen_depth_ros.msg.image_conversion import (array_to_image_fields, colorize_depth,
+                                                  DEFAULT_MAX_PIXELS, depth_to_image_fields,
+                                                  ImageConversionError, message_to_rgb, set_fields)
+from eigen_depth_ros.msg.point_cloud import build_point_cloud2, depth_to_points, resample_to_grid
 import numpy as np
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
@@ -57,17 +70,6 @@ from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 import torch
 
-from .backends import BACKENDS, check_backend, CPU_ONLY, CUDA_ONLY, GRAPH_SUFFIX, split_name
-from .camera_info import (CameraInfoError, depth_camera_info_fields, fallback_intrinsics,
-                          Intrinsics, intrinsics_from_camera_info)
-from .geometry import FOCAL_RATIO_RANGE
-from .image_conversion import (array_to_image_fields, colorize_depth, DEFAULT_MAX_PIXELS,
-                               depth_to_image_fields, ImageConversionError, message_to_rgb,
-                               set_fields)
-from .inference import (BACKEND_ENV, DepthEstimator, DepthPrediction, gpu_memory_pairs,
-                        select_device)
-from .malloc_tuning import keep_large_buffers
-from .point_cloud import build_point_cloud2, depth_to_points, resample_to_grid
 from .ros_env import check_profile_env
 
 NODE_NAME = 'eigen_depth'

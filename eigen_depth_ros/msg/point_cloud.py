@@ -201,7 +201,7 @@ def resample_to_grid(image: np.ndarray, affine: tuple[float, float, float, float
     Sample an image at the grid points ``(a_x j + b_x, a_y i + b_y)``, bilinearly.
 
     Colours a depth map that is smaller than the camera image: with the affine of
-    :meth:`~eigen_depth_ros.geometry.InputGeometry.output_to_image_affine`, grid pixel
+    :meth:`~eigen_depth_ros.core.geometry.InputGeometry.output_to_image_affine`, grid pixel
     (j, i) gets the camera colour at the spot the depth pixel sees.
 
     :param image: (H, W, C) or (H, W) array.

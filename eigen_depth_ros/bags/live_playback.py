@@ -17,12 +17,12 @@ Play a bag's camera into a real ``depth_node`` process over DDS and collect what
 
 Used by ``eigen-depth bag-eval --live`` and by the demo. The node runs in its own process
 with the shipped ``config/depth.yaml`` (plus overrides), on a DDS domain of its own, on
-loopback with the shared-memory profile (:func:`~eigen_depth_ros.ros_env.local_dds_env`).
+loopback with the shared-memory profile (:func:`~eigen_depth_ros.node.ros_env.local_dds_env`).
 Images and camera infos go out with the recorded timing (times a rate factor) under
 sensor-data QoS, as a camera driver sends them; every ``depth`` and ``points`` message that
 comes back is matched to its input by header stamp, giving end-to-end latency and the frames
 the node dropped. Of each cloud only its occupied obstacle cells are kept
-(:func:`~eigen_depth_ros.obstacles.occupied_cells`), and the whole cloud of the first few.
+(:func:`~eigen_depth_ros.core.obstacles.occupied_cells`), and the whole cloud of the first few.
 """
 from __future__ import annotations
 
@@ -37,12 +37,11 @@ import threading
 import time
 from typing import Any
 
+from eigen_depth_ros.core.obstacles import KITTI_CAMERA_HEIGHT, occupied_cells
+from eigen_depth_ros.msg.image_conversion import image_to_depth
+from eigen_depth_ros.msg.point_cloud import point_cloud2_to_array
+from eigen_depth_ros.node.ros_env import config_file, local_dds_env
 import numpy as np
-
-from .image_conversion import image_to_depth
-from .obstacles import KITTI_CAMERA_HEIGHT, occupied_cells
-from .point_cloud import point_cloud2_to_array
-from .ros_env import config_file, local_dds_env
 
 STARTUP_TIMEOUT_S = 60.0   # torch import + checkpoint load + DDS discovery, on a slow CPU
 DRAIN_TIMEOUT_S = 5.0      # wait this long after the last image for outstanding outputs
@@ -85,7 +84,7 @@ class LiveRun:
         Return a ``predict(stamp, rgb)`` that gives the node's depth for that frame.
 
         It returns the depth and the geometry the node used, for
-        :func:`~eigen_depth_ros.bag_eval.evaluate_frames`.
+        :func:`~eigen_depth_ros.bags.bag_eval.evaluate_frames`.
         """
         from .bag_eval import BagEvalError
 
@@ -171,7 +170,7 @@ def play_into_node(source, args) -> LiveRun:
     """
     Start a node, play ``source``'s images and camera infos into it, collect its outputs.
 
-    :param source: an open :class:`~eigen_depth_ros.bag_eval.BagGroundTruth`.
+    :param source: an open :class:`~eigen_depth_ros.bags.bag_eval.BagGroundTruth`.
     :param args: bag-eval options (``checkpoint``, ``device``, ``rate``, ``record``, ``out``,
         ``image_topic``, ``camera_info_topic``, ``camera_height``; optional
         ``node_overrides``).

@@ -48,7 +48,7 @@ _INTEGER_FIELDS = frozenset({'segment_size', 'port_queue_capacity', 'maxMessageS
 
 def config_file(name: str) -> Path:
     """Path of a shipped file of ``config/``: the source tree's, else the install's share/."""
-    source = Path(__file__).resolve().parent.parent / 'config' / name
+    source = Path(__file__).resolve().parent.parent.parent / 'config' / name
     if source.is_file():
         return source
     from ament_index_python.packages import get_package_share_directory

@@ -444,7 +444,7 @@ def export_onnx(model: EigenDepthNet, path: str | os.PathLike, stage: Stage = 'f
     Export the float32 network to an ONNX file.
 
     Input ``image`` (N, 3, H_in, W_in) float32, normalised as
-    :func:`~eigen_depth_ros.model.normalize_image` does; output ``log_depth``
+    :func:`~eigen_depth_ros.core.model.normalize_image` does; output ``log_depth``
     (N, 1, H_out, W_out) float32. The batch axis is dynamic (named ``batch``) unless
     ``dynamic_batch`` is false. Uses the TorchScript-based exporter (``dynamo=False``),
     which needs only the ``onnx`` package.

@@ -125,9 +125,9 @@ def check_backends(device: torch.device, config: Any, runs: int,
         ``max_abs_log_diff``, ``tolerance``, ``forward_ms`` and, for ``+graph``,
         ``max_diff_to_plain``.
     """
-    from .backends import build_backend, cuda_tf32_state, split_name
+    from eigen_depth_ros.core.backends import build_backend, cuda_tf32_state, split_name
     from .bench import calibrate_random_model, network_input, scene_image
-    from .model import EigenDepthNet
+    from eigen_depth_ros.core.model import EigenDepthNet
 
     torch.manual_seed(0)
     model = EigenDepthNet(config).eval()
@@ -201,7 +201,7 @@ def check_training(device: torch.device, root: Path, splits: Path, work: Path,
     from eigen_depth_training.options import default_options
     from eigen_depth_training.train import train
 
-    from .checkpoint import read_checkpoint
+    from eigen_depth_ros.core.checkpoint import read_checkpoint
 
     batch = 4
     coarse = max(2, steps - steps // 2)
@@ -266,9 +266,9 @@ def check_onnx(device: torch.device, config: Any, work: Path) -> dict[str, Any]:
     if device.type == 'cuda' and 'CUDAExecutionProvider' not in ort.get_available_providers():
         return {'ok': True, 'skipped': 'onnxruntime-gpu is not installed (only the CPU '
                                        'execution provider is there)'}
-    from .backends import build_backend, export_onnx
+    from eigen_depth_ros.core.backends import build_backend, export_onnx
     from .bench import network_input, scene_image
-    from .model import EigenDepthNet
+    from eigen_depth_ros.core.model import EigenDepthNet
 
     torch.manual_seed(0)
     model = EigenDepthNet(config).eval()
@@ -310,7 +310,7 @@ def check_node(checkpoint: Path, frames: int) -> dict[str, Any]:
         return {'ok': True, 'skipped': f'rclpy is not importable ({exc}): no ROS here, the '
                                        'node part was not run'}
     from .bench import bench_node
-    from .checkpoint import load_checkpoint
+    from eigen_depth_ros.core.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(checkpoint)
     config = model.config
@@ -334,7 +334,7 @@ def check_node(checkpoint: Path, frames: int) -> dict[str, Any]:
 def run_check(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """Run the parts in order; return the report (``ok`` is the verdict)."""
     from .bench import machine_info
-    from .model import EigenDepthConfig, KITTI
+    from eigen_depth_ros.core.model import EigenDepthConfig, KITTI
 
     config = KITTI
     if args.small:
@@ -447,8 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``eigen-depth gpu-check``; return 0 (passed), 1 (a part failed) or 2."""
     from eigen_depth_training.distributed import CUBLAS_WORKSPACE
 
-    from .inference import select_device
-    from .metrics import json_safe
+    from eigen_depth_ros.core.inference import select_device
+    from eigen_depth_ros.core.metrics import json_safe
 
     args = build_parser().parse_args(argv)
 

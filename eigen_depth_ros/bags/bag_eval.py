@@ -20,11 +20,12 @@ bag's TF tree, ``/tf_static`` and ``/tf`` at the image's stamp, or ``--lidar-to-
 the camera's ``CameraInfo``) or from a depth image topic (32FC1 metres or 16UC1 millimetres).
 Each image is paired with the ground-truth message and the camera_info whose header stamps
 are nearest, within ``--tolerance`` seconds, whatever order they were written in. A bag cut
-off mid-write is evaluated on the messages it still holds (:mod:`eigen_depth_ros.bag_reader`).
+off mid-write is evaluated on the messages it still holds (:mod:`eigen_depth_ros.bags.bag_reader`).
 
-Offline, the network runs in this process (:class:`~eigen_depth_ros.inference.DepthEstimator`);
+Offline, the network runs in this process
+(:class:`~eigen_depth_ros.core.inference.DepthEstimator`);
 with ``--live`` the bag's images and camera infos are played over DDS into a real
-``depth_node`` process (see :mod:`eigen_depth_ros.live_playback`) and what it publishes is
+``depth_node`` process (see :mod:`eigen_depth_ros.bags.live_playback`) and what it publishes is
 evaluated the same way, adding end-to-end latency and dropped frames.
 
 Both resample the network's output map to the camera image (border values extended, as the
@@ -32,7 +33,7 @@ KITTI protocol resizes predictions to the ground-truth size) and compute the Eig
 per frame, averaged over frames, overall and per distance band.
 
 Both also score obstacles the way a Nav2 obstacle layer uses a cloud
-(:mod:`eigen_depth_ros.obstacles`): the bird's-eye cells holding points 0.3 to 2.5 m above
+(:mod:`eigen_depth_ros.core.obstacles`): the bird's-eye cells holding points 0.3 to 2.5 m above
 the road, within 10 and 20 m, summed over frames. The predicted cloud is the output map
 back-projected one point per output pixel, as the node publishes it (offline), or the node's
 own ``points`` (live); the true cloud is every LiDAR point in front of the camera, or the
@@ -51,23 +52,25 @@ import sys
 from typing import NamedTuple
 import warnings
 
+from eigen_depth_ros.core.checkpoint import CheckpointError
+from eigen_depth_ros.core.geometry import InputGeometry
+from eigen_depth_ros.core.metrics import (compute_depth_metrics, evaluate_depth, json_safe,
+                                          mean_metrics, METRIC_NAMES)
+from eigen_depth_ros.core.obstacles import (add_counts, DEFAULT_SPEC, flat_scores,
+                                            KITTI_CAMERA_HEIGHT, match_cells, occupied_cells,
+                                            points_from_depth, points_in_image_area,
+                                            scores_from_counts, zero_counts)
+from eigen_depth_ros.core.projection import project_to_depth_image, quaternion_to_rotation
+from eigen_depth_ros.msg.camera_info import (CameraInfoError, Intrinsics,
+                                             intrinsics_from_camera_info)
+from eigen_depth_ros.msg.image_conversion import (image_to_depth, ImageConversionError,
+                                                  message_to_rgb)
+from eigen_depth_ros.msg.point_cloud import point_cloud2_to_array
 import numpy as np
 from tqdm import tqdm
 
-from .bag_reader import BagReadError, open_bag, TYPESTORE  # noqa: F401  bag_eval.TYPESTORE
-
-from .camera_info import CameraInfoError, Intrinsics, intrinsics_from_camera_info
-from .checkpoint import CheckpointError
-from .geometry import InputGeometry
-from .image_conversion import image_to_depth, ImageConversionError, message_to_rgb
+from .bag_reader import BagReadError, open_bag
 from .live_playback import LivePlaybackError, LiveRun
-from .metrics import (compute_depth_metrics, evaluate_depth, json_safe, mean_metrics,
-                      METRIC_NAMES)
-from .obstacles import (add_counts, DEFAULT_SPEC, flat_scores, KITTI_CAMERA_HEIGHT,
-                        match_cells, occupied_cells, points_from_depth, points_in_image_area,
-                        scores_from_counts, zero_counts)
-from .point_cloud import point_cloud2_to_array
-from .projection import project_to_depth_image, quaternion_to_rotation
 from .tf_tree import frame_name, TfError, TfExtrapolationError, TfTree
 
 IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
@@ -139,7 +142,7 @@ class EvalReport:
         _count(self.skipped, reason)
 
     def add_obstacles(self, counts: dict[str, dict[str, int]]) -> None:
-        """Add one frame's obstacle counts (:func:`~eigen_depth_ros.obstacles.match_cells`)."""
+        """Add one frame's obstacle counts (see :func:`~.match_cells`)."""
         self.obstacle_counts = add_counts(self.obstacle_counts, counts)
         self.obstacle_frames += 1
 
@@ -172,7 +175,7 @@ def lidar_to_camera_from_tf(transforms, camera_frame: str, lidar_frame: str) -> 
     """
     4x4 transform taking LiDAR points into the camera frame, from /tf_static entries.
 
-    The entries form a TF tree (:class:`~eigen_depth_ros.tf_tree.TfTree`); the two frames may
+    The entries form a TF tree (:class:`~eigen_depth_ros.bags.tf_tree.TfTree`); the two frames may
     sit anywhere in it, e.g. in different branches below ``base_link``.
     """
     tree = TfTree()
@@ -267,7 +270,7 @@ class BagGroundTruth:
 
     :param bag: bag folder or file (mcap, sqlite3; ROS 1 ``.bag`` also works); a folder
         without metadata.yaml and an MCAP cut off mid-write are read as far as they go
-        (:mod:`eigen_depth_ros.bag_reader`), said in :attr:`notes`.
+        (:mod:`eigen_depth_ros.bags.bag_reader`), said in :attr:`notes`.
     :param image_topic: sensor_msgs/Image or CompressedImage topic.
     :param camera_info_topic: sensor_msgs/CameraInfo topic (required with a LiDAR topic).
     :param lidar_topic: sensor_msgs/PointCloud2 ground-truth topic, or None.
@@ -413,7 +416,7 @@ class BagGroundTruth:
         4x4 ``T_camera<-frame`` at the image's ``stamp`` through the bag's TF tree.
 
         :raises BagEvalError: no TF in the bag, an unknown frame or no path (these hold for
-            every frame); :class:`~eigen_depth_ros.tf_tree.TfExtrapolationError` when
+            every frame); :class:`~eigen_depth_ros.bags.tf_tree.TfExtrapolationError` when
             ``/tf`` does not cover the stamp (this frame only).
         """
         key = (frame_name(camera_frame), frame_name(frame))
@@ -728,10 +731,10 @@ def run(args: argparse.Namespace) -> tuple[dict, LiveRun | None]:
     Evaluate as ``args`` say; write ``metrics.json`` and ``report.png`` into ``args.out``.
 
     :return: the result written to ``metrics.json``, and with ``--live`` what the node
-        published (:class:`~eigen_depth_ros.live_playback.LiveRun`, else None).
+        published (:class:`~eigen_depth_ros.bags.live_playback.LiveRun`, else None).
     """
-    from .inference import DepthEstimator
-    from .report import write_bag_report
+    from eigen_depth_ros.core.inference import DepthEstimator
+    from eigen_depth_ros.core.report import write_bag_report
 
     transform = parse_transform(args.lidar_to_camera) if args.lidar_to_camera else None
     for name in ('tolerance', 'rate'):

@@ -18,7 +18,7 @@ How long rclpy and DDS take to carry an Image between two processes: the node's 
 The camera image crosses a process boundary before the node can start on it, and the
 depth crosses one back; neither is the node's own work, and neither can be faster than
 this probe. :func:`measure_transport` publishes stamped ``sensor_msgs/Image`` messages
-of a given size from a child process (``python -m eigen_depth_ros.transport_probe SIZE
+of a given size from a child process (``python -m eigen_depth_ros.tools.transport_probe SIZE
 COUNT RATE``) and receives them here with the node's camera QoS (best effort, depth 1)
 and a single-threaded executor, as the node does; age = receive time - stamp. Both
 sides raise the malloc thresholds, as the node does (:mod:`.malloc_tuning`).
@@ -58,8 +58,8 @@ def publish(size: int, count: int, rate: float, timeout_s: float = 30.0) -> int:
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
 
-    from .image_conversion import byte_array
-    from .malloc_tuning import keep_large_buffers
+    from eigen_depth_ros.msg.image_conversion import byte_array
+    from eigen_depth_ros.core.malloc_tuning import keep_large_buffers
 
     keep_large_buffers()
     rclpy.init()
@@ -97,7 +97,7 @@ def probe_transport(size: int, count: int, rate: float, env: dict[str, str],
     Receive ``count`` Images of ``size`` bytes from a child publisher; count and time them.
 
     :param env: the child's environment (DDS kept on this machine, see
-        :func:`~eigen_depth_ros.ros_env.local_dds_env`); this process must already use the
+        :func:`~eigen_depth_ros.node.ros_env.local_dds_env`); this process must already use the
         same domain.
     :return: ``sent`` (``count``), ``received``, ``lost`` (sent - received: a transport
         that drops camera-size messages shows here, not in the times) and ``ages``, the age
@@ -108,8 +108,8 @@ def probe_transport(size: int, count: int, rate: float, env: dict[str, str],
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
 
-    from .live_playback import stop_process
-    from .malloc_tuning import keep_large_buffers
+    from eigen_depth_ros.bags.live_playback import stop_process
+    from eigen_depth_ros.core.malloc_tuning import keep_large_buffers
 
     keep_large_buffers()
     ages: list[float] = []
@@ -128,7 +128,7 @@ def probe_transport(size: int, count: int, rate: float, env: dict[str, str],
             ages.append((now - stamp) / 1e9)
 
         node.create_subscription(Image, TOPIC, on_image, camera_qos())
-        child = subprocess.Popen([sys.executable, '-m', 'eigen_depth_ros.transport_probe',
+        child = subprocess.Popen([sys.executable, '-m', 'eigen_depth_ros.tools.transport_probe',
                                   str(size), str(count), str(rate)], env=env,
                                  stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + timeout_s + count / rate

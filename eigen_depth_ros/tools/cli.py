@@ -30,14 +30,15 @@ SUBCOMMANDS = {
     'train': ('eigen_depth_training.train', 'train the network on KITTI raw drives'),
     'eval': ('eigen_depth_training.evaluate', 'evaluate a checkpoint on KITTI raw (Eigen '
              'protocol)'),
-    'synth-bag': ('eigen_depth_ros.synth_bag', 'write a ROS 2 bag from a synthetic drive'),
-    'bag-eval': ('eigen_depth_ros.bag_eval', 'evaluate on a recorded ROS 2 bag'),
-    'bench': ('eigen_depth_ros.bench', 'benchmark the model and the node (JSON)'),
-    'export': ('eigen_depth_ros.export', 'export a checkpoint to ONNX or TorchScript'),
-    'demo': ('eigen_depth_ros.demo', 'the whole system on the built-in synthetic world'),
-    'soak': ('eigen_depth_ros.soak', 'drive the node under load and report latency and memory'),
-    'gpu-check': ('eigen_depth_ros.gpu_check', 'prove the CUDA paths in minutes (or the same '
-                  'on the CPU)'),
+    'synth-bag': ('eigen_depth_ros.bags.synth_bag', 'write a ROS 2 bag from a synthetic drive'),
+    'bag-eval': ('eigen_depth_ros.bags.bag_eval', 'evaluate on a recorded ROS 2 bag'),
+    'bench': ('eigen_depth_ros.tools.bench', 'benchmark the model and the node (JSON)'),
+    'export': ('eigen_depth_ros.tools.export', 'export a checkpoint to ONNX or TorchScript'),
+    'demo': ('eigen_depth_ros.tools.demo', 'the whole system on the built-in synthetic world'),
+    'soak': ('eigen_depth_ros.tools.soak', 'drive the node under load and report latency and '
+             'memory'),
+    'gpu-check': ('eigen_depth_ros.tools.gpu_check', 'prove the CUDA paths in minutes (or the '
+                  'same on the CPU)'),
 }
 
 

@@ -16,7 +16,7 @@
 ``eigen-depth soak``: drive a real ``depth_node`` under load and report latency and memory.
 
 One ``depth_node`` process runs for the whole soak, on a DDS domain and namespace of its own
-(loopback, shared memory: :func:`~eigen_depth_ros.ros_env.local_dds_env`). This process is
+(loopback, shared memory: :func:`~eigen_depth_ros.node.ros_env.local_dds_env`). This process is
 the camera and the consumers:
 
 * a synthetic camera publishes a few fixed scene-like images (and their camera_info) at each
@@ -326,7 +326,7 @@ def gpu_memory_flat(start_mb: float | None, end_mb: float | None) -> bool:
 def summarize_phase(phase: Phase, duration_s: float, window_s: float,
                     subscribers: int) -> dict[str, Any]:
     """Return the JSON report of one phase, with its verdicts."""
-    from .inference import GPU_RESERVED_KEY  # torch is imported by then (the checkpoint)
+    from eigen_depth_ros.core.inference import GPU_RESERVED_KEY  # torch is loaded by now
     elapsed = max(phase.measure_end - phase.measure_start, 1e-9)
     answered = len(phase.latency)
     windows = latency_windows(phase.latency, elapsed, window_s)
@@ -466,8 +466,9 @@ def _prepare_checkpoint(args: argparse.Namespace, folder: Path) -> tuple[Path, A
     import torch
 
     from .bench import calibrate_random_model, network_input, scene_image
-    from .checkpoint import read_checkpoint, save_checkpoint
-    from .model import config_from_dict, EigenDepthConfig, EigenDepthNet, resolve_config
+    from eigen_depth_ros.core.checkpoint import read_checkpoint, save_checkpoint
+    from eigen_depth_ros.core.model import (config_from_dict, EigenDepthConfig, EigenDepthNet,
+                                            resolve_config)
 
     if args.checkpoint is not None:
         payload = read_checkpoint(args.checkpoint)
@@ -492,8 +493,8 @@ def _prepare_checkpoint(args: argparse.Namespace, folder: Path) -> tuple[Path, A
 def run_soak(args: argparse.Namespace) -> dict[str, Any]:
     """Run every phase and return the report (see the module docstring)."""
     from .bench import CAMERA_SIZES, scene_image
-    from .live_playback import LivePlaybackError, node_command, NodeProcess
-    from .ros_env import local_dds_env
+    from eigen_depth_ros.bags.live_playback import LivePlaybackError, node_command, NodeProcess
+    from eigen_depth_ros.node.ros_env import local_dds_env
 
     rates = parse_rates(args.rates)
     for name in ('duration', 'warmup'):
@@ -586,7 +587,7 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
 
 def _wait_until_answering(ros: Consumers, node: Any) -> None:
     """Discovery both ways, then frames at 5 Hz until the first depth comes back."""
-    from .live_playback import LivePlaybackError
+    from eigen_depth_ros.bags.live_playback import LivePlaybackError
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     index = 0
     while time.monotonic() < deadline:

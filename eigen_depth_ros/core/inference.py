@@ -16,17 +16,17 @@
 Depth from one RGB image, without ROS: uint8 (H, W, 3) in, float32 metres out.
 
 The camera image is resized and centre-cropped onto the network input as
-:class:`~eigen_depth_ros.geometry.InputGeometry` describes; the prediction comes back at the
+:class:`~eigen_depth_ros.core.geometry.InputGeometry` describes; the prediction comes back at the
 output-map resolution (with :meth:`DepthPrediction.intrinsics` for its pinhole model)
 or resampled to the camera image (NaN where the network does not see).
 
 Depth in metres follows the canonical-focal rule
-(:func:`~eigen_depth_ros.geometry.focal_scale`): the network predicts depth for the training
+(:func:`~eigen_depth_ros.core.geometry.focal_scale`): the network predicts depth for the training
 camera, whose focal length at the network input's scale is the checkpoint's ``f_train``; for
 a camera of focal length ``f_in`` at that scale, ``depth = exp(log_depth) * f_in / f_train``.
 :meth:`DepthEstimator.predict` applies it when given the camera's ``(fx, fy)``.
 
-The forward pass runs on one of the backends of :mod:`eigen_depth_ros.backends`
+The forward pass runs on one of the backends of :mod:`eigen_depth_ros.core.backends`
 (``backend='eager'``, float32 PyTorch, unless asked otherwise; ``'auto'`` picks the fastest
 measured one for the device, see docs/speed.md).
 """
@@ -153,13 +153,13 @@ class DepthEstimator:
     :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
     :param half: run in float16 (CUDA only; ignored on CPU). Kept for compatibility: on
         CUDA it turns ``backend='eager'`` into ``'fp16'``.
-    :param backend: a name from :data:`eigen_depth_ros.backends.BACKENDS`, ``'auto'``, or on
-        CUDA a name with ``+graph`` (see :mod:`eigen_depth_ros.backends`).
+    :param backend: a name from :data:`eigen_depth_ros.core.backends.BACKENDS`, ``'auto'``, or on
+        CUDA a name with ``+graph`` (see :mod:`eigen_depth_ros.core.backends`).
     :param onnx_path: for ``backend='onnx'``, an exported file to run instead of exporting
         the model on the fly.
     :param train_focal: f_train, the training camera's focal length in pixels at the network
         input's scale (a checkpoint's ``f_train``); None assumes KITTI's camera
-        (:func:`~eigen_depth_ros.geometry.kitti_train_focal`).
+        (:func:`~eigen_depth_ros.core.geometry.kitti_train_focal`).
     :raises ValueError: for a bad device or backend name, or a backend the device cannot run.
 
     On a CPU device, OpenCV is set to one thread (``cv2.setNumThreads(1)``, process-wide):
@@ -199,7 +199,7 @@ class DepthEstimator:
                         half: bool = False, backend: str | None = None,
                         onnx_path: str | os.PathLike | None = None) -> 'DepthEstimator':
         """
-        Load a checkpoint (see :func:`~eigen_depth_ros.checkpoint.load_checkpoint`).
+        Load a checkpoint (see :func:`~eigen_depth_ros.core.checkpoint.load_checkpoint`).
 
         Its ``f_train`` becomes :attr:`train_focal`; a checkpoint without one gets KITTI's
         value, a :class:`UserWarning` and the warning's text in :attr:`train_focal_note`.
@@ -281,7 +281,7 @@ class DepthEstimator:
         Return ``(f_in / f_train, f_in)`` for a camera (fx, fy) seen through ``geometry``.
 
         ``f_in`` is :meth:`InputGeometry.input_focal`; the factor is
-        :func:`~eigen_depth_ros.geometry.focal_scale` against :attr:`train_focal`.
+        :func:`~eigen_depth_ros.core.geometry.focal_scale` against :attr:`train_focal`.
 
         :raises ValueError: for a zero, negative or non-finite focal length.
         """

@@ -27,7 +27,7 @@ One run measures, for each backend asked for (so before and after sit side by si
   roofline (sum over layers of the larger of the two);
 * resident memory with the backend loaded, and the process peak (``ru_maxrss``);
 
-then, once, the point-cloud build time (when :mod:`eigen_depth_ros.point_cloud` is there),
+then, once, the point-cloud build time (when :mod:`eigen_depth_ros.msg.point_cloud` is there),
 and with ``--node`` the end-to-end latency of ``depth_node`` under a camera stream: images
 published at ``--rate`` with the current time as header stamp, ``depth`` received, latency =
 receive time - stamp (p50, p95), and its ratio to the bare forward pass (``--node-points``
@@ -56,17 +56,16 @@ import tempfile
 import time
 from typing import Any, Callable
 
+from eigen_depth_ros.bags.live_playback import stop_process
+from eigen_depth_ros.core.backends import BACKENDS, check_backend, cuda_tf32_state, split_name
+from eigen_depth_ros.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from eigen_depth_ros.core.geometry import InputGeometry
+from eigen_depth_ros.core.inference import BACKEND_ENV, DepthEstimator, select_device
+from eigen_depth_ros.core.malloc_tuning import keep_large_buffers
+from eigen_depth_ros.core.model import EigenDepthNet, normalize_image, resolve_config
 import numpy as np
 import torch
 from torch import nn
-
-from .backends import BACKENDS, check_backend, cuda_tf32_state, split_name
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .geometry import InputGeometry
-from .inference import BACKEND_ENV, DepthEstimator, select_device
-from .live_playback import stop_process
-from .malloc_tuning import keep_large_buffers
-from .model import EigenDepthNet, normalize_image, resolve_config
 
 CAMERA_SIZES = {'kitti': (1242, 375), 'nyu': (640, 480)}
 """Camera image (width, height) per configuration: KITTI's colour camera, the Kinect."""
@@ -281,7 +280,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         pass
     if device.type == 'cuda':
         info['gpu'] = torch.cuda.get_device_name(device)
-        # the backends set TF32 off (eigen_depth_ros.backends); recorded after they are built
+        # the backends set TF32 off (eigen_depth_ros.core.backends); recorded after they are built
         info['tf32'] = cuda_tf32_state()
     return info
 
@@ -423,9 +422,9 @@ def bench_bounds(layers: list[dict[str, Any]], backends: list[dict[str, Any]],
 def bench_point_cloud(config: Any, runs: int) -> dict[str, Any]:
     """Time building the point cloud of one prediction, as the node does (if it exists)."""
     try:
-        from . import point_cloud
+        from eigen_depth_ros.msg import point_cloud
     except ImportError as exc:
-        return {'skipped': f'eigen_depth_ros.point_cloud not importable: {exc}'}
+        return {'skipped': f'eigen_depth_ros.msg.point_cloud not importable: {exc}'}
     w_out, h_out = config.output_size
     width, height = camera_size(config)
     result: dict[str, Any] = {}
@@ -460,7 +459,7 @@ def bench_point_cloud(config: Any, runs: int) -> dict[str, Any]:
 
 def local_dds_env_here(domain_id: int) -> dict[str, str]:
     """Keep this process's DDS on this machine and domain; return the env for children."""
-    from .ros_env import local_dds_env
+    from eigen_depth_ros.node.ros_env import local_dds_env
     env = local_dds_env(domain_id)
     os.environ.update(env)  # before rclpy creates this process's participant
     return env
@@ -508,13 +507,13 @@ def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Names
         import rclpy
         from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
         from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-        from .node import PARAMETERS
+        from eigen_depth_ros.node.depth_node import PARAMETERS
         try:
             from diagnostic_msgs.msg import DiagnosticArray
         except ImportError:
             DiagnosticArray = None
     except ImportError as exc:
-        return {'skipped': f'rclpy or eigen_depth_ros.node not importable: {exc}'}
+        return {'skipped': f'rclpy or eigen_depth_ros.node.depth_node not importable: {exc}'}
     keep_large_buffers()  # the bench's own receiving of big clouds, as in the node
     env = local_dds_env_here(args.domain_id)
     env[BACKEND_ENV] = backend

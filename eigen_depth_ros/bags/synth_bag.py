@@ -38,13 +38,12 @@ import sys
 import tempfile
 
 import cv2
+from eigen_depth_ros.core.projection import rotation_to_quaternion
 from eigen_depth_training import kitti
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import get_typestore, Stores
 from tqdm import tqdm
-
-from .projection import rotation_to_quaternion
 
 CAMERA_FRAME = 'camera_color_left'
 LIDAR_FRAME = 'velo_link'

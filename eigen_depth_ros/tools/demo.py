@@ -220,15 +220,15 @@ def bird_eye_view(path: Path, clouds: dict[int, np.ndarray], world: Path, test_d
     Draw a top view (x right, z forward, metres) of the node's obstacles over the true ones.
 
     Both are the points a Nav2 obstacle layer would mark, 0.3-2.5 m above the road
-    (:class:`~eigen_depth_ros.obstacles.ObstacleGridSpec`): the node's cloud and the frame's
+    (:class:`~eigen_depth_ros.core.obstacles.ObstacleGridSpec`): the node's cloud and the frame's
     Velodyne scan in the camera frame. The node's points below that band (the road) are
     drawn faintly.
     """
     from eigen_depth_training import kitti
     from matplotlib.figure import Figure
 
-    from .obstacles import DEFAULT_SPEC, KITTI_CAMERA_HEIGHT
-    from .synth_bag import camera_from_lidar
+    from eigen_depth_ros.core.obstacles import DEFAULT_SPEC, KITTI_CAMERA_HEIGHT
+    from eigen_depth_ros.bags.synth_bag import camera_from_lidar
 
     stamp = min(clouds)
     cloud = clouds[stamp]
@@ -271,8 +271,10 @@ def run_demo(args: argparse.Namespace) -> dict:
     """Run every stage; return the summary (also written to ``summary.json``)."""
     from eigen_depth_training.evaluate import evaluate, obstacle_table
 
-    from . import bag_eval, synth_bag
-    from .metrics import format_metric_table, json_safe
+    from eigen_depth_ros.bags import bag_eval
+
+    from eigen_depth_ros.bags import synth_bag
+    from eigen_depth_ros.core.metrics import format_metric_table, json_safe
 
     check_environment()
     check_world_options(args)

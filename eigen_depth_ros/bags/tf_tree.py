@@ -41,9 +41,8 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 import math
 
+from eigen_depth_ros.core.projection import quaternion_to_rotation
 import numpy as np
-
-from .projection import quaternion_to_rotation
 
 
 class TfError(ValueError):
