@@ -30,7 +30,7 @@ from eigen_depth_ros.core.backends import (BACKENDS, build_backend, check_backen
                                            module_weight_bytes)
 from eigen_depth_ros.core.inference import BACKEND_ENV, DepthEstimator, single_threaded
 from eigen_depth_ros.core.model import EigenDepthNet, normalize_image
-from eigen_depth_ros.tools.bench import calibrate_random_model, network_input, scene_image
+from eigen_depth_ros.tools.scenes import calibrate_random_model, network_input, scene_image
 import numpy as np
 import pytest
 import torch

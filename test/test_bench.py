@@ -21,7 +21,7 @@ import importlib.util
 import json
 import math
 
-from eigen_depth_ros.tools import bench
+from eigen_depth_ros.tools import bench, scenes
 import pytest
 
 
@@ -82,10 +82,10 @@ def test_bench_bad_input(tmp_path, capsys):
 
 
 def test_scene_image_and_calibration():
-    image = bench.scene_image(200, 80, seed=1)
+    image = scenes.scene_image(200, 80, seed=1)
     assert image.shape == (80, 200, 3) and image.dtype.name == 'uint8'
     assert image.std() > 10  # not flat
-    assert (bench.scene_image(200, 80, seed=1) == image).all()
+    assert (scenes.scene_image(200, 80, seed=1) == image).all()
 
 
 @pytest.mark.skipif(importlib.util.find_spec('rclpy') is None

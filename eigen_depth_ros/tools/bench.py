@@ -59,16 +59,15 @@ from typing import Any, Callable
 from eigen_depth_ros.bags.live_playback import stop_process
 from eigen_depth_ros.core.backends import BACKENDS, check_backend, cuda_tf32_state, split_name
 from eigen_depth_ros.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from eigen_depth_ros.core.geometry import InputGeometry
 from eigen_depth_ros.core.inference import BACKEND_ENV, DepthEstimator, select_device
 from eigen_depth_ros.core.malloc_tuning import keep_large_buffers
-from eigen_depth_ros.core.model import EigenDepthNet, normalize_image, resolve_config
+from eigen_depth_ros.core.model import EigenDepthNet, resolve_config
+from eigen_depth_ros.tools.scenes import (calibrate_random_model, camera_size, network_input,
+                                          scene_image)
 import numpy as np
 import torch
 from torch import nn
 
-CAMERA_SIZES = {'kitti': (1242, 375), 'nyu': (640, 480)}
-"""Camera image (width, height) per configuration: KITTI's colour camera, the Kinect."""
 CAMERA_RATES = {'kitti': 10.0, 'nyu': 30.0}
 """Default camera frame rate [Hz] per configuration (KITTI 10 Hz, Kinect 30 Hz)."""
 DEFAULT_BACKENDS = 'eager,bf16_int8'
@@ -80,71 +79,6 @@ DEFAULT_CUDA_BACKENDS = 'eager,fp16,fp16+graph,bf16,bf16+graph'
 def default_backends(device: torch.device | str) -> str:
     """Return the comma-separated backends ``bench`` measures on ``device`` by default."""
     return DEFAULT_CUDA_BACKENDS if torch.device(device).type == 'cuda' else DEFAULT_BACKENDS
-
-
-# ----------------------------------------------------------------------------- inputs
-
-
-def scene_image(width: int, height: int, seed: int = 0) -> np.ndarray:
-    """
-    Draw a scene-like RGB uint8 (height, width, 3) image: sky, road, verge, boxes, noise.
-
-    Not a photograph, but it has the large smooth regions, edges and texture of a street
-    scene, which random noise lacks (the accuracy figures depend on realistic activations).
-    """
-    rng = np.random.default_rng(seed)
-    v = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
-    u = np.linspace(-1.0, 1.0, width, dtype=np.float32)[None, :]
-    horizon = 0.42 + 0.06 * rng.standard_normal()
-    image = np.empty((height, width, 3), np.float32)
-    sky = np.stack([110 + 80 * v, 150 + 60 * v, 230 - 20 * v], axis=-1)
-    ground = np.where((np.abs(u) < 0.15 + 1.2 * (v - horizon))[..., None],
-                      np.array([95, 95, 100], np.float32),    # road
-                      np.array([70, 120, 55], np.float32))    # verge
-    image[:] = np.where((v < horizon)[..., None], np.broadcast_to(sky, image.shape), ground)
-    for _ in range(int(rng.integers(4, 9))):  # cars, walls, trees
-        w = int(rng.integers(width // 20, width // 5))
-        h = int(rng.integers(height // 10, height // 3))
-        x0 = int(rng.integers(0, width - w))
-        y1 = int(height * horizon) + int(rng.integers(0, max(1, height // 4)))
-        y0 = max(0, y1 - h)
-        image[y0:y1, x0:x0 + w] = rng.integers(20, 235, 3)
-        image[y0:y1, x0:x0 + w] *= 0.8 + 0.2 * np.linspace(0, 1, w, dtype=np.float32)[:, None]
-    image += rng.normal(0.0, 6.0, image.shape).astype(np.float32)  # sensor noise, texture
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
-def calibrate_random_model(model: EigenDepthNet, x: torch.Tensor, mean_log: float = 2.3,
-                           std_log: float = 0.6) -> EigenDepthNet:
-    """
-    Rescale a randomly initialised network so its activations look like a trained one's.
-
-    Layer by layer in forward order, weights and bias are scaled so the layer's output has
-    unit standard deviation on ``x``; the two output layers (coarse fc7, fine conv4) get
-    standard deviation ``std_log`` around ``mean_log`` (log depth of about 10 m). Without
-    this a random network's output is nearly constant and backend differences look
-    smaller than they would with trained weights. Used only when no checkpoint is given.
-    """
-    outputs = (model.coarse.fc7, model.fine.conv4)
-    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    seen: dict[nn.Module, torch.Tensor] = {}
-
-    def keep(module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
-        seen[module] = output.detach()
-
-    with torch.no_grad():
-        for layer in layers:
-            handle = layer.register_forward_hook(keep)
-            model(x)
-            handle.remove()
-            out = seen.pop(layer)
-            target = std_log if layer in outputs else 1.0
-            scale = target / max(float(out.std()), 1e-12)
-            layer.weight.mul_(scale)
-            layer.bias.mul_(scale)
-            if layer in outputs:
-                layer.bias.add_(mean_log - float(out.mean()) * scale)
-    return model
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -286,17 +220,6 @@ def machine_info(device: torch.device) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- parts
-
-
-def camera_size(config: Any) -> tuple[int, int]:
-    """(width, height) of the camera images benchmarked for ``config``."""
-    return CAMERA_SIZES.get(config.name, (config.input_width * 2, config.input_height * 2))
-
-
-def network_input(image: np.ndarray, config: Any) -> torch.Tensor:
-    """Make the normalised network input (1, 3, H_in, W_in) float32 of a camera image."""
-    window = InputGeometry.fit(image.shape[1], image.shape[0], config).crop_input(image)
-    return normalize_image(torch.from_numpy(window).permute(2, 0, 1).unsqueeze(0))
 
 
 def fresh_model(state_dict: dict[str, torch.Tensor], config: Any) -> EigenDepthNet:

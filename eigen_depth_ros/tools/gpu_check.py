@@ -126,7 +126,7 @@ def check_backends(device: torch.device, config: Any, runs: int,
         ``max_diff_to_plain``.
     """
     from eigen_depth_ros.core.backends import build_backend, cuda_tf32_state, split_name
-    from .bench import calibrate_random_model, network_input, scene_image
+    from .scenes import calibrate_random_model, network_input, scene_image
     from eigen_depth_ros.core.model import EigenDepthNet
 
     torch.manual_seed(0)
@@ -267,7 +267,7 @@ def check_onnx(device: torch.device, config: Any, work: Path) -> dict[str, Any]:
         return {'ok': True, 'skipped': 'onnxruntime-gpu is not installed (only the CPU '
                                        'execution provider is there)'}
     from eigen_depth_ros.core.backends import build_backend, export_onnx
-    from .bench import network_input, scene_image
+    from .scenes import network_input, scene_image
     from eigen_depth_ros.core.model import EigenDepthNet
 
     torch.manual_seed(0)

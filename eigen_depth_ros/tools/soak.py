@@ -465,7 +465,7 @@ def _prepare_checkpoint(args: argparse.Namespace, folder: Path) -> tuple[Path, A
     """Return the checkpoint to run and its config; a calibrated random net if none given."""
     import torch
 
-    from .bench import calibrate_random_model, network_input, scene_image
+    from .scenes import calibrate_random_model, network_input, scene_image
     from eigen_depth_ros.core.checkpoint import read_checkpoint, save_checkpoint
     from eigen_depth_ros.core.model import (config_from_dict, EigenDepthConfig, EigenDepthNet,
                                             resolve_config)
@@ -492,7 +492,7 @@ def _prepare_checkpoint(args: argparse.Namespace, folder: Path) -> tuple[Path, A
 
 def run_soak(args: argparse.Namespace) -> dict[str, Any]:
     """Run every phase and return the report (see the module docstring)."""
-    from .bench import CAMERA_SIZES, scene_image
+    from .scenes import CAMERA_SIZES, scene_image
     from eigen_depth_ros.bags.live_playback import LivePlaybackError, node_command, NodeProcess
     from eigen_depth_ros.node.ros_env import local_dds_env
 
