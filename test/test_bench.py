@@ -21,7 +21,10 @@ import importlib.util
 import json
 import math
 
-from eigen_depth_ros.tools import bench, scenes
+from eigen_depth_ros.tools import scenes
+from eigen_depth_ros.tools.bench import cli as bench
+from eigen_depth_ros.tools.bench import network
+import numpy as np
 import pytest
 
 
@@ -53,9 +56,13 @@ def test_bench_report(small_checkpoint, tmp_path, capsys):
         assert result['forward']['runs'] == 3
         for key in ('weight_bytes', 'rss_mb', 'peak_rss_mb', 'build_s'):
             assert _positive(result[key]), key
-        assert result['accuracy']['max_abs_log_diff'] >= 0
+        assert result['accuracy']['images'] == 2
     eager, int8 = report['backends']
     assert eager['accuracy']['max_abs_log_diff'] == 0
+    # int8 rounds the weights: its depth differs from eager's, but by percents, not factors
+    int8_accuracy = int8['accuracy']
+    assert 0 < int8_accuracy['mean_rel_depth_change'] <= int8_accuracy['p99_rel_depth_change']
+    assert 0 < int8_accuracy['max_abs_log_diff'] < 0.5
     assert int8['weight_bytes'] < eager['weight_bytes']
     bounds = report['bounds']
     assert _positive(bounds['network_gflops']) and _positive(bounds['weight_mb_fp32'])
@@ -72,6 +79,16 @@ def test_bench_report(small_checkpoint, tmp_path, capsys):
         _check_stats(report['point_cloud']['network'])
     table = capsys.readouterr().out
     assert 'forward ms' in table and 'int8' in table and 'roofline' in table
+
+
+def test_accuracy_figures_of_a_known_difference():
+    reference = [np.zeros((2, 3)), np.zeros((2, 3))]
+    logs = [np.full((2, 3), np.log(1.1)), np.zeros((2, 3))]
+    figures = network.accuracy(logs, reference)
+    assert figures['images'] == 2
+    assert figures['max_abs_log_diff'] == pytest.approx(np.log(1.1))
+    assert figures['mean_rel_depth_change'] == pytest.approx(0.05)
+    assert figures['p99_rel_depth_change'] == pytest.approx(0.1)
 
 
 def test_bench_bad_input(tmp_path, capsys):
@@ -130,12 +147,12 @@ def test_bench_transport_floor(small_checkpoint, tmp_path, ros_env):
 def test_default_backends_depend_on_the_device():
     from eigen_depth_ros.core.backends import check_backend
 
-    assert bench.default_backends('cpu') == bench.DEFAULT_BACKENDS
-    cuda = bench.default_backends('cuda')
+    assert network.default_backends('cpu') == network.DEFAULT_BACKENDS
+    cuda = network.default_backends('cuda')
     assert 'graph' in cuda and 'int8' not in cuda
     for name in cuda.split(','):  # every default runs on CUDA (no CPU-only backend)
         assert check_backend(name, 'cuda:0') == name
-    for name in bench.DEFAULT_BACKENDS.split(','):
+    for name in network.DEFAULT_BACKENDS.split(','):
         check_backend(name, 'cpu')
     assert bench.build_parser().parse_args(['--out', 'x.json']).backends is None
 

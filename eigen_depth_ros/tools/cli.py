@@ -32,7 +32,7 @@ SUBCOMMANDS = {
              'protocol)'),
     'synth-bag': ('eigen_depth_ros.bags.synth_bag', 'write a ROS 2 bag from a synthetic drive'),
     'bag-eval': ('eigen_depth_ros.bags.bag_eval', 'evaluate on a recorded ROS 2 bag'),
-    'bench': ('eigen_depth_ros.tools.bench', 'benchmark the model and the node (JSON)'),
+    'bench': ('eigen_depth_ros.tools.bench.cli', 'benchmark the model and the node (JSON)'),
     'export': ('eigen_depth_ros.tools.export', 'export a checkpoint to ONNX or TorchScript'),
     'demo': ('eigen_depth_ros.tools.demo', 'the whole system on the built-in synthetic world'),
     'soak': ('eigen_depth_ros.tools.soak', 'drive the node under load and report latency and '

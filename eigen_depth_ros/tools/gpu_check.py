@@ -309,7 +309,7 @@ def check_node(checkpoint: Path, frames: int) -> dict[str, Any]:
     except ImportError as exc:
         return {'ok': True, 'skipped': f'rclpy is not importable ({exc}): no ROS here, the '
                                        'node part was not run'}
-    from .bench import bench_node
+    from .bench.node import bench_node
     from eigen_depth_ros.core.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(checkpoint)
@@ -333,7 +333,7 @@ def check_node(checkpoint: Path, frames: int) -> dict[str, Any]:
 
 def run_check(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """Run the parts in order; return the report (``ok`` is the verdict)."""
-    from .bench import machine_info
+    from .bench.measure import machine_info
     from eigen_depth_ros.core.model import EigenDepthConfig, KITTI
 
     config = KITTI
