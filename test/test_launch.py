@@ -130,7 +130,7 @@ def test_node_matches_setup_package_and_config(launch_tree: tuple, setup_py: dic
     assert setup_py['scripts'][executable] == 'eigen_depth_ros.node.depth_node:main'
     params = yaml.safe_load(PARAMS_FILE.read_text())
     assert list(params) == [name] and 'ros__parameters' in params[name]
-    from eigen_depth_ros.node.depth_node import NODE_NAME
+    from eigen_depth_ros.node.parameters import NODE_NAME
     assert name == NODE_NAME
     remapped = [evaluate(pair.elts[0], constants)
                 for pair in keyword(node, 'remappings').elts]
@@ -141,7 +141,7 @@ def test_node_matches_setup_package_and_config(launch_tree: tuple, setup_py: dic
 
 def test_yaml_holds_every_parameter_with_its_default_type() -> None:
     pytest.importorskip('rclpy')
-    from eigen_depth_ros.node.depth_node import PARAMETERS
+    from eigen_depth_ros.node.parameters import PARAMETERS
     values = yaml.safe_load(PARAMS_FILE.read_text())['eigen_depth']['ros__parameters']
     assert set(values) == {spec.name for spec in PARAMETERS}
     for spec in PARAMETERS:
@@ -155,7 +155,7 @@ def test_yaml_holds_every_parameter_with_its_default_type() -> None:
 def test_docs_table_matches_the_parameter_table() -> None:
     """docs/node.md's parameter rows give each parameter's type, default and when."""
     pytest.importorskip('rclpy')
-    from eigen_depth_ros.node.depth_node import PARAMETERS
+    from eigen_depth_ros.node.parameters import PARAMETERS
     rows = {}
     for line in (ROOT / 'docs' / 'node.md').read_text().splitlines():
         cells = [cell.strip() for cell in line.strip().strip('|').split('|')]
@@ -175,7 +175,7 @@ def test_docs_table_matches_the_parameter_table() -> None:
 def test_launch_overrides_are_node_parameters(launch_tree: tuple) -> None:
     """Each override argument names a node parameter and defaults to empty (keep the file)."""
     pytest.importorskip('rclpy')
-    from eigen_depth_ros.node.depth_node import PARAMETERS
+    from eigen_depth_ros.node.parameters import PARAMETERS
     tree, constants = launch_tree
     defaults = {evaluate(call.args[0], constants): keyword(call, 'default_value')
                 for call in calls(tree, 'DeclareLaunchArgument')}

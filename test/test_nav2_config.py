@@ -56,7 +56,7 @@ def test_ranges_and_heights_fit_the_node():
 
 def test_node_section_holds_node_parameters_of_their_types():
     pytest.importorskip('rclpy')
-    from eigen_depth_ros.node.depth_node import PARAMETERS
+    from eigen_depth_ros.node.parameters import PARAMETERS
     specs = {spec.name: spec for spec in PARAMETERS}
     for name, value in NODE.items():
         assert name in specs, name
@@ -90,7 +90,8 @@ def test_the_node_publishes_the_configured_topic_and_takes_the_ranges(small_chec
 
 def test_the_node_refuses_a_clearing_range_inside_max_depth():
     pytest.importorskip('rclpy')
-    from eigen_depth_ros.node.depth_node import PARAMETERS, Settings
+    from eigen_depth_ros.node.parameters import PARAMETERS
+    from eigen_depth_ros.node.settings import Settings
     values = {spec.name: spec.default for spec in PARAMETERS
               if spec.name in Settings.__dataclass_fields__}
     Settings(**{**values, **{k: v for k, v in NODE.items() if k in values}}).check()

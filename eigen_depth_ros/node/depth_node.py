@@ -18,19 +18,25 @@ The ``depth_node`` executable: monocular depth and a point cloud from one camera
 Subscribes ``image`` (or ``<image>/compressed``) and ``camera_info``; publishes ``depth``
 (32FC1 metres, NaN invalid), ``depth/camera_info``, ``points`` and optionally
 ``depth/colorized``, plus ``/diagnostics``. See docs/node.md for topics, parameters and QoS.
+This module is the ROS wiring; the parameter table is :mod:`.parameters`, the per-frame
+settings :mod:`.settings` and the diagnostics status :mod:`.diagnostics`.
 
-Real-time design: the image callback only stores the newest message in a one-slot buffer
-(counting the frame it replaces as dropped) and wakes a worker thread, which converts, runs
-the network and publishes. Latency therefore stays at about one inference even when the
-camera is faster than the network, and the executor keeps serving camera_info, parameters
-and diagnostics while the network runs.
+Two threads: :func:`main` spins the node on one executor thread (camera callbacks,
+camera_info, parameter changes, the diagnostics timer), and a worker thread runs every
+forward pass. The image callback only stores the newest message in a one-slot buffer
+(counting the frame it replaces as dropped) and wakes the worker, which converts, runs the
+network and publishes. Latency therefore stays at about one inference even when the camera
+is faster than the network, and the executor keeps serving camera_info, parameters and
+diagnostics while the network runs.
 
-Setting ``checkpoint`` at runtime loads the new network beside the running one (in the
-parameter callback; the camera stream has its own callback group and executor thread, so it
-is not held up); only when it loaded does the worker run it once and swap it in, under the
-lock, between two frames. The worker takes the network once per frame, so no frame mixes
-two. Every forward pass, warm-ups included, runs on the worker thread (one OpenMP pool). The
-forward pass runs on the backend named by ``backend`` (see :mod:`eigen_depth_ros.core.backends`).
+Setting ``checkpoint`` at runtime loads the new network beside the running one, in the
+parameter callback on the executor thread: no camera frame is taken meanwhile, while the
+worker finishes the frame it holds on the old network. Only when it loaded does the worker
+run it once and swap it in, under the lock, between two frames. The worker takes the network
+once per frame, so no frame mixes two. Every forward pass, warm-ups included, runs on the
+worker thread (one OpenMP pool). The forward pass runs on the backend named by ``backend``
+(see :mod:`eigen_depth_ros.core.backends`), the one way to choose the number format
+(:func:`~eigen_depth_ros.node.parameters.choose_backend`).
 """
 from __future__ import annotations
 
@@ -44,8 +50,7 @@ from typing import Any, Callable
 import warnings
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from eigen_depth_ros.core.backends import (BACKENDS, check_backend, CPU_ONLY, CUDA_ONLY,
-                                           GRAPH_SUFFIX, split_name)
+from eigen_depth_ros.core.backends import BACKENDS, split_name
 from eigen_depth_ros.core.geometry import FOCAL_RATIO_RANGE
 from eigen_depth_ros.core.inference import (BACKEND_ENV, DepthEstimator, DepthPrediction,
                                             gpu_memory_pairs, select_device)
@@ -54,14 +59,13 @@ from eigen_depth_ros.msg.camera_info import (CameraInfoError, depth_camera_info_
                                              fallback_intrinsics, Intrinsics,
                                              intrinsics_from_camera_info)
 from eigen_depth_ros.msg.image_conversion import (array_to_image_fields, colorize_depth,
-                                                  DEFAULT_MAX_PIXELS, depth_to_image_fields,
-                                                  ImageConversionError, message_to_rgb, set_fields)
+                                                  depth_to_image_fields, ImageConversionError,
+                                                  message_to_rgb, set_fields)
 from eigen_depth_ros.msg.point_cloud import build_point_cloud2, depth_to_points, resample_to_grid
 import numpy as np
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
 import rclpy
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import InvalidParameterTypeException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -70,9 +74,12 @@ from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 import torch
 
+from .diagnostics import Counters, depth_status, FocalState, STAGES
+from .parameters import (check_depth_resolution, choose_backend, DYNAMIC, NODE_NAME,
+                         PARAMETERS, ParameterSpec)
 from .ros_env import check_profile_env
+from .settings import Settings
 
-NODE_NAME = 'eigen_depth'
 ERROR_LOG_PERIOD_S = 5.0  # one log line per kind of fault per this many seconds
 # Camera input: sensor-data QoS (best effort) keeping only the newest frame, so frames the
 # node cannot take never wait in a DDS queue; the one-slot buffer drops and counts the rest.
@@ -82,162 +89,26 @@ CAMERA_QOS = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability
 OUTPUT_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 
 
-@dataclass(frozen=True)
-class ParameterSpec:
-    """
-    One node parameter: its default (which fixes its type), unit and description.
-
-    :param name: parameter name.
-    :param default: default value; its Python type is the parameter type.
-    :param description: what it does (shown by ``ros2 param describe``).
-    :param unit: unit of the value, empty when it has none.
-    :param read_only: True when it is read once at start-up.
-    :param min_value: lower bound for numbers (inclusive), None for none.
-    :param max_value: upper bound for numbers (inclusive), None for none.
-    """
-
-    name: str
-    default: Any
-    description: str
-    unit: str = ''
-    read_only: bool = True
-    min_value: float | None = None
-    max_value: float | None = None
-
-    def descriptor(self) -> ParameterDescriptor:
-        """Build the ParameterDescriptor declared for this parameter."""
-        text = self.description + (f' [{self.unit}]' if self.unit else '')
-        desc = ParameterDescriptor(name=self.name, description=text,
-                                   read_only=self.read_only)
-        if isinstance(self.default, bool) or self.min_value is None:
-            return desc
-        high = self.max_value
-        if isinstance(self.default, int):
-            desc.integer_range = [IntegerRange(from_value=int(self.min_value),
-                                               to_value=int(high if high is not None
-                                                            else 2 ** 62), step=1)]
-        else:
-            desc.floating_point_range = [FloatingPointRange(
-                from_value=float(self.min_value),
-                to_value=float(high if high is not None else 1e300), step=0.0)]
+def parameter_descriptor(spec: ParameterSpec) -> ParameterDescriptor:
+    """Build the ParameterDescriptor declared for ``spec`` (with its range for numbers)."""
+    desc = ParameterDescriptor(name=spec.name, description=spec.describe(),
+                               read_only=spec.read_only)
+    if isinstance(spec.default, bool) or spec.min_value is None:
         return desc
-
-
-PARAMETERS: tuple[ParameterSpec, ...] = (
-    ParameterSpec('checkpoint', '', 'Network checkpoint file (.pt, written by eigen-depth '
-                  'train); required. Set at runtime, the new network is loaded beside the '
-                  'running one and replaces it only when it loaded; a bad file is refused and '
-                  'the running network stays', read_only=False),
-    ParameterSpec('device', 'auto', 'Where the network runs: auto (CUDA when present), cpu, '
-                  'cuda or cuda:N'),
-    ParameterSpec('half', False, 'Run the network in float16 (CUDA only; ignored on CPU)'),
-    ParameterSpec('backend', 'auto', 'How the forward pass runs: auto (the measured default '
-                  'for the device, named in the start-up log) or one of '
-                  f"{', '.join(BACKENDS)} ({', '.join(sorted(CPU_ONLY))} CPU only, "
-                  f"{', '.join(sorted(CUDA_ONLY))} CUDA only; on CUDA a {GRAPH_SUFFIX} suffix "
-                  'replays the network as a CUDA graph)'),
-    ParameterSpec('onnx_path', '', 'ONNX file (eigen-depth export) run by backend onnx; '
-                  'empty exports the network at start-up. Ignored by the other backends'),
-    ParameterSpec('num_threads', 0, 'CPU threads of the network (torch.set_num_threads); 0 '
-                  'keeps the PyTorch default of one per core', 'threads', min_value=0),
-    ParameterSpec('compressed', False, 'Subscribe <image>/compressed '
-                  '(sensor_msgs/CompressedImage) instead of image'),
-    ParameterSpec('depth_resolution', 'network', 'Resolution of the published depth: '
-                  "'network' (the output map, e.g. 142x27 for KITTI) or 'input' (the camera "
-                  'image size, NaN where the network does not see)'),
-    ParameterSpec('publish_points', True, 'Publish the point cloud on points',
-                  read_only=False),
-    ParameterSpec('points_stride', 1, 'Keep every N-th row and column of the depth image in '
-                  'the cloud', 'pixels', read_only=False, min_value=1),
-    ParameterSpec('points_rgb', True, 'Add the camera colour (packed rgb float) to the cloud',
-                  read_only=False),
-    ParameterSpec('min_depth', 0.1, 'Smallest depth kept in the cloud; nearest colour of '
-                  'depth/colorized', 'm', read_only=False, min_value=0.0),
-    ParameterSpec('max_depth', 20.0, 'Largest depth kept in the cloud; farthest colour of '
-                  'depth/colorized', 'm', read_only=False, min_value=0.0),
-    ParameterSpec('clearing_range', 0.0, 'Publish pixels deeper than max_depth as points at '
-                  'this distance along their ray, so a costmap clears along them (set it '
-                  'between obstacle_max_range and raytrace_max_range); 0 = off, else above '
-                  'max_depth', 'm', read_only=False, min_value=0.0),
-    ParameterSpec('publish_colorized', False, 'Publish a colour-mapped depth image '
-                  '(rgb8) on depth/colorized', read_only=False),
-    ParameterSpec('fallback_fx', 0.0, 'Focal length of the camera image used while no '
-                  'camera_info has arrived; 0 disables the fallback (no cloud without '
-                  'camera_info)', 'pixels', read_only=False, min_value=0.0),
-    ParameterSpec('fallback_fy', 0.0, 'Fallback focal length along y; 0 means fallback_fx',
-                  'pixels', read_only=False, min_value=0.0),
-    ParameterSpec('fallback_cx', -1.0, 'Fallback principal point column; negative means the '
-                  'image centre', 'pixels', read_only=False),
-    ParameterSpec('fallback_cy', -1.0, 'Fallback principal point row; negative means the '
-                  'image centre', 'pixels', read_only=False),
-    ParameterSpec('scale_by_focal', True, 'Scale depth by f_in / f_train (the canonical-focal '
-                  "rule): f_in is the camera's focal length at the network input's scale "
-                  '(from camera_info, else fallback_fx), f_train that of the training camera '
-                  '(from the checkpoint). False publishes the network depth unscaled',
-                  read_only=False),
-    ParameterSpec('max_input_pixels', DEFAULT_MAX_PIXELS, 'Largest accepted camera image '
-                  '(width x height); larger frames are dropped with an error', 'pixels',
-                  read_only=False, min_value=1),
-    ParameterSpec('diagnostics_period', 1.0, 'Period of the /diagnostics status', 's',
-                  min_value=0.01),
-)
-"""Every parameter of the node, declared once from this table (docs/node.md lists them)."""
-
-DYNAMIC = frozenset(spec.name for spec in PARAMETERS if not spec.read_only)
+    high = spec.max_value
+    if isinstance(spec.default, int):
+        desc.integer_range = [IntegerRange(from_value=int(spec.min_value),
+                                           to_value=int(high if high is not None else 2 ** 62),
+                                           step=1)]
+    else:
+        desc.floating_point_range = [FloatingPointRange(
+            from_value=float(spec.min_value),
+            to_value=float(high if high is not None else 1e300), step=0.0)]
+    return desc
 
 
 class StartupError(RuntimeError):
     """The node cannot start (bad parameter, missing or unreadable checkpoint)."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The parameters the worker reads for each frame (swapped whole on a change)."""
-
-    publish_points: bool
-    points_stride: int
-    points_rgb: bool
-    min_depth: float
-    max_depth: float
-    clearing_range: float
-    publish_colorized: bool
-    fallback_fx: float
-    fallback_fy: float
-    fallback_cx: float
-    fallback_cy: float
-    max_input_pixels: int
-    scale_by_focal: bool = True
-
-    def check(self) -> None:
-        """Raise ValueError when the values do not fit together."""
-        if self.points_stride < 1:
-            raise ValueError(f'points_stride must be >= 1, got {self.points_stride}')
-        if not 0.0 <= self.min_depth < self.max_depth:
-            raise ValueError(f'need 0 <= min_depth < max_depth, got min_depth='
-                             f'{self.min_depth}, max_depth={self.max_depth}')
-        if self.clearing_range and not (math.isfinite(self.clearing_range)
-                                        and self.clearing_range > self.max_depth):
-            raise ValueError(f'clearing_range must be 0 (off) or a finite distance above '
-                             f'max_depth {self.max_depth}, got {self.clearing_range}')
-        if self.fallback_fx < 0 or self.fallback_fy < 0:
-            raise ValueError('fallback_fx and fallback_fy must be >= 0')
-        if self.max_input_pixels < 1:
-            raise ValueError(f'max_input_pixels must be >= 1, got {self.max_input_pixels}')
-
-
-STAGES = {
-    'age': 'image age at receipt',
-    'wait': 'queue wait',
-    'conversion': 'image conversion',
-    'inference': 'inference',
-    'publishing': 'publishing',
-}
-"""
-Stages of a frame, timed for ``/diagnostics`` (key: diagnostics label).
-
-``age`` is the ROS time at receipt minus the image stamp: the camera driver's and the
-transport's share of the latency when the stamp is the capture time.
-"""
 
 
 @dataclass
@@ -258,42 +129,6 @@ class _Job:
     error: Exception | None = None
 
 
-@dataclass
-class _FocalState:
-    """The canonical-focal rule as the last frame used it (``/diagnostics``)."""
-
-    source: str = 'no frame yet'
-    f_train: float = math.nan
-    f_in: float | None = None
-    scale: float = 1.0
-    logged: tuple | None = None
-
-    def pairs(self, f_train: float) -> list[tuple[str, str]]:
-        """Return the ``/diagnostics`` key-value pairs."""
-        return [
-            ('focal scaling', 'off' if self.source.startswith('off') else 'on'),
-            ('f_train (px)', f'{f_train:.2f}'),
-            ('f_in (px)', 'nan' if self.f_in is None else f'{self.f_in:.2f}'),
-            ('f_in source', self.source),
-            ('depth scale f_in/f_train', f'{self.scale:.4f}'),
-        ]
-
-
-@dataclass
-class _Counters:
-    """Frame counts and timings; one instance for the totals, one per diagnostics window."""
-
-    received: int = 0
-    processed: int = 0
-    dropped: int = 0
-    bad: int = 0
-    idle: int = 0
-    # Seconds per processed frame of each stage (see STAGES), and receipt -> last publish.
-    stage_s: dict[str, list[float]] = field(
-        default_factory=lambda: {name: [] for name in STAGES})
-    end_to_end_s: list[float] = field(default_factory=list)
-
-
 class DepthNode(Node):
     """
     ROS 2 node running the Eigen et al. depth network on a camera stream.
@@ -307,14 +142,15 @@ class DepthNode(Node):
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
+        # Throttled and once-only logs come from the executor and the worker thread alike.
+        self._log_lock = threading.Lock()
+        self._last_log: dict[str, float] = {}
+        self._said: set[str] = set()
         try:
             for spec in PARAMETERS:
-                self.declare_parameter(spec.name, spec.default, spec.descriptor())
+                self.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
             self._settings = self._read_settings({})
-            self._resolution = self._param('depth_resolution')
-            if self._resolution not in ('network', 'input'):
-                raise ValueError(f"depth_resolution must be 'network' or 'input', got "
-                                 f'{self._resolution!r}')
+            self._resolution = check_depth_resolution(self._param('depth_resolution'))
             self._estimator = self._load_estimator()
             self._checkpoint = str(self._param('checkpoint')).strip()
         except (ValueError, OSError, RuntimeError, ParameterException) as exc:
@@ -329,15 +165,15 @@ class DepthNode(Node):
         self._slot: _Frame | None = None
         self._jobs: list[_Job] = []
         self._stopping = False
-        self._totals = _Counters()
-        self._window = _Counters()
+        self._totals = Counters()
+        self._window = Counters()
         self._window_start = time.monotonic()
-        self._last_log: dict[str, float] = {}
-        self._said: set[str] = set()
         # None until a camera_info arrives; then (intrinsics or None, rejection reason).
         self._camera_info: tuple[Intrinsics | None, str] | None = None
-        # The canonical-focal state of the last frame, for /diagnostics and the logs.
-        self._focal = _FocalState()
+        # The canonical-focal rule of the last frame, for /diagnostics (replaced whole by the
+        # worker, so the executor never reads half of one), and what the log said last.
+        self._focal = FocalState()
+        self._focal_logged: tuple | None = None
         # The worker runs every forward pass, the first one before the node subscribes.
         self._worker = threading.Thread(target=self._work, name='eigen_depth_worker',
                                         daemon=True)
@@ -349,10 +185,6 @@ class DepthNode(Node):
             self.destroy_node()
             raise StartupError(str(exc)) from None
 
-        # The camera stream and diagnostics have their own callback group, so that main()'s
-        # two-thread executor keeps serving them while a parameter change loads a network
-        # (the parameter services stay in the node's default group).
-        self._stream_group = MutuallyExclusiveCallbackGroup()
         self._depth_pub = self.create_publisher(Image, 'depth', OUTPUT_QOS)
         self._info_pub = self.create_publisher(CameraInfo, 'depth/camera_info', OUTPUT_QOS)
         self._points_pub = self.create_publisher(PointCloud2, 'points', OUTPUT_QOS)
@@ -364,19 +196,15 @@ class DepthNode(Node):
         if self._param('compressed'):
             topic = self.resolve_topic_name('image') + '/compressed'
             self._image_sub = self.create_subscription(
-                CompressedImage, topic, self._on_image, CAMERA_QOS,
-                callback_group=self._stream_group)
+                CompressedImage, topic, self._on_image, CAMERA_QOS)
         else:
-            self._image_sub = self.create_subscription(
-                Image, 'image', self._on_image, CAMERA_QOS,
-                callback_group=self._stream_group)
+            self._image_sub = self.create_subscription(Image, 'image', self._on_image,
+                                                       CAMERA_QOS)
         self._info_sub = self.create_subscription(
-            CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data,
-            callback_group=self._stream_group)
+            CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diagnostics_timer = self.create_timer(self._param('diagnostics_period'),
-                                                    self._publish_diagnostics,
-                                                    callback_group=self._stream_group)
+                                                    self._publish_diagnostics)
         self.get_logger().info(
             f'ready: {self._image_sub.topic_name} -> {self._depth_pub.topic_name} '
             f'({self._resolution} resolution), {self._points_pub.topic_name}')
@@ -389,11 +217,8 @@ class DepthNode(Node):
 
     def _read_settings(self, changes: dict[str, Any]) -> Settings:
         """Build and check :class:`Settings` from the parameters, with ``changes`` applied."""
-        values = {name: changes.get(name, self._param(name))
-                  for name in Settings.__dataclass_fields__}
-        settings = Settings(**values)
-        settings.check()
-        return settings
+        values = {spec.name: self._param(spec.name) for spec in PARAMETERS}
+        return Settings.from_parameters({**values, **changes})
 
     def _load_estimator(self) -> DepthEstimator:
         """Load the checkpoint onto the chosen device and backend; log what was chosen."""
@@ -404,11 +229,10 @@ class DepthNode(Node):
         device = str(self._param('device'))
         requested = str(self._param('backend'))
         # Device and backend are checked before the (slow) load, so a typo fails at once.
-        resolved = check_backend(requested, select_device(device))
-        from_env = os.environ.get(BACKEND_ENV, '').strip()
-        if from_env and from_env.lower() != requested.strip().lower():
-            self.get_logger().warning(f'{BACKEND_ENV}={from_env} is ignored: the node runs '
-                                      f"the backend parameter ('{requested}')")
+        resolved, notes = choose_backend(requested, select_device(device), self._param('half'),
+                                         os.environ.get(BACKEND_ENV, ''))
+        for note in notes:
+            self.get_logger().warning(note)
         onnx_path: str | None = str(self._param('onnx_path')).strip() or None
         if onnx_path is not None and split_name(resolved)[0] != 'onnx':
             self.get_logger().warning(f"onnx_path is ignored: backend is '{resolved}', not "
@@ -418,8 +242,7 @@ class DepthNode(Node):
             raise ValueError(f'onnx_path {onnx_path}: file not found')
         if self._param('num_threads') > 0:
             torch.set_num_threads(self._param('num_threads'))
-        estimator = self._build_estimator(path, device, self._param('half'), resolved,
-                                          onnx_path)
+        estimator = self._build_estimator(path, device, resolved, onnx_path)
         chosen = estimator.device
         where = (torch.cuda.get_device_name(chosen) if chosen.type == 'cuda'
                  else 'no CUDA device' if device.strip().lower() == 'auto' else 'as asked')
@@ -439,10 +262,6 @@ class DepthNode(Node):
             source = f'; graph {onnx_path}' if onnx_path else '; graph exported at start-up'
         self.get_logger().info(f"backend '{requested}' -> {name} "
                                f'({BACKENDS[split_name(name)[0]]}{why}{source})')
-        if self._param('half') and not estimator.half:
-            self.get_logger().warning(
-                'half is true but the device is not CUDA: float32' if chosen.type != 'cuda'
-                else f"half is true but backend '{name}' sets the number format: ignored")
         return estimator
 
     def _log_train_focal(self, estimator: DepthEstimator, path: str) -> None:
@@ -456,7 +275,7 @@ class DepthNode(Node):
                                f'focal length is known; scaling {rule}')
 
     @staticmethod
-    def _build_estimator(path: str, device: str, half: bool, backend: str,
+    def _build_estimator(path: str, device: str, backend: str,
                          onnx_path: str | None) -> DepthEstimator:
         """
         Load ``path`` into a new :class:`DepthEstimator` on ``device`` and ``backend``.
@@ -466,8 +285,7 @@ class DepthNode(Node):
         try:
             with warnings.catch_warnings():  # the node logs a missing f_train instead
                 warnings.filterwarnings('ignore', '.*f_train', UserWarning)
-                return DepthEstimator.from_checkpoint(path, device=device, half=half,
-                                                      backend=backend,
+                return DepthEstimator.from_checkpoint(path, device=device, backend=backend,
                                                       onnx_path=onnx_path)
         except ValueError:
             raise  # CheckpointError and backends' checks name the file or the backend
@@ -525,19 +343,18 @@ class DepthNode(Node):
         if not path:
             raise ValueError("parameter 'checkpoint' cannot be empty")
         current = self._estimator
-        return self._build_estimator(path, str(current.device), self._param('half'),
-                                     current.backend.name, None)
+        return self._build_estimator(path, str(current.device), current.backend.name, None)
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """
         Accept changes of the runtime parameters when the result is consistent.
 
-        A new ``checkpoint`` is loaded here, beside the running network (which keeps serving
-        frames); then the worker thread runs it once between two frames and swaps it in,
+        A new ``checkpoint`` is loaded here, beside the running network (which stays in
+        place); then the worker thread runs it once between two frames and swaps it in,
         under the lock. When either fails the change is refused with the file and the
-        problem as the reason. The load blocks the parameter services for its duration
-        (seconds for the full KITTI network with an int8 backend), not the camera stream,
-        which has its own callback group.
+        problem as the reason. The load runs on the executor thread, so no camera frame is
+        taken for its duration (seconds for the full KITTI network with an int8 backend);
+        the worker finishes the frame it holds on the running network.
         """
         changes = {p.name: p.value for p in params if p.name in DYNAMIC}
         checkpoint = changes.pop('checkpoint', None)
@@ -582,14 +399,19 @@ class DepthNode(Node):
     def _log_throttled(self, kind: str, text: str) -> None:
         """Log an error at most once per :data:`ERROR_LOG_PERIOD_S` for each ``kind``."""
         now = time.monotonic()
-        if now - self._last_log.get(kind, -math.inf) >= ERROR_LOG_PERIOD_S:
-            self._last_log[kind] = now
+        with self._log_lock:
+            due = now - self._last_log.get(kind, -math.inf) >= ERROR_LOG_PERIOD_S
+            if due:
+                self._last_log[kind] = now
+        if due:
             self.get_logger().error(text)
 
     def _say_once(self, key: str, text: str) -> None:
         """Log a warning the first time ``key`` is seen."""
-        if key not in self._said:
+        with self._log_lock:
+            first = key not in self._said
             self._said.add(key)
+        if first:
             self.get_logger().warning(text)
 
     # ----------------------------------------------------------------- callbacks
@@ -715,9 +537,9 @@ class DepthNode(Node):
         times.append(time.monotonic())
         height, width = rgb.shape[:2]
         camera = self._camera_intrinsics(width, height, settings)
-        camera_focal = self._scale_focal(camera, width, height, settings)
+        camera_focal, source = self._scale_focal(camera, width, height, settings)
         prediction = estimator.predict(rgb, self._resolution, camera_focal=camera_focal)
-        self._note_focal(prediction, estimator, camera_focal)
+        self._note_focal(prediction, estimator, source)
         times.append(time.monotonic())
         self._publish_outputs(rgb, prediction, camera, msg.header, settings)
         times.append(time.monotonic())
@@ -732,13 +554,13 @@ class DepthNode(Node):
             self._window.end_to_end_s.append(times[-1] - frame.received)
 
     def _scale_focal(self, camera: Intrinsics | None, width: int, height: int,
-                     settings: Settings) -> tuple[float, float] | None:
+                     settings: Settings) -> tuple[tuple[float, float] | None, str]:
         """
-        Return the camera ``(fx, fy)`` the canonical-focal rule uses, or None for no scaling.
+        Return the camera ``(fx, fy)`` the canonical-focal rule uses, and where it comes from.
 
-        The intrinsics of the frame when known; after a rejected camera_info (or one of
-        another size) the fallback focal length when ``fallback_fx`` is set; else None, which
-        assumes the camera is the training camera (f_in = f_train). Records the source.
+        ``(fx, fy)``: the intrinsics of the frame when known; after a rejected camera_info
+        (or one of another size) the fallback focal length when ``fallback_fx`` is set; else
+        None, which assumes the camera is the training camera (f_in = f_train, no scaling).
         """
         focal, source = None, 'off (scale_by_focal is false)'
         if settings.scale_by_focal:
@@ -757,23 +579,20 @@ class DepthNode(Node):
                            else "the training camera's focal length (f_in = f_train)")
                 self._say_once(f'focal_assumed_{source}', 'no usable camera_info: the depth '
                                f'scale assumes {assumed}')
-        self._focal.source = source
-        return focal
+        return focal, source
 
     def _note_focal(self, prediction: DepthPrediction, estimator: DepthEstimator,
-                    camera_focal: tuple[float, float] | None) -> None:
+                    source: str) -> None:
         """Record the frame's focal scale; log changes, warn once outside 0.25x-4x."""
-        state = self._focal
-        state.f_train, state.f_in, state.scale = (estimator.train_focal, prediction.f_in,
-                                                  prediction.scale)
-        key = (state.source, None if prediction.f_in is None else round(prediction.f_in, 3),
+        self._focal = FocalState(source, prediction.f_in, prediction.scale)
+        key = (source, None if prediction.f_in is None else round(prediction.f_in, 3),
                estimator.train_focal)
-        if key != state.logged:
-            state.logged = key
+        if key != self._focal_logged:
+            self._focal_logged = key
             if prediction.f_in is not None:
                 self.get_logger().info(
                     f'canonical focal: f_in = {prediction.f_in:.1f} px (from '
-                    f'{state.source}), f_train = {estimator.train_focal:.1f} px: depth x '
+                    f'{source}), f_train = {estimator.train_focal:.1f} px: depth x '
                     f'{prediction.scale:.4f}')
         low, high = FOCAL_RATIO_RANGE
         if not low <= prediction.scale <= high:
@@ -829,56 +648,23 @@ class DepthNode(Node):
         try:
             now = time.monotonic()
             with self._lock:
-                window, self._window = self._window, _Counters()
+                window, self._window = self._window, Counters()
                 totals = replace(self._totals)
-                elapsed = max(now - self._window_start, 1e-9)
+                elapsed = now - self._window_start
                 self._window_start = now
-            status = DiagnosticStatus(name=f'{self.get_name()}: depth estimation',
-                                      hardware_id=str(self._estimator.device))
-            problems = []
-            if window.received == 0:
-                problems.append('no images received')
-            if window.bad:
-                problems.append(f'{window.bad} bad input frame(s)')
-            state = self._camera_info
-            if state is not None and state[0] is None:
-                problems.append('camera_info rejected')
-            status.level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
-            if problems:
-                status.message = '; '.join(problems)
-            elif window.processed == 0 and window.idle:
-                status.message = 'idle: no subscriber to any output'
-            else:
-                status.message = 'ok'
-
-            def stat(values: list[float], reduce: Any) -> str:
-                return f'{reduce(values) * 1e3:.1f}' if values else 'nan'
-
-            def mean(values: list[float]) -> float:
-                return sum(values) / len(values)
-
-            pairs = [
-                ('input rate (Hz)', f'{window.received / elapsed:.2f}'),
-                ('output rate (Hz)', f'{window.processed / elapsed:.2f}'),
-                ('inference latency mean (ms)', stat(window.stage_s['inference'], mean)),
-                ('inference latency max (ms)', stat(window.stage_s['inference'], max)),
-                ('end-to-end latency mean (ms)', stat(window.end_to_end_s, mean)),
-                ('end-to-end latency max (ms)', stat(window.end_to_end_s, max)),
-                *((f'{label} mean (ms)', stat(window.stage_s[name], mean))
-                  for name, label in STAGES.items() if name != 'inference'),
-                ('dropped frames (period)', str(window.dropped)),
-                ('dropped frames (total)', str(totals.dropped)),
-                ('bad frames (total)', str(totals.bad)),
-                ('frames received (total)', str(totals.received)),
-                ('frames processed (total)', str(totals.processed)),
-                ('frames skipped, no subscriber (total)', str(totals.idle)),
-                ('device', str(self._estimator.device)),
-                ('backend', self._estimator.backend.name),
-                *self._focal.pairs(self._estimator.train_focal),
-                *gpu_memory_pairs(self._estimator.device),
-            ]
-            status.values = [KeyValue(key=k, value=v) for k, v in pairs]
-            array = DiagnosticArray(status=[status])
+            estimator, camera_info = self._estimator, self._camera_info
+            status = depth_status(
+                window, totals, elapsed,
+                camera_info_rejected=camera_info is not None and camera_info[0] is None,
+                device=str(estimator.device), backend=estimator.backend.name,
+                focal=self._focal, f_train=estimator.train_focal,
+                extra=gpu_memory_pairs(estimator.device))
+            message = DiagnosticStatus(name=f'{self.get_name()}: depth estimation',
+                                       hardware_id=str(estimator.device),
+                                       level=bytes([status.level]), message=status.message,
+                                       values=[KeyValue(key=k, value=v)
+                                               for k, v in status.values])
+            array = DiagnosticArray(status=[message])
             array.header.stamp = self.get_clock().now().to_msg()
             self._diagnostics_pub.publish(array)
         except Exception as exc:  # noqa: B902 - a callback never raises
