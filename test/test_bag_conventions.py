@@ -33,10 +33,8 @@ from eigen_depth_training import kitti
 import numpy as np
 import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
-import test_bag_eval
-from test_bag_eval import dense_depth, DRIVE, error_lines, run_eval
+from support import BAG_DRIVE as DRIVE, dense_depth, error_lines, run_eval, write_bag_world
 
-kitti_root = test_bag_eval.kitti_root  # fixture: the same 3-frame synthetic drive
 TS = synth_bag.TYPESTORE
 OPTICAL = 'camera_color_optical_frame'
 IMAGE, INFO = '/camera/color/image_raw/compressed', '/camera/color/camera_info'
@@ -135,6 +133,11 @@ def write_robot_bag(root, out, storage='mcap', order=None, tf_static=None, infos
             write(DEPTH, stamp, synth_bag.image_message(stamp, millimetres, '16UC1',
                                                         'camera_depth_optical_frame'))
     return out
+
+
+@pytest.fixture(scope='module')
+def kitti_root(tmp_path_factory):
+    return write_bag_world(tmp_path_factory.mktemp('kitti'))
 
 
 @pytest.fixture(scope='module')

@@ -22,28 +22,18 @@ import json
 
 from eigen_depth_ros.bags import bag_eval, synth_bag
 from eigen_depth_ros.bags.bag_eval import BagEvalError, BagGroundTruth
-from eigen_depth_training.synth import write_synthetic_kitti
 import numpy as np
 import pytest
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
-
-DRIVE = '2011_09_26_drive_0002'
-
-
-def error_lines(err: str) -> list[str]:
-    """Return the error lines of a CLI's stderr (tqdm's progress lines left out)."""
-    return [line for line in err.splitlines() if 'error:' in line]
-
+from support import BAG_DRIVE as DRIVE, dense_depth, error_lines, run_eval, write_bag_world
 
 COMMON = ['--image-topic', '/camera/image_raw', '--camera-info-topic', '/camera/camera_info']
 
 
 @pytest.fixture(scope='module')
 def kitti_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp('kitti')
-    write_synthetic_kitti(root, drives=1, frames=3, seed=4, drive_names=[DRIVE])
-    return root
+    return write_bag_world(tmp_path_factory.mktemp('kitti'))
 
 
 @pytest.fixture(scope='module')
@@ -69,12 +59,6 @@ def test_bag_layout_and_storage(mcap_bag, sqlite_bag):
     source.close()
 
 
-def dense_depth(kitti_root, index):
-    """Load the synthetic world's dense true depth of one frame (inf where nothing is hit)."""
-    return np.load(kitti_root / '2011_09_26' / f'{DRIVE}_sync' / 'synthetic_depth_02'
-                   / f'{index:010d}.npy')
-
-
 def test_lidar_projection_matches_the_dense_world(mcap_bag, kitti_root):
     source = BagGroundTruth(mcap_bag, '/camera/image_raw', '/camera/camera_info',
                             '/velodyne_points', None)
@@ -90,13 +74,6 @@ def test_lidar_projection_matches_the_dense_world(mcap_bag, kitti_root):
         assert np.mean(rel < 0.01) > 0.95   # the rest sit on depth edges
         # every LiDAR point is kept beside the image, in the camera frame
         assert len(frame.lidar_points) > hit.sum() and frame.intrinsics.width == 1242
-
-
-def run_eval(tmp_path, bag, small_checkpoint, *extra):
-    out = tmp_path / 'out'
-    code = bag_eval.main([str(bag), '--checkpoint', str(small_checkpoint), '--out', str(out),
-                          '--device', 'cpu', *extra])
-    return code, out
 
 
 @pytest.mark.parametrize('gt_args', [['--lidar-topic', '/velodyne_points'],

@@ -15,59 +15,19 @@
 """KITTI training samples: augmentation alignment, depth scaling, cache, bad input."""
 from __future__ import annotations
 
-import atexit
-import functools
-from pathlib import Path
-import shutil
-import tempfile
-
 from conftest import SMALL_KITTI
 from eigen_depth_ros.core.geometry import InputGeometry
 from eigen_depth_ros.core.model import KITTI, normalize_image
 from eigen_depth_training.dataset import (apply_augmentation, Augmentation, expand_sides,
                                           KittiDepthDataset, ResumableSampler)
 from eigen_depth_training.kitti import generate_depth_map, read_image
-from eigen_depth_training.splits import build_eigen_split, read_split_file, SplitEntry, SplitError
-from eigen_depth_training.synth import write_synthetic_kitti
+from eigen_depth_training.splits import read_split_file, SplitEntry, SplitError
 import numpy as np
 import pytest
+from support import copy_drive, synthetic_kitti
 import torch
 
-SYNTH_SIZE = (414, 125)  # a third of KITTI's 1242x375: fast to render, same aspect
-
-
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
-
-
-@functools.lru_cache(maxsize=None)
-def synthetic_kitti() -> tuple[Path, Path]:
-    """
-    Write five synthetic drives x 5 frames once per test session.
-
-    Shared by the training and evaluation tests; returns ``(KITTI root, folder with
-    train/val/test_files.txt)``.
-
-    Drives 0002 and 0009 are Eigen test drives; of 0001, 0003 and 0004 one is validation.
-    """
-    base = Path(tempfile.mkdtemp(prefix='eigen_depth_kitti_'))
-    atexit.register(shutil.rmtree, base, True)
-    root = base / 'raw'
-    write_synthetic_kitti(root, drives=5, frames=5, seed=3, size=SYNTH_SIZE, stationary=0)
-    split = build_eigen_split(root, val_fraction=0.3, seed=0, skip_stationary=False)
-    split.write(base / 'splits')
-    return root, base / 'splits'
-
-
-def copy_drive(tmp_path: Path, drive: str) -> Path:
-    """Copy one drive of the shared synthetic data into a private root (to damage it)."""
-    root, _ = synthetic_kitti()
-    date = drive.split('/')[0]
-    dst = tmp_path / 'raw'
-    (dst / date).mkdir(parents=True)
-    for calib in (root / date).glob('calib_*.txt'):
-        shutil.copy(calib, dst / date)
-    shutil.copytree(root / drive, dst / drive)
-    return dst
 
 
 # --------------------------------------------------------------------------- augmentation

@@ -21,7 +21,7 @@ import subprocess
 import sys
 
 from eigen_depth_ros.core.checkpoint import load_checkpoint, read_checkpoint
-from test_dataset import synthetic_kitti
+from support import synthetic_kitti
 import torch
 
 

@@ -37,7 +37,7 @@ from eigen_depth_training.splits import read_split_file, SplitEntry, write_split
 from eigen_depth_training.synth import SYNTHETIC_DEPTH_DIR
 import numpy as np
 import pytest
-from test_dataset import copy_drive, synthetic_kitti
+from support import copy_drive, synthetic_kitti
 import torch
 
 DRIVE = '2011_09_26/2011_09_26_drive_0001_sync'

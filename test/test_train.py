@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 
@@ -27,33 +28,11 @@ from eigen_depth_training.options import (build_parser, default_options, learnin
                                           model_config, parse_options, stage_steps)
 from eigen_depth_training.train import main, NonFiniteLossError, train
 import pytest
-from test_dataset import synthetic_kitti
+from support import cli_args, small_options, synthetic_kitti
 import torch
 
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
-
-
-def small_options(out, **overrides):
-    """Return options for a seconds-long run on the shared synthetic drives."""
-    root, splits = synthetic_kitti()
-    values = {'data_root': root, 'train_split': splits / 'train_files.txt',
-              'val_split': splits / 'val_files.txt', 'out': out,
-              'cache_dir': out.parent / 'cache', 'batch_size': 4, 'coarse_samples': 16,
-              'fine_samples': 16, 'workers': 0, 'checkpoint_every': 1000, 'val_every': 0,
-              'no_progress': True, 'no_tensorboard': True, 'device': 'cpu'}
-    values.update(overrides)
-    return default_options(**values)
-
-
-def cli_args(options):
-    """Return the command line equivalent of (the path options of) ``small_options``."""
-    return ['--data-root', str(options.data_root), '--train-split', str(options.train_split),
-            '--out', str(options.out), '--cache-dir', str(options.cache_dir),
-            '--batch-size', str(options.batch_size), '--width-mult', '0.0625',
-            '--coarse-samples', str(options.coarse_samples), '--fine-samples',
-            str(options.fine_samples), '--workers', '0', '--no-progress', '--no-tensorboard',
-            '--device', 'cpu']
 
 
 def poisoned_loss(monkeypatch, at_step, action):
@@ -352,3 +331,48 @@ def test_checkpoint_records_f_train_and_canonical_focal_rescales_targets(tmp_pat
     _, meta = load_checkpoint(tmp_path / 'canon' / 'last.pt')
     assert meta['f_train'] == 400.0
     assert build_parser().parse_args(['--canonical-focal', '334.7']).canonical_focal == 334.7
+
+
+def test_validation_metrics_are_the_evaluation_metrics_of_each_image():
+    from eigen_depth_ros.core.metrics import compute_depth_metrics, METRIC_NAMES
+    from eigen_depth_training.validation import output_grid_metrics
+
+    g = torch.Generator().manual_seed(0)
+    depth = torch.rand(5, 1, 6, 9, generator=g) * 30 + 1
+    mask = torch.rand(5, 1, 6, 9, generator=g) < 0.5
+    mask[:, 0, 0, 0] = True
+    pred_log = torch.randn(5, 1, 6, 9, generator=g) * 0.5 + depth.log()
+    pred_log[0] = (1.5 * depth[0]).log()              # 1.5 times the truth everywhere
+    mask[1] = False                                   # no target pixel: left out
+    pred_log[2, 0, 0, 0] = float('nan')               # non-finite on a target pixel
+    pred_log[3][~mask[3]] = float('inf')              # non-finite off the targets only
+    pred_log[4, 0, 0, 0] = -200.0                     # exp underflows to 0 on a target
+    out = output_grid_metrics(pred_log, depth, mask)
+    assert len(out) == 4
+    scaled, nan, off_target, zero = out
+    assert scaled['abs_rel'] == pytest.approx(0.5) and scaled['a1'] == 0.0
+    assert scaled['a2'] == 1.0 and scaled['rmse_log'] == pytest.approx(math.log(1.5))
+    assert scaled['si_rmse_log'] == pytest.approx(0.0, abs=1e-6)
+    expected = compute_depth_metrics(pred_log[3, 0].exp(), depth[3, 0], mask[3, 0])
+    assert all(math.isfinite(off_target[name]) for name in METRIC_NAMES)
+    assert {name: off_target[name] for name in METRIC_NAMES} == \
+        {name: expected[name] for name in METRIC_NAMES}
+    for metrics in (nan, zero):
+        assert all(math.isnan(metrics[name]) for name in METRIC_NAMES)
+
+
+def test_validation_frames_spread_evenly():
+    from eigen_depth_training.validation import validation_frames
+
+    assert validation_frames(4, 0) == [0, 1, 2, 3] == validation_frames(4, 10)
+    assert validation_frames(10, 3) == [0, 4, 9]
+    assert validation_frames(100, 7)[-1] == 99 and len(validation_frames(100, 7)) == 7
+
+
+def test_resume_position_is_exact_only_with_the_same_layout():
+    from eigen_depth_training.resume import resume_position
+
+    payload = {'world_size': 2, 'sampler': {'epoch': 3, 'position': 5, 'batch': 4}}
+    assert resume_position(payload, 2, 4) == (3, 5, True)
+    assert resume_position(payload, 1, 4) == (4, 0, False)
+    assert resume_position(payload, 2, 8) == (4, 0, False)

@@ -42,13 +42,12 @@ import time
 from eigen_depth_ros.core.checkpoint import read_checkpoint
 from eigen_depth_training.train import EXIT_NONFINITE, main, train
 import pytest
-from test_train import cli_args, small_options
+from support import cli_args, CLI_WIDTH_MULT, small_options
 import torch
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures('one_torch_thread')]
 
 COARSE_SAMPLES, FINE_SAMPLES = 40, 16           # batch 4: 10 coarse + 4 fine steps
-WIDTH_MULT = 0.0625                             # the narrow network of test_train.cli_args
 RUN_TIMEOUT_S = 240
 
 # Runs ``eigen-depth train`` with a fault armed by EIGEN_FAULT=<kind>:<n>, acting on the
@@ -106,19 +105,10 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> None:
-    """One torch thread in this process: the test machine's cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_options(out: Path) -> object:
-    """Return the tiny run's options (as in test_train), checkpointing after every step."""
+    """Return the tiny run's options (``small_options``), checkpointing after every step."""
     return small_options(out, coarse_samples=COARSE_SAMPLES, fine_samples=FINE_SAMPLES,
-                         checkpoint_every=1, val_split=None, width_mult=WIDTH_MULT)
+                         checkpoint_every=1, val_split=None, width_mult=CLI_WIDTH_MULT)
 
 
 def command(out: Path, resume: bool) -> list[str]:

@@ -123,6 +123,30 @@ def all_reduce(ctx: DistContext, tensor: torch.Tensor, op: Any = None) -> torch.
     return tensor
 
 
+def all_gather(ctx: DistContext, value: Any) -> list[Any]:
+    """Return ``value`` of every process in rank order (``[value]`` when alone)."""
+    if not ctx.distributed:
+        return [value]
+    gathered: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+def data_parallel(model: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
+    """Wrap ``model`` in DistributedDataParallel in a distributed job (alone: ``model``)."""
+    if not ctx.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+    ids = [ctx.device.index] if ctx.device.type == 'cuda' else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def leave_distributed(ctx: DistContext) -> None:
+    """Leave the process group that :func:`setup_distributed` joined (nothing when alone)."""
+    if ctx.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def deterministic_wanted(mode: str, device: torch.device) -> bool:
     """``--deterministic``: ``on``, ``off``, or ``auto`` (on for CUDA, where it matters)."""
     return mode == 'on' or (mode == 'auto' and device.type == 'cuda')

@@ -57,6 +57,14 @@ float16 autocast, where the forward pass can overflow, up to
 :data:`~eigen_depth_training.options.MAX_SKIPPED_STEPS` such steps in a row are skipped
 first); Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves ``last.pt`` and exits
 with 130.
+
+This module holds the loop (:class:`Trainer`); its machinery lives beside it: devices and
+processes in :mod:`~eigen_depth_training.distributed`, seeds and RNG states in
+:mod:`~eigen_depth_training.reproducibility`, signals in
+:mod:`~eigen_depth_training.interrupts`, reading a checkpoint back for ``--resume`` in
+:mod:`~eigen_depth_training.resume`, the validation pass in
+:mod:`~eigen_depth_training.validation` and its TensorBoard pictures in
+:mod:`~eigen_depth_training.sample_images`.
 """
 from __future__ import annotations
 
@@ -66,37 +74,36 @@ from dataclasses import dataclass, field
 import json
 import os
 from pathlib import Path
-import random
-import signal
 import sys
-import threading
 import time
 from typing import Any, Iterator
 
 from eigen_depth_ros.core.backends import cpu_has_native_bf16
-from eigen_depth_ros.core.checkpoint import (CheckpointError, load_checkpoint, read_checkpoint,
-                                             save_checkpoint)
+from eigen_depth_ros.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from eigen_depth_ros.core.loss import scale_invariant_loss
 from eigen_depth_ros.core.metrics import METRIC_NAMES
 from eigen_depth_ros.core.model import (config_from_dict, config_to_dict, EigenDepthConfig,
-                                        EigenDepthNet, IMAGENET_MEAN, IMAGENET_STD)
-from eigen_depth_ros.core.obstacles import (add_counts, depth_obstacle_counts, flat_scores,
-                                            KITTI_CAMERA_HEIGHT, scores_from_counts, zero_counts)
+                                        EigenDepthNet)
 import numpy as np
 import torch
-import torch.distributed as dist
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 from .curves import write_learning_curves
 from .dataset import (estimated_frame_bytes, expand_sides, KittiDepthDataset, mean_log_target,
                       ResumableSampler)
 from .distributed import (all_reduce as _all_reduce, amp_dtype_for, barrier as _barrier,
-                          determinism, deterministic_wanted, DistContext, setup_distributed)
+                          data_parallel, determinism, deterministic_wanted, DistContext,
+                          leave_distributed, setup_distributed)
+from .interrupts import ignore_stop_signals, StopRequest
 from .kitti import KittiFormatError
 from .options import (learning_rates, MAX_SKIPPED_STEPS, model_config, options_to_dict,
                       parse_options, PRELOAD_AUTO_LIMIT, save_options_json, STAGE_GROUPS,
                       stage_steps)
+from .reproducibility import process_rng_states, seed_everything, seed_process, set_rng_state
+from .resume import read_resume_checkpoint, resume_position
+from .sample_images import add_sample_images
 from .splits import read_split_file, SplitError
+from .validation import validation_pass
 
 EXIT_NONFINITE = 3
 EXIT_INTERRUPTED = 130
@@ -150,133 +157,6 @@ class TrainResult:
     model_args: dict[str, Any] = field(default_factory=dict)
 
 
-# --------------------------------------------------------------------------- RNG states
-
-def rng_state(device: torch.device) -> dict[str, Any]:
-    """Return the python, numpy, torch (and CUDA) RNG states as checkpoint-safe data."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {'python': random.getstate(),
-             'numpy': {'kind': kind, 'keys': torch.from_numpy(keys.astype(np.int64)),
-                       'pos': int(pos), 'has_gauss': int(has_gauss),
-                       'cached_gaussian': float(gauss)},
-             'torch': torch.get_rng_state()}
-    if device.type == 'cuda':
-        state['cuda'] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    """Restore what :func:`rng_state` returned."""
-    python = state['python']
-    random.setstate((python[0], tuple(python[1]), python[2]))
-    npy = state['numpy']
-    np.random.set_state((npy['kind'], npy['keys'].numpy().astype(np.uint32), npy['pos'],
-                         npy['has_gauss'], npy['cached_gaussian']))
-    torch.set_rng_state(state['torch'])
-    if device.type == 'cuda' and 'cuda' in state:
-        torch.cuda.set_rng_state(state['cuda'], device)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
-    torch.manual_seed(seed)
-
-
-# --------------------------------------------------------------------------- helpers
-
-def _worker_signals(_worker_id: int) -> None:
-    """
-    Leave SIGINT and SIGTERM to the training process, which finishes its step and saves.
-
-    Ctrl-C, ``timeout`` and batch schedulers signal the whole process group; a data worker
-    killed by them would abort the step. Workers still exit with their parent.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def output_grid_metrics(pred_log: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor
-                        ) -> list[dict[str, float]]:
-    r"""
-    Compute the depth metrics of each image of a batch on the output grid.
-
-    The metrics (:data:`~eigen_depth_ros.core.metrics.METRIC_NAMES`) are taken over the valid
-    target pixels of each image (images without any are left out); ``si_rmse_log`` is
-    :math:`\sqrt{D}` of Eq. 1.
-
-    :param pred_log: predicted log depth (N, 1, H, W).
-    :param depth: target depth in metres (N, 1, H, W).
-    :param mask: valid target pixels (N, 1, H, W).
-    """
-    out = []
-    pred = pred_log.detach().float().exp()
-    for y_all, t_all, m in zip(pred, depth, mask):
-        if not bool(m.any()):
-            continue
-        y, t = y_all[m].double(), t_all[m].double()
-        ratio = torch.maximum(y / t, t / y)
-        d = y.log() - t.log()
-        out.append({
-            'abs_rel': float(((y - t).abs() / t).mean()),
-            'sq_rel': float(((y - t) ** 2 / t).mean()),
-            'rmse': float(((y - t) ** 2).mean().sqrt()),
-            'rmse_log': float((d ** 2).mean().sqrt()),
-            'a1': float((ratio < 1.25).double().mean()),
-            'a2': float((ratio < 1.25 ** 2).double().mean()),
-            'a3': float((ratio < 1.25 ** 3).double().mean()),
-            'si_rmse_log': float(((d ** 2).mean() - d.mean() ** 2).clamp(min=0).sqrt()),
-        })
-    return out
-
-
-def _colourise(values: np.ndarray, valid: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Colour ``values`` with the magma map as (3, H, W) float RGB, black where invalid."""
-    from matplotlib import colormaps
-
-    scaled = np.clip((values - low) / max(high - low, 1e-6), 0.0, 1.0)
-    rgb = colormaps['magma'](scaled)[..., :3].astype(np.float32)  # (H, W, 3)
-    rgb[~valid] = 0.0
-    return rgb.transpose(2, 0, 1)
-
-
-def _denormalise(image: torch.Tensor) -> np.ndarray:
-    """Return a normalised input image as (3, H, W) float RGB in [0, 1]."""
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (image.detach().float().cpu() * std + mean).clamp(0, 1).numpy()
-
-
-class _StopRequest:
-    """
-    SIGINT/SIGTERM handler that asks the loop to stop at the end of the current step.
-
-    A second Ctrl-C raises :class:`KeyboardInterrupt` at once (default handler restored).
-    Handlers are only installed from the main thread.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.signal_name = ''
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, _frame: Any) -> None:
-        self.requested = True
-        self.signal_name = signal.Signals(signum).name
-        signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
-
-    def __enter__(self) -> '_StopRequest':
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-
 # --------------------------------------------------------------------------- the trainer
 
 class Trainer:
@@ -302,7 +182,8 @@ class Trainer:
             raise ValueError(f'--batch-size {options.batch_size} is not divisible by the '
                              f'{ctx.world_size} processes')
         self.batch = options.batch_size // ctx.world_size  # per process
-        self.resume_payload = self._read_resume()
+        self.resume_payload = read_resume_checkpoint(options.resume, self.out, self.stages,
+                                                     options.stage)
         if self.resume_payload is not None:
             config = config_from_dict(self.resume_payload['model_args'])
         self.config = config or model_config(options)
@@ -329,24 +210,6 @@ class Trainer:
         self.train_loss: float | None = None
 
     # ----------------------------------------------------------------- set-up
-
-    def _read_resume(self) -> dict[str, Any] | None:
-        resume = self.options.resume
-        if resume is None:
-            return None
-        path = self.out / 'last.pt' if resume == 'last' else Path(resume)
-        if not path.is_file():
-            raise CheckpointError(f'{path}: no checkpoint to resume from')
-        payload = read_checkpoint(path)
-        missing = [k for k in ('stage', 'step', 'optimizer', 'sampler', 'rng')
-                   if k not in payload]
-        if missing:
-            raise CheckpointError(f'{path}: not a training checkpoint (no {", ".join(missing)})')
-        if payload['stage'] not in self.stages:
-            raise CheckpointError(f"{path}: stopped in stage {payload['stage']!r}, which "
-                                  f'--stage {self.options.stage} does not run')
-        payload['path'] = str(path)
-        return payload
 
     def _log_event(self, event: str, **fields: Any) -> None:
         if not self.ctx.is_main:
@@ -425,8 +288,7 @@ class Trainer:
                                       f'not match the one trained ({self.config.name!r})')
             self.model.load_state_dict(init_model.state_dict(), strict=True)
         self.model.to(self.ctx.device)
-        # dropout masks differ between processes; resuming restores these states exactly
-        seed_everything(opts.seed * 1000 + 17 + self.ctx.rank)
+        seed_process(opts.seed, self.ctx.rank)
         if self.resume_payload is not None:
             self._restore(self.resume_payload)
         if self.ctx.is_main:
@@ -451,15 +313,11 @@ class Trainer:
         self.val_history = list(payload.get('val_history', []))
         self.train_history = [tuple(row) for row in payload.get('train_history', [])]
         self.bad_samples = int(payload.get('bad_samples', 0))
-        sampler = payload['sampler']
-        same_layout = (int(payload.get('world_size', 1)) == self.ctx.world_size and
-                       int(sampler.get('batch', self.batch)) == self.batch)
-        if same_layout:
-            self.epoch, self.position = int(sampler['epoch']), int(sampler['position'])
-        else:
+        self.epoch, self.position, same_layout = resume_position(
+            payload, self.ctx.world_size, self.batch)
+        if not same_layout:
             self._say('the process count or batch differs from the checkpoint: continuing '
                       'with the next epoch (not bit-exact)')
-            self.epoch, self.position = int(sampler['epoch']) + 1, 0
         states = payload['rng']
         if same_layout and self.ctx.rank < len(states):
             set_rng_state(states[self.ctx.rank], self.ctx.device)
@@ -497,12 +355,7 @@ class Trainer:
             self.optimizer.load_state_dict(payload['optimizer'])
             if payload.get('scaler'):
                 self.scaler.load_state_dict(payload['scaler'])
-        if self.ctx.distributed:
-            from torch.nn.parallel import DistributedDataParallel
-            ids = [self.ctx.device.index] if self.ctx.device.type == 'cuda' else None
-            self.net: Any = DistributedDataParallel(model, device_ids=ids)
-        else:
-            self.net = model
+        self.net = data_parallel(model, self.ctx)
 
     def _set_train_mode(self) -> None:
         """Set train mode for the stage being trained; the frozen coarse stack stays in eval."""
@@ -522,7 +375,7 @@ class Trainer:
         generator.manual_seed(self.options.seed)  # keeps the global torch RNG untouched
         loader = DataLoader(self.train_set, batch_size=self.batch, sampler=self.sampler,
                             drop_last=True, num_workers=workers, generator=generator,
-                            worker_init_fn=_worker_signals if workers else None,
+                            worker_init_fn=ignore_stop_signals if workers else None,
                             persistent_workers=workers > 0,
                             pin_memory=self.ctx.device.type == 'cuda')
         while True:
@@ -537,7 +390,7 @@ class Trainer:
             return nullcontext()
         return torch.autocast(self.ctx.device.type, dtype=self.amp_dtype)
 
-    def _train_step(self, batch: dict[str, Any], stop: _StopRequest
+    def _train_step(self, batch: dict[str, Any], stop: StopRequest
                     ) -> tuple[float, bool, bool]:
         """
         Take one optimiser step.
@@ -568,61 +421,23 @@ class Trainer:
 
     # ----------------------------------------------------------------- validation
 
-    @torch.no_grad()
     def validate(self) -> dict[str, Any] | None:
         """
         Compute the mean loss and output-grid metrics on the validation set.
 
         Each process takes its share; the sums are reduced over all processes and rank 0
-        logs them.
+        logs them (:func:`~eigen_depth_training.validation.validation_pass`).
         """
         if self.val_set is None:
             return None
-        opts = self.options
-        indices = list(range(len(self.val_set)))
-        if opts.val_max_frames and len(indices) > opts.val_max_frames:
-            indices = np.linspace(0, len(indices) - 1, opts.val_max_frames).round()
-            indices = sorted({int(i) for i in indices})
-        shard = Subset(self.val_set, indices[self.ctx.rank::self.ctx.world_size])
-        loader = DataLoader(shard, batch_size=self.batch, num_workers=opts.workers,
-                            worker_init_fn=_worker_signals if opts.workers else None)
         self.model.eval()
-        sums = torch.zeros(2 + len(METRIC_NAMES), dtype=torch.float64)  # loss, images, metrics
-        obstacles = zero_counts()
-        first: tuple[dict[str, Any], torch.Tensor] | None = None
-        for batch in loader:
-            x = batch['image'].to(self.ctx.device)                # (B, 3, h, w)
-            gt = batch['log_depth'].to(self.ctx.device)           # (B, 1, H_out, W_out)
-            mask = batch['mask'].to(self.ctx.device)
-            with self._autocast():
-                pred = self.model(x, stage=self.stage).float()   # (B, 1, H_out, W_out)
-            for i in range(len(x)):
-                if bool(mask[i].any()):
-                    sums[0] += float(scale_invariant_loss(pred[i:i + 1], gt[i:i + 1],
-                                                          mask[i:i + 1], lam=opts.lam))
-            per_image = output_grid_metrics(pred, batch['depth'].to(self.ctx.device), mask)
-            obstacles = add_counts(obstacles, self._obstacle_counts(batch, pred))
-            sums[1] += len(per_image)
-            for metrics in per_image:
-                for k, name in enumerate(METRIC_NAMES):
-                    sums[2 + k] += metrics[name]
-            if first is None:
-                first = (batch, pred.cpu())
+        scores, first = validation_pass(self.model, self.stage, self.val_set, self.ctx,
+                                        self.batch, self.options, self._autocast)
         self._set_train_mode()
-        counts = [obstacles[key][name] for key in sorted(obstacles) for name in obstacles[key]]
-        sums = torch.cat([sums, torch.tensor(counts, dtype=torch.float64)])
-        sums = _all_reduce(self.ctx, sums.to(self.ctx.device)).cpu()
-        flat = iter(sums[2 + len(METRIC_NAMES):].tolist())
-        obstacles = {key: {name: int(next(flat)) for name in obstacles[key]}
-                     for key in sorted(obstacles)}
-        count = float(sums[1])
-        if count == 0:
+        if scores is None:
             self._say('validation: no frame with ground truth')
             return None
-        result = {'stage': self.stage, 'step': self.step, 'loss': float(sums[0]) / count,
-                  'images': int(count)}
-        result.update({name: float(sums[2 + k]) / count for k, name in enumerate(METRIC_NAMES)})
-        result.update(flat_scores(scores_from_counts(obstacles)))
+        result = {'stage': self.stage, 'step': self.step, **scores}
         self.val_history.append(result)
         if self.ctx.is_main:
             self._log_event('val', **result)
@@ -631,49 +446,14 @@ class Trainer:
                 for name in ('loss',) + METRIC_NAMES + ('obstacle_f1_10m', 'obstacle_f1_20m'):
                     self.writer.add_scalar(f'val/{name}', result[name], gstep)
                 if first is not None:
-                    self._write_images(*first, gstep)
+                    add_sample_images(self.writer, *first, gstep)
             self._write_curves()
         return result
-
-    def _obstacle_counts(self, batch: dict[str, Any], pred_log: torch.Tensor
-                         ) -> dict[str, dict[str, int]]:
-        """
-        Count obstacle cells of a validation batch on the output grid.
-
-        Prediction and LiDAR target are back-projected with the output grid's intrinsics;
-        the camera is KITTI's, 1.65 m above the road (:mod:`eigen_depth_ros.core.obstacles`).
-        """
-        counts = zero_counts()
-        pred = pred_log.detach().float().exp().cpu().numpy()         # (B, 1, H_out, W_out)
-        target = np.where(batch['mask'].numpy(), batch['depth'].numpy(), np.nan)
-        for i, index in enumerate(batch['index'].tolist()):
-            fx, fy, cx, cy = self.val_set.output_intrinsics(index)
-            counts = add_counts(counts, depth_obstacle_counts(
-                pred[i, 0], target[i, 0], fx, fy, cx, cy, KITTI_CAMERA_HEIGHT))
-        return counts
 
     def _write_curves(self) -> None:
         """Draw ``learning_curves.png`` beside the checkpoints (rank 0)."""
         write_learning_curves(self.out / 'learning_curves.png', self.train_history,
                               self.val_history, self.steps)
-
-    def _write_images(self, batch: dict[str, Any], pred_log: torch.Tensor, gstep: int) -> None:
-        """
-        Write input, prediction and ground truth of the first validation frames.
-
-        Depths are drawn as inverse depth, with one colour range per frame.
-        """
-        for i in range(min(2, len(pred_log))):
-            depth = batch['depth'][i, 0].numpy()
-            valid = batch['mask'][i, 0].numpy()
-            pred = np.exp(pred_log[i, 0].numpy())
-            inv_pred, inv_gt = 1.0 / np.maximum(pred, 1e-3), 1.0 / np.maximum(depth, 1e-3)
-            high = float(np.percentile(inv_pred, 99))
-            self.writer.add_image(f'sample{i}/input', _denormalise(batch['image'][i]), gstep)
-            self.writer.add_image(f'sample{i}/prediction',
-                                  _colourise(inv_pred, np.ones_like(valid), 0.0, high), gstep)
-            self.writer.add_image(f'sample{i}/ground_truth',
-                                  _colourise(inv_gt, valid, 0.0, high), gstep)
 
     # ----------------------------------------------------------------- checkpoints
 
@@ -687,11 +467,7 @@ class Trainer:
 
         Rank 0 writes; every process contributes its RNG states.
         """
-        states = [rng_state(self.ctx.device)]
-        if self.ctx.distributed:
-            gathered: list[Any] = [None] * self.ctx.world_size
-            dist.all_gather_object(gathered, states[0])
-            states = gathered
+        states = process_rng_states(self.ctx)
         if not self.ctx.is_main:
             return
         extra = {
@@ -723,7 +499,7 @@ class Trainer:
         self._steps_this_run = 0
         self._started = time.perf_counter()
         status = 'finished'
-        with _StopRequest() as stop:
+        with StopRequest() as stop:
             for stage in self.stages[start:]:
                 if stage in self.stages_done:
                     continue
@@ -757,7 +533,7 @@ class Trainer:
                            dict(self.steps), self.train_loss, list(self.val_history), rate,
                            report, config_to_dict(self.config))
 
-    def _run_stage(self, stop: _StopRequest) -> str:
+    def _run_stage(self, stop: StopRequest) -> str:
         """Run the current stage; return 'finished', 'stopped' or 'interrupted'."""
         from tqdm import tqdm
 
@@ -808,7 +584,7 @@ class Trainer:
             self._log_train(window, bar)
         return 'finished'
 
-    def _stop_on_signal(self, stop: _StopRequest) -> str:
+    def _stop_on_signal(self, stop: StopRequest) -> str:
         """Save ``last.pt`` at the current step boundary after SIGINT/SIGTERM."""
         name = stop.signal_name or 'signal'
         self.save(('last',))
@@ -895,8 +671,7 @@ def train(options: argparse.Namespace, model_config: EigenDepthConfig | None = N
             trainer.setup()
             return trainer.run()
     finally:
-        if ctx.distributed and dist.is_initialized():
-            dist.destroy_process_group()
+        leave_distributed(ctx)
 
 
 def main(argv: list[str] | None = None) -> int:

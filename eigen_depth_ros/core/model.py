@@ -124,10 +124,11 @@ class EigenDepthConfig:
     :param input_height: height of the network input in pixels.
     :param fine_row_start: first input row the fine stack sees.
     :param fine_input_height: number of input rows the fine stack sees.
-    :param coarse_channels: output channels of coarse conv 1-5.
-    :param fc_width: width of the coarse fully connected layer 6.
+    :param coarse_channels: output channels of coarse conv 1-5 (default: the paper's full
+        width; the narrow variant scales them).
+    :param fc_width: width of the coarse fully connected layer 6 (default: full width).
     :param fine_channels: channels of fine layers 1-3 (layer 1 has one less; the coarse map
-        is concatenated as the last channel).
+        is concatenated as the last channel; default: full width).
     :param dropout: dropout probability after coarse layer 6.
     """
 
@@ -248,8 +249,8 @@ class CoarseStack(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Coarse log depth (N, 1, H_out, W_out) of the normalised input x (N, 3, H, W)."""
         out_w, out_h = self.output_size
-        top = self.features(x).flatten(1)                 # (N, 256 * top_h * top_w)
-        hidden = self.dropout(torch.relu(self.fc6(top)))  # (N, 4096)
+        top = self.features(x).flatten(1)                 # (N, c5 * top_h * top_w)
+        hidden = self.dropout(torch.relu(self.fc6(top)))  # (N, fc_width)
         return self.fc7(hidden).view(-1, 1, out_h, out_w)  # (N, 1, H_out, W_out)
 
 
@@ -267,8 +268,8 @@ class FineStack(nn.Module):
 
     def forward(self, x_fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
         """Refined log depth (N, 1, H_out, W_out) from the fine input rows and coarse map."""
-        local = self.conv1(x_fine)                 # (N, 63, H_out, W_out)
-        merged = torch.cat([local, coarse], dim=1)  # (N, 64, H_out, W_out), fine layer 2
+        local = self.conv1(x_fine)                 # (N, fine_channels - 1, H_out, W_out)
+        merged = torch.cat([local, coarse], dim=1)  # (N, fine_channels, H_out, W_out): layer 2
         return self.conv4(self.conv3(merged))      # (N, 1, H_out, W_out)
 
 
