@@ -15,46 +15,41 @@
 """
 Integration tests of ``depth_node`` over real DDS (loopback, shared memory).
 
-Two node processes start once for the module, in their own namespaces:
+Node processes start together once for the module, each in its own namespace:
 
 * ``/a/eigen_depth``: raw images, network resolution, no fallback intrinsics;
 * ``/b/eigen_depth_b``: compressed images, input resolution, fallback intrinsics,
-  decimated cloud, colourised depth.
+  decimated cloud, colourised depth;
+* ``/first``, ``/idle`` and ``/term``: one test each, which needs a node in a state no
+  other test may change (never sent a camera_info; no subscriber to its outputs; stopped
+  with SIGTERM), so no test depends on the order in which they run.
 
 The test process is the camera (publishes ``image`` and ``camera_info``) and the consumer
-(subscribes every output, ``/diagnostics`` and ``/rosout``). Frames are told apart by
+(subscribes every output, ``/diagnostics`` and ``/rosout``), one
+:class:`~eigen_depth_ros.node.harness.RosSide`. Frames are told apart by
 ``header.stamp.sec``, unique in the module.
 """
 from __future__ import annotations
 
-from collections import defaultdict
 import importlib.util
 import itertools
 import math
 import os
 import signal
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from typing import Any, Callable
 
 import cv2
-from diagnostic_msgs.msg import DiagnosticArray
 from eigen_depth_ros.core.checkpoint import save_checkpoint
 from eigen_depth_ros.core.geometry import InputGeometry
 from eigen_depth_ros.core.model import EigenDepthNet
 from eigen_depth_ros.msg.image_conversion import image_to_depth
 from eigen_depth_ros.msg.point_cloud import point_cloud2_to_array, points_to_pixels, unpack_rgb
+from eigen_depth_ros.node.harness import (camera_info, HarnessTimeout, node_command,
+                                          NodeProcess, RosSide)
 import numpy as np
 import pytest
-from rcl_interfaces.msg import Log
-from rcl_interfaces.srv import SetParameters
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -66,6 +61,7 @@ A_MAX_PIXELS = 600_000
 B_STRIDE, B_FALLBACK_FX = 3, 200.0
 WAIT_S = 20.0                          # generous: the machine is shared
 STAMPS = itertools.count(1)
+OUTPUTS = ('depth', 'depth/camera_info', 'points', 'depth/colorized')
 
 
 def small_config() -> Any:
@@ -77,141 +73,10 @@ def small_config() -> Any:
 # ------------------------------------------------------------------------ the ROS side
 
 
-class Recorder:
-    """Everything the test process receives, with waits on conditions."""
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.messages: dict[str, list[tuple[float, Any]]] = defaultdict(list)
-
-    def callback(self, topic: str) -> Callable[[Any], None]:
-        def store(msg: Any) -> None:
-            with self.cond:
-                self.messages[topic].append((time.monotonic(), msg))
-                self.cond.notify_all()
-        return store
-
-    def wait(self, predicate: Callable[[], Any], timeout: float = WAIT_S,
-             what: str = 'condition') -> Any:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                result = predicate()
-                if result:
-                    return result
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f'timed out after {timeout} s waiting for {what}')
-                self.cond.wait(min(left, 0.1))
-
-    def find(self, topic: str, sec: int) -> Any:
-        for _, msg in self.messages[topic]:
-            if msg.header.stamp.sec == sec:
-                return msg
-        return None
-
-    def arrival(self, topic: str, sec: int) -> float | None:
-        for when, msg in self.messages[topic]:
-            if msg.header.stamp.sec == sec:
-                return when
-        return None
-
-    def wait_for(self, topic: str, sec: int, timeout: float = WAIT_S) -> Any:
-        return self.wait(lambda: self.find(topic, sec), timeout, f'{topic} stamp {sec}')
-
-    def logs(self, node: str) -> list[str]:
-        return [m.msg for _, m in self.messages['/rosout'] if m.name == node]
-
-    def wait_log(self, node: str, text: str, start: int = 0, timeout: float = WAIT_S) -> str:
-        def found() -> str | None:
-            return next((m for m in self.logs(node)[start:] if text in m), None)
-        return self.wait(found, timeout, f'log {text!r} from {node}')
-
-    def diagnostics(self, name: str) -> list[dict[str, str]]:
-        out = []
-        for _, array in self.messages['/diagnostics']:
-            for status in array.status:
-                if status.name == name:
-                    values = {kv.key: kv.value for kv in status.values}
-                    values['_level'] = status.level
-                    values['_message'] = status.message
-                    out.append(values)
-        return out
-
-
-class RosSide:
-    """The test process's DDS participant: camera publishers and output subscribers."""
-
-    OUTPUTS = {'depth': Image, 'depth/camera_info': CameraInfo, 'points': PointCloud2,
-               'depth/colorized': Image}
-
-    def __init__(self) -> None:
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node('depth_node_test', context=self.context)
-        self.recorder = Recorder()
-        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        rosout = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
-                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.node.create_subscription(Log, '/rosout', self.recorder.callback('/rosout'),
-                                      rosout)
-        self.node.create_subscription(DiagnosticArray, '/diagnostics',
-                                      self.recorder.callback('/diagnostics'), reliable)
-        self.publishers: dict[str, Any] = {}
-        self.listening: set[str] = set()
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
-
-    def publisher(self, topic: str, msg_type: type) -> Any:
-        if topic not in self.publishers:
-            self.publishers[topic] = self.node.create_publisher(
-                msg_type, topic, qos_profile_sensor_data)
-        return self.publishers[topic]
-
-    def listen(self, namespace: str) -> None:
-        """Subscribe every output of the node in ``namespace`` and wait for discovery."""
-        if namespace in self.listening:
-            return
-        self.listening.add(namespace)
-        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        subs = [self.node.create_subscription(msg_type, f'{namespace}/{name}',
-                                              self.recorder.callback(f'{namespace}/{name}'),
-                                              qos)
-                for name, msg_type in self.OUTPUTS.items()]
-        self.recorder.wait(lambda: all(sub.get_publisher_count() > 0 for sub in subs),
-                           WAIT_S, f'the outputs of {namespace}')
-
-    def publish(self, topic: str, msg: Any) -> None:
-        """Publish once the node subscribes (discovery), never with a fixed sleep."""
-        pub = self.publisher(topic, type(msg))
-        self.recorder.wait(lambda: pub.get_subscription_count() > 0, WAIT_S,
-                           f'a subscriber on {topic}')
-        pub.publish(msg)
-
-    def publish_until(self, topic: str, msg: Any, predicate: Callable[[], Any],
-                      what: str, period: float = 0.5) -> Any:
-        """
-        Publish ``msg`` every ``period`` s until ``predicate`` holds.
-
-        A first message can be lost while the subscriber's side of discovery still lags
-        the publisher's (best effort), so messages that are sent once are repeated.
-        """
-        deadline = time.monotonic() + WAIT_S
-        while True:
-            self.publish(topic, msg)
-            try:
-                return self.recorder.wait(predicate, period, what)
-            except AssertionError:
-                if time.monotonic() > deadline:
-                    raise
-
-    def close(self) -> None:
-        self.executor.shutdown(timeout_sec=5.0)
-        self.thread.join(timeout=5.0)
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
+def listen(ros: RosSide, namespace: str) -> None:
+    """Subscribe every output of the node in ``namespace`` and wait for discovery."""
+    subs = ros.subscribe_outputs(namespace, OUTPUTS)
+    ros.wait_connected(subscriptions=subs, timeout=WAIT_S, what=f'the outputs of {namespace}')
 
 
 # ------------------------------------------------------------------------ messages
@@ -256,11 +121,7 @@ def mono_msg(sec: int, level: int, sixteen: bool, bigendian: bool = False) -> Im
 
 def camera_info_msg(fx: float = FX, width: int = W, height: int = H, fy: float = FY
                     ) -> CameraInfo:
-    msg = CameraInfo(width=width, height=height, distortion_model='plumb_bob')
-    msg.d = [0.0] * 5
-    msg.k = [fx, 0.0, CX, 0.0, fy, CY, 0.0, 0.0, 1.0]
-    msg.p = [fx, 0.0, CX, 0.0, 0.0, fy, CY, 0.0, 0.0, 0.0, 1.0, 0.0]
-    return stamped(msg, 0)
+    return stamped(camera_info(width, height, fx, fy, CX, CY), 0)
 
 
 def compressed_msg(sec: int, color: tuple[int, int, int], ext: str = '.png') -> CompressedImage:
@@ -276,35 +137,17 @@ def compressed_msg(sec: int, color: tuple[int, int, int], ext: str = '.png') -> 
 # ------------------------------------------------------------------------ fixtures
 
 
-def start_node(checkpoint: str, namespace: str, name: str, *params: str
-               ) -> subprocess.Popen:
-    args = [sys.executable, '-m', 'eigen_depth_ros.node', '--ros-args',
-            '-r', f'__ns:={namespace}', '-r', f'__node:={name}',
-            '-p', 'diagnostics_period:=0.25']
-    for param in ((f'checkpoint:={checkpoint}',) if checkpoint else ()) + params:
-        args += ['-p', param]
-    # conftest has put this session's loopback DDS settings into os.environ. The output goes
-    # to a file, never a pipe nobody reads while the node runs (it would block when full).
-    log = tempfile.TemporaryFile(mode='w+')
-    proc = subprocess.Popen(args, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
-                            text=True)
-    proc.log = log
-    return proc
+def start_node(checkpoint: str, namespace: str, name: str, **params: Any) -> NodeProcess:
+    """Start a node (conftest's loopback DDS settings are in ``os.environ``)."""
+    return NodeProcess(node_command(checkpoint or None, namespace=namespace, name=name,
+                                    params={'diagnostics_period': 0.25, **params}),
+                       os.environ)
 
 
-def stop_node(proc: subprocess.Popen) -> str:
+def stop_node(proc: NodeProcess) -> str:
     """Stop a node with Ctrl-C (if still running); return everything it printed."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    proc.log.seek(0)
-    output = proc.log.read()
-    proc.log.close()
-    return output
+    proc.stop(timeout_s=15)
+    return proc.log_text()
 
 
 @pytest.fixture(scope='module')
@@ -327,37 +170,42 @@ def module_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope='module')
 def ros() -> RosSide:
-    side = RosSide()
+    side = RosSide('depth_node_test')
+    side.subscribe_rosout()
+    side.subscribe_diagnostics()
     yield side
     side.close()
 
 
 @pytest.fixture(scope='module')
-def nodes(ros: RosSide, module_checkpoint: str) -> dict[str, subprocess.Popen]:
-    """Both node processes, started together (each needs seconds to import torch)."""
+def nodes(ros: RosSide, module_checkpoint: str) -> dict[str, NodeProcess]:
+    """Every node process of the module, started together (each imports torch for seconds)."""
+    node_a = {'max_depth': A_MAX_DEPTH, 'max_input_pixels': A_MAX_PIXELS}
+    node_b = {'compressed': True, 'depth_resolution': 'input', 'fallback_fx': B_FALLBACK_FX,
+              'points_stride': B_STRIDE, 'publish_colorized': True}
     procs = {
-        'a': start_node(module_checkpoint, '/a', 'eigen_depth', f'max_depth:={A_MAX_DEPTH}',
-                        f'max_input_pixels:={A_MAX_PIXELS}'),
-        'b': start_node(module_checkpoint, '/b', 'eigen_depth_b', 'compressed:=true',
-                        'depth_resolution:=input', f'fallback_fx:={B_FALLBACK_FX}',
-                        f'points_stride:={B_STRIDE}', 'publish_colorized:=true'),
+        'a': start_node(module_checkpoint, '/a', 'eigen_depth', **node_a),
+        'b': start_node(module_checkpoint, '/b', 'eigen_depth_b', **node_b),
+        'first': start_node(module_checkpoint, '/first', 'eigen_depth_first', **node_a),
+        'idle': start_node(module_checkpoint, '/idle', 'eigen_depth_idle', **node_b),
+        'term': start_node(module_checkpoint, '/term', 'eigen_depth_term'),
     }
     yield procs
-    for key, proc in procs.items():
-        output = stop_node(proc)
+    outputs = {key: stop_node(proc) for key, proc in procs.items()}
+    for key, output in outputs.items():
         assert 'Traceback' not in output, f'node {key} printed a traceback:\n{output}'
 
 
 def warm_up(ros: RosSide, namespace: str, make: Callable[[int], Any], topic: str) -> None:
     """Send frames until one is answered: the node's side of discovery may lag ours."""
-    ros.listen(namespace)
+    listen(ros, namespace)
     for _ in range(20):
         sec = next(STAMPS)
         ros.publish(topic, make(sec))
         try:
-            ros.recorder.wait_for(f'{namespace}/depth', sec, timeout=1.0)
+            ros.wait_for(f'{namespace}/depth', sec=sec, timeout=1.0)
             return
-        except AssertionError:
+        except HarnessTimeout:
             continue
     raise AssertionError(f'no depth from {namespace} after 20 frames')
 
@@ -365,12 +213,6 @@ def warm_up(ros: RosSide, namespace: str, make: Callable[[int], Any], topic: str
 @pytest.fixture(scope='module')
 def node_a(ros: RosSide, nodes: dict) -> RosSide:
     warm_up(ros, '/a', image_msg, '/a/image')
-    return ros
-
-
-@pytest.fixture(scope='module')
-def node_b_idle(ros: RosSide, nodes: dict) -> RosSide:
-    """Node B before anything subscribes to its outputs."""
     return ros
 
 
@@ -383,13 +225,15 @@ def node_b(ros: RosSide, nodes: dict) -> RosSide:
 # ------------------------------------------------------------------------ checks
 
 A_LOG, B_LOG = 'a.eigen_depth', 'b.eigen_depth_b'
+FIRST_LOG = 'first.eigen_depth_first'
+CAMERA_INFO_USED: dict[str, tuple] = {}   # namespace -> the camera_info its node logged
 
 
 def send_frame(ros: RosSide, topic: str, msg: Any, outputs: str = 'depth') -> int:
     sec = msg.header.stamp.sec
     ros.publish(topic, msg)
     namespace = '/' + topic.split('/')[1]
-    ros.recorder.wait_for(f'{namespace}/{outputs}', sec)
+    ros.wait_for(f'{namespace}/{outputs}', sec=sec)
     return sec
 
 
@@ -430,51 +274,52 @@ def check_cloud(cloud: PointCloud2, sec: int, depth: np.ndarray, info: CameraInf
 
 
 def diagnostics_total(ros: RosSide, name: str, key: str) -> int:
-    values = ros.recorder.diagnostics(name)
+    values = ros.diagnostics(name)
     return int(values[-1][key]) if values else 0
 
 
 # ------------------------------------------------------------------------ node A
 
 
-def test_no_camera_info_publishes_depth_only(node_a: RosSide) -> None:
-    if node_a.recorder.find('/a/depth/camera_info', 0) is not None or \
-            '/a/camera_info' in node_a.publishers:
-        pytest.skip('camera_info was already sent to node A in this module')
-    sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
-    check_depth(node_a.recorder.find('/a/depth', sec), sec, 142, 27)
-    node_a.recorder.wait_log(A_LOG, 'no camera_info received and fallback_fx is 0')
-    # The cloud starts once camera_info arrives; the first frame never got one.
-    ensure_camera_info(node_a)
-    later = send_frame(node_a, '/a/image', image_msg(next(STAMPS)), 'points')
-    assert node_a.recorder.find('/a/points', later) is not None
-    assert node_a.recorder.find('/a/points', sec) is None
-    assert node_a.recorder.find('/a/depth/camera_info', sec) is None
-    assert sum('no camera_info received' in m for m in node_a.recorder.logs(A_LOG)) == 1
+def test_no_camera_info_publishes_depth_only(ros: RosSide, nodes: dict) -> None:
+    """Node ``/first``, A's twin, is sent camera_info only here, after its first frames."""
+    warm_up(ros, '/first', image_msg, '/first/image')
+    sec = send_frame(ros, '/first/image', image_msg(next(STAMPS)))
+    check_depth(ros.find('/first/depth', sec=sec), sec, 142, 27)
+    ros.wait_log(FIRST_LOG, 'no camera_info received and fallback_fx is 0')
+    assert ros.find('/first/depth/camera_info', sec=sec) is None
+    # The cloud starts once camera_info arrives; the first frames never got one.
+    ensure_camera_info(ros, ns='/first')
+    later = send_frame(ros, '/first/image', image_msg(next(STAMPS)), 'points')
+    assert ros.find('/first/points', sec=later) is not None
+    assert ros.find('/first/points', sec=sec) is None
+    assert ros.find('/first/depth/camera_info', sec=later) is not None
+    assert sum('no camera_info received' in m for m in ros.logs(FIRST_LOG)) == 1
 
 
 def ensure_camera_info(ros: RosSide, fx: float = FX, width: int = W, height: int = H,
-                       fy: float = FY) -> None:
-    """Send camera_info and wait until node A says it uses it (it logs every change)."""
-    start = len(ros.recorder.logs(A_LOG))
+                       fy: float = FY, ns: str = '/a') -> None:
+    """Send camera_info and wait until the node in ``ns`` uses it (it logs every change)."""
+    log = {'/a': A_LOG, '/first': FIRST_LOG}[ns]
+    start = len(ros.logs(log))
     msg = camera_info_msg(fx, width, height, fy)
-    if getattr(ros, 'camera_info_a', None) == (fx, width, height, fy):
-        ros.publish('/a/camera_info', msg)
+    if CAMERA_INFO_USED.get(ns) == (fx, width, height, fy):
+        ros.publish(f'{ns}/camera_info', msg)
         return
     text = f'intrinsics from camera_info: {width}x{height} fx={fx:.2f} fy={fy:.2f}'
-    ros.publish_until('/a/camera_info', msg,
-                      lambda: any(text in m for m in ros.recorder.logs(A_LOG)[start:]), text)
-    ros.camera_info_a = (fx, width, height, fy)
+    ros.publish_until(f'{ns}/camera_info', msg,
+                      lambda: any(text in m for m in ros.logs(log)[start:]), text)
+    CAMERA_INFO_USED[ns] = (fx, width, height, fy)
 
 
 def test_outputs_match_header_sizes_and_geometry(node_a: RosSide) -> None:
     ensure_camera_info(node_a)
     sec = next(STAMPS)
     node_a.publish('/a/image', image_msg(sec))
-    rec = node_a.recorder
-    cloud = rec.wait_for('/a/points', sec)
-    info = rec.wait_for('/a/depth/camera_info', sec)
-    depth = check_depth(rec.wait_for('/a/depth', sec), sec, 142, 27)
+    rec = node_a
+    cloud = rec.wait_for('/a/points', sec=sec)
+    info = rec.wait_for('/a/depth/camera_info', sec=sec)
+    depth = check_depth(rec.wait_for('/a/depth', sec=sec), sec, 142, 27)
     assert np.isfinite(depth).all()  # the network sees every pixel of its own output
     # depth/camera_info: the camera's intrinsics carried through the node's resize/crop.
     check_header(info, sec)
@@ -505,7 +350,7 @@ def test_encodings_and_channel_order_reach_the_cloud(node_a: RosSide, encoding: 
                                                      expected: tuple) -> None:
     ensure_camera_info(node_a)
     sec = send_frame(node_a, '/a/image', msg_factory(next(STAMPS)), 'points')
-    points = point_cloud2_to_array(node_a.recorder.find('/a/points', sec))
+    points = point_cloud2_to_array(node_a.find('/a/points', sec=sec))
     assert points.size > 0
     colors = unpack_rgb(points['rgb'])
     assert np.all(colors == np.array(expected, np.uint8)), f'{encoding}: {colors[:3]}'
@@ -535,51 +380,51 @@ BAD_FRAMES = {
 @pytest.mark.parametrize('case', list(BAD_FRAMES))
 def test_bad_frame_is_logged_and_skipped(node_a: RosSide, case: str) -> None:
     factory, text = BAD_FRAMES[case]
-    rec = node_a.recorder
+    rec = node_a
     start = len(rec.logs(A_LOG))
     bad = next(STAMPS)
     node_a.publish('/a/image', factory(bad))
     line = rec.wait_log(A_LOG, text, start)
     assert f'stamp {bad}.000000250' in line and "frame 'camera_optical'" in line
     good = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
-    assert rec.find('/a/depth', good) is not None
-    for topic in RosSide.OUTPUTS:
-        assert rec.find(f'/a/{topic}', bad) is None, f'{topic} published for a bad frame'
+    assert rec.find('/a/depth', sec=good) is not None
+    for topic in OUTPUTS:
+        assert rec.find(f'/a/{topic}', sec=bad) is None, f'{topic} published for a bad frame'
 
 
 def test_zero_focal_camera_info_stops_the_cloud_not_the_depth(node_a: RosSide) -> None:
-    rec = node_a.recorder
+    rec = node_a
     start = len(rec.logs(A_LOG))
     text = 'camera_info rejected: camera_info focal length is fx=0.0'
-    node_a.camera_info_a = None
+    CAMERA_INFO_USED.pop('/a', None)
     node_a.publish_until('/a/camera_info', camera_info_msg(fx=0.0),
                          lambda: any(text in m for m in rec.logs(A_LOG)[start:]), text)
     sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
-    check_depth(rec.find('/a/depth', sec), sec, 142, 27)
+    check_depth(rec.find('/a/depth', sec=sec), sec, 142, 27)
     ensure_camera_info(node_a)
     later = send_frame(node_a, '/a/image', image_msg(next(STAMPS)), 'points')
-    assert rec.find('/a/points', later) is not None
-    assert rec.find('/a/points', sec) is None
-    assert rec.find('/a/depth/camera_info', sec) is None
+    assert rec.find('/a/points', sec=later) is not None
+    assert rec.find('/a/points', sec=sec) is None
+    assert rec.find('/a/depth/camera_info', sec=sec) is None
 
 
 def test_camera_info_of_another_size_stops_the_cloud(node_a: RosSide) -> None:
-    rec = node_a.recorder
+    rec = node_a
     start = len(rec.logs(A_LOG))
     ensure_camera_info(node_a, width=640, height=480)
     sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
     rec.wait_log(A_LOG, f'camera_info is for 640x480 but the image is {W}x{H}', start)
     ensure_camera_info(node_a)
     later = send_frame(node_a, '/a/image', image_msg(next(STAMPS)), 'points')
-    assert rec.find('/a/points', later) is not None
-    assert rec.find('/a/points', sec) is None
-    assert rec.find('/a/depth/camera_info', sec) is None
+    assert rec.find('/a/points', sec=later) is not None
+    assert rec.find('/a/points', sec=sec) is None
+    assert rec.find('/a/depth/camera_info', sec=sec) is None
 
 
 def test_diagnostics_report_rates_latency_and_counts(node_a: RosSide) -> None:
     ensure_camera_info(node_a)
     send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
-    rec = node_a.recorder
+    rec = node_a
     name = 'eigen_depth: depth estimation'
     status = rec.wait(lambda: next((d for d in reversed(rec.diagnostics(name))
                                     if int(d['frames processed (total)']) > 0), None),
@@ -601,56 +446,42 @@ def test_diagnostics_report_rates_latency_and_counts(node_a: RosSide) -> None:
     assert math.isfinite(float(busy['image age at receipt mean (ms)']))
 
 
-def set_parameters(ros: RosSide, node: str, **values: Any) -> list[Any]:
-    """Call the node's set_parameters service; return one result per parameter."""
-    client = ros.node.create_client(SetParameters, f'{node}/set_parameters')
-    try:
-        assert client.wait_for_service(timeout_sec=WAIT_S)
-        request = SetParameters.Request(parameters=[
-            Parameter(name, value=value).to_parameter_msg() for name, value in values.items()])
-        future = client.call_async(request)
-        ros.recorder.wait(future.done, WAIT_S, f'set_parameters on {node}')
-        return list(future.result().results)
-    finally:
-        ros.node.destroy_client(client)
-
-
 def test_runtime_parameters(node_a: RosSide) -> None:
     ensure_camera_info(node_a)
-    (result,) = set_parameters(node_a, '/a/eigen_depth', points_stride=2)
+    (result,) = node_a.set_parameters('/a/eigen_depth', points_stride=2)
     assert result.successful, result.reason
     try:
         sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)), 'points')
-        rec = node_a.recorder
-        depth = check_depth(rec.wait_for('/a/depth', sec), sec, 142, 27)
-        check_cloud(rec.find('/a/points', sec), sec, depth,
-                    rec.wait_for('/a/depth/camera_info', sec), 2, A_MAX_DEPTH)
-        (bad_range,) = set_parameters(node_a, '/a/eigen_depth', min_depth=30.0)
+        rec = node_a
+        depth = check_depth(rec.wait_for('/a/depth', sec=sec), sec, 142, 27)
+        check_cloud(rec.find('/a/points', sec=sec), sec, depth,
+                    rec.wait_for('/a/depth/camera_info', sec=sec), 2, A_MAX_DEPTH)
+        (bad_range,) = node_a.set_parameters('/a/eigen_depth', min_depth=30.0)
         assert not bad_range.successful and 'min_depth' in bad_range.reason
         # checkpoint is writable, but a missing file is refused (test/test_node_faults.py
         # swaps a good one)
-        (missing,) = set_parameters(node_a, '/a/eigen_depth', checkpoint='/other.pt')
+        (missing,) = node_a.set_parameters('/a/eigen_depth', checkpoint='/other.pt')
         assert not missing.successful and '/other.pt: checkpoint file not found' in \
             missing.reason
-        (read_only,) = set_parameters(node_a, '/a/eigen_depth', backend='eager')
+        (read_only,) = node_a.set_parameters('/a/eigen_depth', backend='eager')
         assert not read_only.successful
     finally:
-        (result,) = set_parameters(node_a, '/a/eigen_depth', points_stride=1)
+        (result,) = node_a.set_parameters('/a/eigen_depth', points_stride=1)
         assert result.successful
 
 
 def test_fast_camera_drops_frames_instead_of_queueing(node_a: RosSide) -> None:
     """A burst far faster than the node: the newest frame is served, older ones dropped."""
     ensure_camera_info(node_a, width=1242, height=375)
-    rec = node_a.recorder
+    rec = node_a
     # Latency of one frame on its own, the reference.
     single = next(STAMPS)
     msg = image_msg(single, width=1242, height=375, encoding='bgr8')
     pub = node_a.publisher('/a/image', Image)
     node_a.publish('/a/image', msg)
     sent = time.monotonic()
-    rec.wait_for('/a/depth', single)
-    reference = rec.arrival('/a/depth', single) - sent
+    rec.wait_for('/a/depth', sec=single)
+    reference = rec.arrival('/a/depth', sec=single) - sent
     dropped_before = diagnostics_total(node_a, 'eigen_depth: depth estimation',
                                        'dropped frames (total)')
     burst = [next(STAMPS) for _ in range(60)]
@@ -660,10 +491,10 @@ def test_fast_camera_drops_frames_instead_of_queueing(node_a: RosSide) -> None:
         sent_at[sec] = time.monotonic()
         pub.publish(msg)
     # The newest frames are served (the very last may be lost by best-effort DDS itself).
-    rec.wait(lambda: any(rec.find('/a/depth', sec) for sec in burst[-3:]),
+    rec.wait(lambda: any(rec.find('/a/depth', sec=sec) for sec in burst[-3:]),
              what='an answer to one of the last frames of the burst')
-    served = [sec for sec in burst if rec.find('/a/depth', sec) is not None]
-    latencies = [rec.arrival('/a/depth', sec) - sent_at[sec] for sec in served]
+    served = [sec for sec in burst if rec.find('/a/depth', sec=sec) is not None]
+    latencies = [rec.arrival('/a/depth', sec=sec) - sent_at[sec] for sec in served]
     assert len(served) < len(burst), 'every frame of the burst was processed'
     # Queueing would make the last frame wait for all earlier ones (about 60 x reference).
     assert latencies[-1] < max(10 * reference, 1.0), (reference, latencies)
@@ -675,13 +506,12 @@ def test_fast_camera_drops_frames_instead_of_queueing(node_a: RosSide) -> None:
 # ------------------------------------------------------------------------ node B
 
 
-def test_idle_without_subscribers(node_b_idle: RosSide) -> None:
-    if '/b' in node_b_idle.listening:
-        pytest.skip('outputs of node B are already subscribed in this module')
-    rec = node_b_idle.recorder
-    name = 'eigen_depth_b: depth estimation'
-    status = node_b_idle.publish_until(
-        '/b/image/compressed', compressed_msg(next(STAMPS), (10, 20, 30)),
+def test_idle_without_subscribers(ros: RosSide, nodes: dict) -> None:
+    """Node ``/idle``, B's twin whose outputs nobody subscribes, skips the network."""
+    rec = ros
+    name = 'eigen_depth_idle: depth estimation'
+    status = ros.publish_until(
+        '/idle/image/compressed', compressed_msg(next(STAMPS), (10, 20, 30)),
         lambda: next((d for d in reversed(rec.diagnostics(name))
                       if int(d['frames skipped, no subscriber (total)'])), None),
         'an idle frame in /diagnostics')
@@ -690,36 +520,36 @@ def test_idle_without_subscribers(node_b_idle: RosSide) -> None:
 
 
 def test_compressed_input_resolution_and_fallback_intrinsics(node_b: RosSide) -> None:
-    rec = node_b.recorder
+    rec = node_b
     sec = send_frame(node_b, '/b/image/compressed', compressed_msg(next(STAMPS), (220, 30, 60)),
                      'depth/colorized')
-    depth = check_depth(rec.wait_for('/b/depth', sec), sec, W, H)
+    depth = check_depth(rec.wait_for('/b/depth', sec=sec), sec, W, H)
     assert np.isnan(depth).any() and np.isfinite(depth).any()  # NaN where the net is blind
-    info = rec.wait_for('/b/depth/camera_info', sec)
+    info = rec.wait_for('/b/depth/camera_info', sec=sec)
     check_header(info, sec)
     assert (info.width, info.height) == (W, H)
     assert [info.k[0], info.k[4], info.k[2], info.k[5]] == [B_FALLBACK_FX, B_FALLBACK_FX,
                                                             (W - 1) / 2, (H - 1) / 2]
-    points = check_cloud(rec.find('/b/points', sec), sec, depth, info, B_STRIDE, 20.0)
+    points = check_cloud(rec.find('/b/points', sec=sec), sec, depth, info, B_STRIDE, 20.0)
     assert np.all(unpack_rgb(points['rgb']) == (220, 30, 60))  # PNG decoded in RGB order
-    colorized = rec.find('/b/depth/colorized', sec)
+    colorized = rec.find('/b/depth/colorized', sec=sec)
     check_header(colorized, sec)
     assert (colorized.encoding, colorized.width, colorized.height) == ('rgb8', W, H)
     rec.wait_log(B_LOG, 'no camera_info received: using the fallback intrinsics')
 
 
 def test_jpeg_and_corrupt_compressed_frames(node_b: RosSide) -> None:
-    rec = node_b.recorder
+    rec = node_b
     sec = send_frame(node_b, '/b/image/compressed',
                      compressed_msg(next(STAMPS), (128, 128, 128), '.jpg'))
-    check_depth(rec.find('/b/depth', sec), sec, W, H)
+    check_depth(rec.find('/b/depth', sec=sec), sec, W, H)
     start = len(rec.logs(B_LOG))
     bad = next(STAMPS)
     node_b.publish('/b/image/compressed', stamped(CompressedImage(
         format='jpeg', data=b'\xff\xd8\xff\xe0' + bytes(range(256)) * 8), bad))
     rec.wait_log(B_LOG, 'could not decode the compressed frame', start)
     good = send_frame(node_b, '/b/image/compressed', compressed_msg(next(STAMPS), (1, 2, 3)))
-    assert rec.find('/b/depth', good) is not None and rec.find('/b/depth', bad) is None
+    assert rec.find('/b/depth', sec=good) is not None and rec.find('/b/depth', sec=bad) is None
 
 
 # ------------------------------------------------------------------------ process life
@@ -727,17 +557,17 @@ def test_jpeg_and_corrupt_compressed_frames(node_b: RosSide) -> None:
 
 def test_doubled_focal_length_doubles_the_depth(node_a: RosSide) -> None:
     """The canonical-focal rule: fx, fy doubled -> depth x 2; scale_by_focal off -> unchanged."""
-    rec = node_a.recorder
+    rec = node_a
     ensure_camera_info(node_a)
     base_sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
-    base = check_depth(rec.find('/a/depth', base_sec), base_sec, 142, 27)
-    base_info = rec.wait_for('/a/depth/camera_info', base_sec)
+    base = check_depth(rec.find('/a/depth', sec=base_sec), base_sec, 142, 27)
+    base_info = rec.wait_for('/a/depth/camera_info', sec=base_sec)
     try:
         ensure_camera_info(node_a, fx=2 * FX, fy=2 * FY)
         sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
-        doubled = check_depth(rec.find('/a/depth', sec), sec, 142, 27)
+        doubled = check_depth(rec.find('/a/depth', sec=sec), sec, 142, 27)
         np.testing.assert_array_equal(doubled, 2 * base)
-        info = rec.wait_for('/a/depth/camera_info', sec)
+        info = rec.wait_for('/a/depth/camera_info', sec=sec)
         assert info.k[0] == pytest.approx(2 * base_info.k[0])
         status = rec.wait(lambda: next((d for d in reversed(rec.diagnostics(
             'eigen_depth: depth estimation')) if d.get('f_in source') == 'camera_info'
@@ -745,40 +575,40 @@ def test_doubled_focal_length_doubles_the_depth(node_a: RosSide) -> None:
             what='diagnostics with the doubled focal scale')
         assert status['focal scaling'] == 'on'
         assert float(status['f_in (px)']) == pytest.approx(2 * float(status['f_train (px)']))
-        (off,) = set_parameters(node_a, '/a/eigen_depth', scale_by_focal=False)
+        (off,) = node_a.set_parameters('/a/eigen_depth', scale_by_focal=False)
         assert off.successful, off.reason
         sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
-        np.testing.assert_array_equal(check_depth(rec.find('/a/depth', sec), sec, 142, 27),
+        np.testing.assert_array_equal(check_depth(rec.find('/a/depth', sec=sec), sec, 142, 27),
                                       base)
     finally:
-        (on,) = set_parameters(node_a, '/a/eigen_depth', scale_by_focal=True)
+        (on,) = node_a.set_parameters('/a/eigen_depth', scale_by_focal=True)
         assert on.successful
         ensure_camera_info(node_a)
 
 
 def test_bad_focal_camera_info_names_the_field_and_keeps_depth(node_a: RosSide) -> None:
-    rec = node_a.recorder
+    rec = node_a
     start = len(rec.logs(A_LOG))
     text = 'bad field p[5] (fy)'
-    node_a.camera_info_a = None
+    CAMERA_INFO_USED.pop('/a', None)
     msg = camera_info_msg(fy=float('nan'))
     node_a.publish_until('/a/camera_info', msg,
                          lambda: any(text in m for m in rec.logs(A_LOG)[start:]), text)
     try:
         sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
-        check_depth(rec.find('/a/depth', sec), sec, 142, 27)
+        check_depth(rec.find('/a/depth', sec=sec), sec, 142, 27)
         rec.wait_log(A_LOG, 'the depth scale assumes', 0)
     finally:
         ensure_camera_info(node_a)
 
 
 def test_focal_ratio_beyond_four_is_published_and_warned_once(node_a: RosSide) -> None:
-    rec = node_a.recorder
+    rec = node_a
     start = len(rec.logs(A_LOG))
     try:
         ensure_camera_info(node_a, fx=5 * FX, fy=5 * FY)
         sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
-        check_depth(rec.find('/a/depth', sec), sec, 142, 27)
+        check_depth(rec.find('/a/depth', sec=sec), sec, 142, 27)
         rec.wait_log(A_LOG, 'focal ratio f_in / f_train = 5.000 is outside 0.25x-4x', start)
         send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
         assert sum('is outside 0.25x-4x' in m for m in rec.logs(A_LOG)) == 1
@@ -786,11 +616,13 @@ def test_focal_ratio_beyond_four_is_published_and_warned_once(node_a: RosSide) -
         ensure_camera_info(node_a)
 
 
-def test_sigterm_stops_the_node_cleanly(nodes: dict) -> None:
-    proc = nodes['a']
-    assert proc.poll() is None, 'node A died during the tests'
+def test_sigterm_stops_the_node_cleanly(ros: RosSide, nodes: dict) -> None:
+    """Node ``/term``, there for this test only, answers, then exits 0 on SIGTERM."""
+    proc = nodes['term']
+    warm_up(ros, '/term', image_msg, '/term/image')
+    proc.check_alive()
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=20) == 0
+    assert proc.wait(timeout=20) == 0, proc.tail()
 
 
 def test_bad_checkpoints_exit_non_zero_with_one_error(tmp_path: Any) -> None:
@@ -816,20 +648,20 @@ def test_backend_parameter(ros: RosSide, module_checkpoint: str) -> None:
     backends = ['int8'] + (['onnx'] if all(importlib.util.find_spec(module) for module in
                                            ('onnx', 'onnxruntime')) else [])
     procs = {backend: start_node(module_checkpoint, f'/{backend}', f'eigen_depth_{backend}',
-                                 f'backend:={backend}') for backend in backends}
-    procs['nonsense'] = start_node(module_checkpoint, '/d', 'bad_backend', 'backend:=nonsense')
+                                 backend=backend) for backend in backends}
+    procs['nonsense'] = start_node(module_checkpoint, '/d', 'bad_backend', backend='nonsense')
     outputs = {}
     try:
         for backend in backends:
             node = f'{backend}.eigen_depth_{backend}'
             warm_up(ros, f'/{backend}', image_msg, f'/{backend}/image')
-            ros.recorder.wait_log(node, f"backend '{backend}' -> {backend} (")
+            ros.wait_log(node, f"backend '{backend}' -> {backend} (")
             sec = send_frame(ros, f'/{backend}/image', image_msg(next(STAMPS)))
-            depth = check_depth(ros.recorder.find(f'/{backend}/depth', sec), sec, 142, 27)
+            depth = check_depth(ros.find(f'/{backend}/depth', sec=sec), sec, 142, 27)
             assert 7 < np.median(depth) < 14, backend   # the small net predicts about 10 m
-            status = ros.recorder.wait(
-                lambda: next(iter(ros.recorder.diagnostics(f'eigen_depth_{backend}: depth '
-                                                           'estimation')), None),
+            status = ros.wait(
+                lambda: next(iter(ros.diagnostics(f'eigen_depth_{backend}: depth '
+                                                  'estimation')), None),
                 what=f'diagnostics of the {backend} node')
             assert status['backend'] == backend
         procs['nonsense'].wait(timeout=120)

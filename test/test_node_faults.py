@@ -17,7 +17,8 @@ Faults a running ``depth_node`` must survive, each against a real node process o
 
 Two node processes start together for the module (each needs seconds to import torch):
 ``/faults/eigen_depth`` for the stream faults and, at the end, SIGTERM; ``/faults_int/...``
-for SIGINT. The test process is the camera and the consumer. Faults:
+for SIGINT. The test process is the camera and the consumer (one
+:class:`~eigen_depth_ros.node.harness.RosSide`). Faults:
 
 * the camera stops (diagnostics say so) and resumes (outputs come back);
 * the image size and the camera_info change mid-stream, and a frame too small to use;
@@ -28,7 +29,6 @@ for SIGINT. The test process is the camera and the consumer. Faults:
 """
 from __future__ import annotations
 
-from collections import defaultdict
 import itertools
 import math
 import os
@@ -38,21 +38,17 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
 
 from eigen_depth_ros.core.checkpoint import save_checkpoint
 from eigen_depth_ros.core.model import EigenDepthNet
 from eigen_depth_ros.msg.image_conversion import image_to_depth
 from eigen_depth_ros.msg.point_cloud import point_cloud2_to_array
+from eigen_depth_ros.node.harness import (camera_image, camera_info, HarnessTimeout,
+                                          node_command, NodeProcess, RosSide)
 import numpy as np
 import pytest
-from rcl_interfaces.msg import Log
-from rcl_interfaces.srv import SetParameters
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image
 import torch
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -61,6 +57,8 @@ NS, NS_INT = '/faults', '/faults_int'
 W, H = 416, 128
 WAIT_S = 30.0                  # generous: the machine is shared
 STOP_LIMIT_S = 1.0             # the target: a clean stop within a second
+BLOCKED_WRITE_MS = 50.0        # a reliable write blocked by a reader waits 100 ms (Fast DDS)
+STATUS = 'eigen_depth: depth estimation'   # both nodes' /diagnostics status
 STAMPS = itertools.count(1)
 
 SUBSCRIBER = """
@@ -79,104 +77,34 @@ rclpy.spin(node)
 # --------------------------------------------------------------------------- the test side
 
 
-class Camera:
-    """The test's DDS participant: camera publishers, output and log subscribers."""
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.received: dict[str, list[tuple[float, Any]]] = defaultdict(list)
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node('node_faults_test', context=self.context)
-        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        self.subs = []
-        for ns in (NS, NS_INT):
-            for name, kind in (('depth', Image), ('points', PointCloud2),
-                               ('depth/camera_info', CameraInfo)):
-                self.subs.append(self.node.create_subscription(
-                    kind, f'{ns}/{name}', self._store(f'{ns}/{name}'), reliable))
-        self.node.create_subscription(
-            Log, '/rosout', self._store('/rosout'),
-            QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
-                       durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        from diagnostic_msgs.msg import DiagnosticArray
-        self.node.create_subscription(DiagnosticArray, '/diagnostics',
-                                      self._store('/diagnostics'), reliable)
-        self.pubs = {f'{ns}/{name}': self.node.create_publisher(kind, f'{ns}/{name}',
-                                                                qos_profile_sensor_data)
-                     for ns in (NS, NS_INT)
-                     for name, kind in (('image', Image), ('camera_info', CameraInfo))}
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
-
-    def _store(self, topic: str) -> Callable[[Any], None]:
-        def store(msg: Any) -> None:
-            with self.cond:
-                self.received[topic].append((time.monotonic(), msg))
-                self.cond.notify_all()
-        return store
-
-    def wait(self, predicate: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
-        """Wait until ``predicate()`` is truthy; return its value."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                value = predicate()
-                if value:
-                    return value
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f'timed out after {timeout:g} s waiting for {what}')
-                self.cond.wait(min(left, 0.05))
-
-    def find(self, topic: str, sec: int) -> Any:
-        """Return the message on ``topic`` with header stamp ``sec``, or None."""
-        return next((m for _, m in self.received[topic] if m.header.stamp.sec == sec), None)
-
-    def logs(self, node: str) -> list[str]:
-        """Return what ``node`` logged so far."""
-        return [m.msg for _, m in self.received['/rosout'] if m.name == node]
-
-    def send(self, ns: str, width: int = W, height: int = H, info: CameraInfo | None = None,
-             color: int = 120) -> int:
-        """Publish one frame (and ``info`` with its stamp, if given); return its stamp."""
-        sec = next(STAMPS)
-        msg = Image(height=height, width=width, encoding='rgb8', step=width * 3,
-                    data=np.full((height, width, 3), color, np.uint8).tobytes())
-        msg.header.stamp.sec, msg.header.frame_id = sec, 'faults_camera'
-        if info is not None:
-            info.header = msg.header
-            self.pubs[f'{ns}/camera_info'].publish(info)
-        self.pubs[f'{ns}/image'].publish(msg)
-        return sec
-
-    def round_trip(self, ns: str, topic: str = 'depth', tries: int = 20, **kwargs: Any) -> Any:
-        """Send frames until one is answered on ``topic`` (best effort may drop one)."""
-        for _ in range(tries):
-            sec = self.send(ns, **kwargs)
-            try:
-                return self.wait(lambda: self.find(f'{ns}/{topic}', sec), 'an answer', 2.0)
-            except AssertionError:
-                continue
-        raise AssertionError(f'no {topic} from {ns} after {tries} frames')
-
-    def close(self) -> None:
-        """Leave DDS."""
-        self.executor.shutdown(timeout_sec=5.0)
-        self.thread.join(timeout=5.0)
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
+def send(ros: RosSide, ns: str, width: int = W, height: int = H,
+         info: CameraInfo | None = None, color: int = 120) -> int:
+    """Publish one frame (and ``info`` with its stamp, if given); return its stamp (s)."""
+    sec = next(STAMPS)
+    msg = camera_image(np.full((height, width, 3), color, np.uint8), frame_id='faults_camera')
+    msg.header.stamp.sec = sec
+    if info is not None:
+        info.header = msg.header
+        ros.publish(f'{ns}/camera_info', info, wait_s=None)   # connected: see the fixture
+    ros.publish(f'{ns}/image', msg, wait_s=None)
+    return sec
 
 
-def camera_info(width: int = W, height: int = H, fx: float = 300.0) -> CameraInfo:
+def round_trip(ros: RosSide, ns: str, topic: str = 'depth', tries: int = 20,
+               **kwargs: Any) -> Any:
+    """Send frames until one is answered on ``topic`` (best effort may drop one)."""
+    for _ in range(tries):
+        sec = send(ros, ns, **kwargs)
+        try:
+            return ros.wait_for(f'{ns}/{topic}', sec=sec, timeout=2.0)
+        except HarnessTimeout:
+            continue
+    raise AssertionError(f'no {topic} from {ns} after {tries} frames')
+
+
+def pinhole(width: int = W, height: int = H, fx: float = 300.0) -> CameraInfo:
     """Return an undistorted pinhole CameraInfo of ``width`` x ``height``."""
-    cx, cy = (width - 1) / 2, (height - 1) / 2
-    return CameraInfo(width=width, height=height, distortion_model='plumb_bob', d=[0.0] * 5,
-                      k=[fx, 0.0, cx, 0.0, fx, cy, 0.0, 0.0, 1.0],
-                      r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
-                      p=[fx, 0.0, cx, 0.0, 0.0, fx, cy, 0.0, 0.0, 0.0, 1.0, 0.0])
+    return camera_info(width, height, fx, frame_id='faults_camera')
 
 
 def median_depth(msg: Image) -> float:
@@ -195,14 +123,12 @@ def write_checkpoint(path: Path, metres: float) -> Path:
     return save_checkpoint(path, model)
 
 
-def start_node(checkpoint: Path, ns: str, log: Path) -> subprocess.Popen:
+def start_node(checkpoint: Path, ns: str, log: Path) -> NodeProcess:
     """Start ``depth_node`` in namespace ``ns``, output to ``log``."""
-    cmd = [sys.executable, '-m', 'eigen_depth_ros.node', '--ros-args', '-r', f'__ns:={ns}',
-           '-p', f'checkpoint:={checkpoint}', '-p', 'diagnostics_period:=0.25',
-           '-p', 'device:=cpu']
+    cmd = node_command(checkpoint, namespace=ns,
+                       params={'diagnostics_period': 0.25, 'device': 'cpu'})
     env = dict(os.environ, OMP_NUM_THREADS='1')   # conftest's loopback DDS settings
-    with open(log, 'wb') as out:
-        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return NodeProcess(cmd, env, log)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -214,182 +140,187 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope='module')
-def nodes(folder: Path) -> dict[str, subprocess.Popen]:
+def nodes(folder: Path) -> dict[str, NodeProcess]:
     ten = write_checkpoint(folder / 'ten.pt', 10.0)
     procs = {NS: start_node(ten, NS, folder / 'faults.log'),
              NS_INT: start_node(ten, NS_INT, folder / 'faults_int.log')}
     yield procs
     for proc in procs.values():
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        proc.stop()
     for ns in (NS, NS_INT):
         text = (folder / f'{ns.strip("/")}.log').read_text(errors='replace')
         assert 'Traceback' not in text, text[-3000:]
 
 
 @pytest.fixture(scope='module')
-def camera(nodes: dict[str, subprocess.Popen]) -> Camera:
-    side = Camera()
-    try:
-        side.wait(lambda: all(pub.get_subscription_count() > 0 for pub in side.pubs.values())
-                  and all(sub.get_publisher_count() > 0 for sub in side.subs),
-                  'both nodes to connect', 90.0)
+def camera(nodes: dict[str, NodeProcess]) -> RosSide:
+    with RosSide('node_faults_test') as side:
+        subs = [sub for ns in (NS, NS_INT) for sub in side.subscribe_outputs(ns)]
+        side.subscribe_rosout()
+        side.subscribe_diagnostics()
+        pubs = [side.publisher(f'{ns}/{name}', kind) for ns in (NS, NS_INT)
+                for name, kind in (('image', Image), ('camera_info', CameraInfo))]
+        side.wait_connected(pubs, subs, 90.0, 'both nodes to connect')
         for ns in (NS, NS_INT):
-            side.round_trip(ns, info=camera_info())
+            round_trip(side, ns, info=pinhole())
         yield side
-    finally:
-        side.close()
 
 
-def alive(nodes: dict[str, subprocess.Popen]) -> None:
+def alive(nodes: dict[str, NodeProcess]) -> None:
     """Assert that both node processes still run."""
     for ns, proc in nodes.items():
-        assert proc.poll() is None, f'the node in {ns} exited with {proc.returncode}'
+        assert proc.running(), f'the node in {ns} exited with {proc.returncode}'
 
 
 # --------------------------------------------------------------------------- the faults
 
 
-def test_camera_stops_and_resumes(camera: Camera, nodes: dict) -> None:
-    camera.round_trip(NS, info=camera_info())
+def test_camera_stops_and_resumes(camera: RosSide, nodes: dict) -> None:
+    round_trip(camera, NS, info=pinhole())
     stopped = time.monotonic()
 
     def silent_status() -> Any:
-        for when, array in camera.received['/diagnostics']:
-            for status in array.status:
-                if (when > stopped + 0.3 and status.name.startswith('eigen_depth')
+        for arrival in camera.received['/diagnostics']:
+            for status in arrival.msg.status:
+                if (arrival.at > stopped + 0.3 and status.name.startswith('eigen_depth')
                         and status.hardware_id and 'no images received' in status.message):
                     return status
         return None
-    status = camera.wait(silent_status, 'diagnostics saying no images arrive', 5.0)
+    status = camera.wait(silent_status, 5.0, 'diagnostics saying no images arrive')
     assert status.level == status.WARN
     alive(nodes)
-    depth = camera.round_trip(NS, info=camera_info())   # the camera is back
+    depth = round_trip(camera, NS, info=pinhole())   # the camera is back
     assert depth.width == 142 and depth.height == 27
-    points = camera.round_trip(NS, 'points', info=camera_info())
+    points = round_trip(camera, NS, 'points', info=pinhole())
     assert points.width > 0
 
 
-def test_image_size_and_camera_info_change_mid_stream(camera: Camera, nodes: dict) -> None:
-    camera.round_trip(NS, info=camera_info())
+def test_image_size_and_camera_info_change_mid_stream(camera: RosSide, nodes: dict) -> None:
+    round_trip(camera, NS, info=pinhole())
     start = len(camera.logs('faults.eigen_depth'))
     # a bigger camera, still described by the old camera_info: depth yes, cloud no
-    camera.send(NS, info=camera_info())
-    depth = camera.round_trip(NS, width=640, height=192)
+    send(camera, NS, info=pinhole())
+    depth = round_trip(camera, NS, width=640, height=192)
     assert (depth.width, depth.height) == (142, 27) and 7 < median_depth(depth) < 14
     camera.wait(lambda: any('camera_info is for 416x128 but the image is 640x192' in line
                             for line in camera.logs('faults.eigen_depth')[start:]),
-                'the size mismatch to be logged')
-    sec = camera.send(NS, width=640, height=192)
-    camera.wait(lambda: camera.find(f'{NS}/depth', sec), 'depth')
-    assert camera.find(f'{NS}/points', sec) is None
+                what='the size mismatch to be logged')
+    sec = send(camera, NS, width=640, height=192)
+    camera.wait(lambda: camera.find(f'{NS}/depth', sec=sec), what='depth')
+    assert camera.find(f'{NS}/points', sec=sec) is None
     # the matching camera_info arrives: cloud and depth/camera_info follow the new camera
-    camera.round_trip(NS, 'points', width=640, height=192,
-                      info=camera_info(640, 192, fx=450.0))
-    info = camera.round_trip(NS, 'depth/camera_info', width=640, height=192,
-                             info=camera_info(640, 192, fx=450.0))
+    round_trip(camera, NS, 'points', width=640, height=192,
+               info=pinhole(640, 192, fx=450.0))
+    info = round_trip(camera, NS, 'depth/camera_info', width=640, height=192,
+                      info=pinhole(640, 192, fx=450.0))
     scale = info.k[0] / 450.0
     # new intrinsics at the same size: the published ones follow at once
-    info = camera.round_trip(NS, 'depth/camera_info', width=640, height=192,
-                             info=camera_info(640, 192, fx=900.0))
+    info = round_trip(camera, NS, 'depth/camera_info', width=640, height=192,
+                      info=pinhole(640, 192, fx=900.0))
     assert info.k[0] == pytest.approx(900.0 * scale, rel=1e-6)
     # degenerate cameras (a few pixels, a sliver) are resized like any other; their depth
     # follows the canonical-focal rule (f_in / f_train far beyond 4x: published, warned)
     from conftest import SMALL_KITTI
     from eigen_depth_ros.core.geometry import focal_scale, InputGeometry, kitti_train_focal
     for width, height in ((4, 2), (1, 1), (2000, 3)):
-        depth = camera.round_trip(NS, width=width, height=height,
-                                  info=camera_info(width, height))
+        depth = round_trip(camera, NS, width=width, height=height,
+                           info=pinhole(width, height))
         ratio = focal_scale(InputGeometry.fit(width, height, SMALL_KITTI).input_focal(
             300.0, 300.0), kitti_train_focal(SMALL_KITTI))
         assert (depth.width, depth.height) == (142, 27)
         assert 7 < median_depth(depth) / ratio < 14
-    cloud = point_cloud2_to_array(camera.round_trip(NS, 'points', info=camera_info()))
+    cloud = point_cloud2_to_array(round_trip(camera, NS, 'points', info=pinhole()))
     assert np.isfinite(cloud['z']).all()
     alive(nodes)
 
 
-def set_parameter(camera: Camera, ns: str, name: str, value: Any) -> Any:
-    """Set one parameter of the node in ``ns`` through its service; return the result."""
-    client = camera.node.create_client(SetParameters, f'{ns}/eigen_depth/set_parameters')
-    try:
-        camera.wait(client.service_is_ready, 'the parameter service')
-        future = client.call_async(SetParameters.Request(
-            parameters=[Parameter(name, value=value).to_parameter_msg()]))
-        camera.wait(future.done, f'the answer to setting {name}')
-        return future.result().results[0]
-    finally:
-        camera.node.destroy_client(client)
-
-
-def test_checkpoint_swapped_at_runtime(camera: Camera, nodes: dict, folder: Path) -> None:
+def test_checkpoint_swapped_at_runtime(camera: RosSide, nodes: dict, folder: Path) -> None:
     twenty = write_checkpoint(folder / 'twenty.pt', 20.0)
-    assert 7 < median_depth(camera.round_trip(NS, info=camera_info())) < 14
+    assert 7 < median_depth(round_trip(camera, NS, info=pinhole())) < 14
     start = len(camera.logs('faults.eigen_depth'))
-    # frames keep coming while the new network loads beside the old one
+    # frames keep coming while the new network loads beside the old one, from before the
+    # swap (the old network answered one of them) until the new network answered one
     streaming = threading.Event()
     sent: list[int] = []
 
     def stream() -> None:
         while not streaming.is_set():
-            sent.append(camera.send(NS, info=camera_info()))
+            sent.append(send(camera, NS, info=pinhole()))
             time.sleep(0.05)
+
+    def medians() -> list[float]:
+        answers = (camera.find(f'{NS}/depth', sec=sec) for sec in list(sent))
+        return [median_depth(depth) for depth in answers if depth is not None]
     thread = threading.Thread(target=stream)
     thread.start()
     try:
-        result = set_parameter(camera, NS, 'checkpoint', str(twenty))
+        camera.wait(lambda: medians(), what='the old network to answer the stream')
+        result = camera.set_parameters(f'{NS}/eigen_depth', checkpoint=str(twenty))[0]
+        assert result.successful, result.reason
+        camera.wait(lambda: any(m > 14 for m in medians()),
+                    what='the new network to answer the stream')
     finally:
         streaming.set()
         thread.join()
-    assert result.successful, result.reason
-    assert 14 < median_depth(camera.round_trip(NS, info=camera_info())) < 28
+    assert 14 < median_depth(round_trip(camera, NS, info=pinhole())) < 28
     # every frame answered during the swap came from one network or the other, whole, and
     # once the new network answered the old one never did again (one atomic swap)
-    medians = [median_depth(depth) for depth in (camera.find(f'{NS}/depth', sec)
-                                                 for sec in sent) if depth is not None]
-    assert all(7 < m < 14 or 14 < m < 28 for m in medians), medians
-    networks = [m > 14 for m in medians]
-    assert networks == sorted(networks), medians
+    answered = medians()
+    assert all(7 < m < 14 or 14 < m < 28 for m in answered), answered
+    networks = [m > 14 for m in answered]
+    assert networks[0] is False and networks[-1] is True, answered   # both networks seen
+    assert networks == sorted(networks), answered
     camera.wait(lambda: any('checkpoint swapped' in line and str(twenty) in line
                             for line in camera.logs('faults.eigen_depth')[start:]),
-                'the swap to be logged')
+                what='the swap to be logged')
     # a bad file is refused with a reason; the running network stays
     bad = folder / 'bad.pt'
     bad.write_bytes(b'not a checkpoint')
-    result = set_parameter(camera, NS, 'checkpoint', str(bad))
+    result = camera.set_parameters(f'{NS}/eigen_depth', checkpoint=str(bad))[0]
     assert not result.successful and str(bad) in result.reason
-    result = set_parameter(camera, NS, 'checkpoint', str(folder / 'missing.pt'))
+    result = camera.set_parameters(f'{NS}/eigen_depth', checkpoint=str(folder / 'missing.pt'))[0]
     assert not result.successful and 'missing.pt' in result.reason
     camera.wait(lambda: any(line.startswith('checkpoint not changed: ') and str(bad) in line
                             and line.endswith(f'still running the network from {twenty}')
                             for line in camera.logs('faults.eigen_depth')[start:]),
-                'the refusal to be logged')
-    assert 14 < median_depth(camera.round_trip(NS, info=camera_info())) < 28
+                what='the refusal to be logged')
+    assert 14 < median_depth(round_trip(camera, NS, info=pinhole())) < 28
     alive(nodes)
 
 
-def test_vanishing_subscribers(camera: Camera, nodes: dict) -> None:
+def busy_publishing_ms(camera: RosSide, after: float) -> list[float]:
+    """Mean publishing times [ms] of the diagnostics windows with output since ``after``."""
+    return [float(d['publishing mean (ms)']) for d in camera.diagnostics(STATUS, after)
+            if float(d['output rate (Hz)']) > 0]
+
+
+def test_vanishing_subscribers(camera: RosSide, nodes: dict) -> None:
     env = dict(os.environ)
     consumer = subprocess.Popen([sys.executable, '-c', SUBSCRIBER, NS], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         camera.wait(lambda: camera.node.count_subscribers(f'{NS}/depth') >= 2,
-                    'the second consumer')
-        camera.round_trip(NS, info=camera_info())
-        # frozen: its reliable reader stops acknowledging; we must still be served
+                    what='the second consumer')
+        round_trip(camera, NS, info=pinhole())
+        # frozen: its reliable reader stops acknowledging; we must still be served, and
+        # the node's writes must not wait for it. A blocked reliable write waits Fast DDS's
+        # max_blocking_time (100 ms) per output: the node's own publishing time shows it,
+        # however loaded the machine (its end-to-end latency would not tell it from load)
         consumer.send_signal(signal.SIGSTOP)
-        latencies = []
+        frozen = time.monotonic()
+        deadline = time.monotonic() + WAIT_S
         for _ in range(15):
-            sent = time.monotonic()
-            camera.round_trip(NS, info=camera_info())
-            latencies.append(time.monotonic() - sent)
-        assert np.median(latencies) < 1.0, latencies
+            round_trip(camera, NS, info=pinhole())
+        while len(busy_publishing_ms(camera, frozen)) < 3:   # a window is 0.25 s
+            assert time.monotonic() < deadline, 'no three diagnostics windows with output'
+            round_trip(camera, NS, info=pinhole())
+        publishing = busy_publishing_ms(camera, frozen)
+        assert np.median(publishing) < BLOCKED_WRITE_MS, publishing
         # killed without a goodbye: the node keeps serving the others
         consumer.send_signal(signal.SIGKILL)
         consumer.wait()
         for _ in range(10):
-            camera.round_trip(NS, 'points', info=camera_info())
+            round_trip(camera, NS, 'points', info=pinhole())
     finally:
         if consumer.poll() is None:
             consumer.kill()
@@ -398,15 +329,15 @@ def test_vanishing_subscribers(camera: Camera, nodes: dict) -> None:
 
 
 @pytest.mark.parametrize('ns, signum', [(NS_INT, signal.SIGINT), (NS, signal.SIGTERM)])
-def test_signal_stops_cleanly_within_a_second(camera: Camera, nodes: dict, folder: Path,
+def test_signal_stops_cleanly_within_a_second(camera: RosSide, nodes: dict, folder: Path,
                                               ns: str, signum: int) -> None:
     proc = nodes[ns]
-    camera.round_trip(ns, info=camera_info())
+    round_trip(camera, ns, info=pinhole())
     stop = threading.Event()
 
     def stream() -> None:   # a frame is in the network when the signal comes
         while not stop.is_set():
-            camera.send(ns, info=camera_info())
+            send(camera, ns, info=pinhole())
             time.sleep(0.02)
     thread = threading.Thread(target=stream)
     thread.start()

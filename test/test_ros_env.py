@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-import subprocess
-import sys
 
 from eigen_depth_ros.node import ros_env as dds_env
+from eigen_depth_ros.node.harness import node_command, NodeProcess
 from eigen_depth_ros.node.ros_env import (check_profile_env, FASTDDS_VARIABLE, FASTRTPS_VARIABLE,
                                           local_dds_env, profile_problem)
 import pytest
@@ -36,6 +35,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / 'config' / 'fastdds_shm.xml'
 VARIABLES = (FASTDDS_VARIABLE, FASTRTPS_VARIABLE)
+
+
+def run_node(cmd: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run a node that is expected to stop by itself; its exit code and output."""
+    node = NodeProcess(cmd, env)
+    try:
+        node.wait(timeout=120)
+    finally:
+        code = node.stop()
+    return code, node.log_text()
 
 
 def bare_env() -> dict[str, str]:
@@ -144,12 +153,8 @@ def test_node_refuses_a_bad_profile_naming_it(tmp_path: Path, ros_env: dict,
     names = dds_env.profile_variables()
     for name in names:
         env[name] = str(broken)
-    result = subprocess.run(
-        [sys.executable, '-m', 'eigen_depth_ros.node', '--ros-args',
-         '-p', f'checkpoint:={small_checkpoint}'],
-        env=env, capture_output=True, text=True, timeout=120)
-    output = result.stdout + result.stderr
-    assert result.returncode == 1, output
+    code, output = run_node(node_command(small_checkpoint), env)
+    assert code == 1, output
     assert f'cannot start: Fast DDS profile {broken} ({names[0]}): ' in output
     assert "uses transport_id 'shm_big'" in output
     assert 'Fast DDS said: [XMLPARSER Error] Transport Node not found' in output, output
@@ -159,11 +164,7 @@ def test_node_refuses_a_bad_profile_naming_it(tmp_path: Path, ros_env: dict,
 def test_node_names_its_profile_at_start_up(tmp_path: Path, ros_env: dict) -> None:
     """With the shipped profile the first log line names it (the node then stops: no model)."""
     pytest.importorskip('rclpy')
-    result = subprocess.run(
-        [sys.executable, '-m', 'eigen_depth_ros.node', '--ros-args',
-         '-p', f'checkpoint:={tmp_path / "missing.pt"}'],
-        env=ros_env, capture_output=True, text=True, timeout=120)
-    output = result.stdout + result.stderr
+    _, output = run_node(node_command(tmp_path / 'missing.pt'), ros_env)
     name = dds_env.profile_variables()[0]
     assert f'Fast DDS profile {SHIPPED} ({name}, Fast DDS ' in output, output
 

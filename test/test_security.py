@@ -34,17 +34,15 @@ import ast
 import json
 import os
 from pathlib import Path
-import signal
 import subprocess
 import sys
-import threading
-import time
 from typing import Any
 
 from conftest import write_small_checkpoint
 from eigen_depth_ros.bags import bag_eval, synth_bag
-from eigen_depth_ros.bags.live_playback import node_command
 from eigen_depth_ros.core.checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
+from eigen_depth_ros.node.harness import (camera_image, node_command, NodeProcess, output_qos,
+                                          RosSide)
 from eigen_depth_ros.tools import export
 import numpy as np
 import pytest
@@ -187,11 +185,12 @@ def test_code_running_checkpoint_in_the_node_runs_nothing(tmp_path: Path,
                 'x': TouchesMarker()}, evil)
     with pytest.raises(CheckpointError):
         load_checkpoint(evil)
-    proc = subprocess.run([sys.executable, '-m', 'eigen_depth_ros.node', '--ros-args',
-                           '-r', '__ns:=/security_evil', '-p', f'checkpoint:={evil}'],
-                          cwd=tmp_path, env=ros_env, capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 1 and 'refused' in proc.stdout + proc.stderr
+    node = NodeProcess(node_command(evil, namespace='/security_evil'), ros_env, cwd=tmp_path)
+    try:
+        node.wait(timeout=120)
+    finally:
+        code = node.stop()
+    assert code == 1 and 'refused' in node.log_text(), node.log_text()
     assert not (tmp_path / 'pwned').exists()
 
 
@@ -279,9 +278,14 @@ def test_command_line_paths_are_only_paths(tmp_path: Path, monkeypatch: pytest.M
 def test_node_command_keeps_paths_intact_through_rcl_yaml() -> None:
     import yaml
     path = Path('/data/run #3/a: b.pt')
-    cmd = node_command(path, 'image', 'camera_info', False, {})
-    value = next(a for a in cmd if a.startswith('checkpoint:=')).split(':=', 1)[1]
-    assert yaml.safe_load(value) == str(path)   # what rcl's YAML parser makes of it
+    cmd = node_command(path, params={'onnx_path': Path(HOSTILE_NAME), 'device': 'cpu',
+                                     'max_depth': 10.0, 'points_stride': 2})
+    values = {arg.split(':=', 1)[0]: yaml.safe_load(arg.split(':=', 1)[1])
+              for arg, before in zip(cmd[1:], cmd) if before == '-p'}
+    # what rcl's YAML parser makes of each value: the same string, float and integer
+    assert values == {'checkpoint': str(path), 'onnx_path': HOSTILE_NAME, 'device': 'cpu',
+                      'max_depth': 10.0, 'points_stride': 2}
+    assert isinstance(values['max_depth'], float) and isinstance(values['points_stride'], int)
 
 
 # ------------------------------------------------------------------------------ sockets
@@ -323,77 +327,46 @@ def process_sockets(pid: int) -> dict[str, list[dict[str, str]]]:
 
 
 BARE_PARTICIPANT = """
-import json, os, sys, time
-sys.path.insert(0, sys.argv[1])
-saved = dict(os.environ)
-from test_security import process_sockets   # its conftest import sets a DDS domain
-os.environ.clear()
-os.environ.update(saved)
+import sys
 import rclpy
 rclpy.init()
 node = rclpy.create_node('bare_participant')
-time.sleep(0.5)
-print(json.dumps(process_sockets(os.getpid())))
+print('ready', flush=True)
+sys.stdin.read()
 """
 
 
 def bare_participant_sockets(env: dict[str, str]) -> dict[str, list[dict[str, str]]]:
     """Return the sockets of a bare rclpy node in ``env``: what DDS itself opens."""
-    proc = subprocess.run([sys.executable, '-c', BARE_PARTICIPANT, str(Path(__file__).parent)],
-                          env=env, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    proc = subprocess.Popen([sys.executable, '-c', BARE_PARTICIPANT], env=env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == 'ready'
+        return process_sockets(proc.pid)
+    finally:
+        proc.communicate(timeout=60)   # closes its stdin: it exits
 
 
 @pytest.mark.ros
 @pytest.mark.slow
 def test_node_opens_no_socket_and_takes_a_hostile_path_as_a_path(
         tmp_path: Path, ros_env: dict[str, str]) -> None:
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
     folder = tmp_path / HOSTILE_NAME
     folder.mkdir()
     checkpoint = write_small_checkpoint(folder / 'model #1.pt')
-    # quoted as a YAML string, as rcl parses -p values as YAML
-    cmd = [sys.executable, '-m', 'eigen_depth_ros.node', '--ros-args', '-r',
-           '__ns:=/security', '-p', f'checkpoint:={json.dumps(str(checkpoint))}',
-           '-p', 'device:=cpu']
     log = tmp_path / 'node.log'
-    with open(log, 'wb') as out:
-        proc = subprocess.Popen(cmd, cwd=tmp_path, env=ros_env, stdout=out,
-                                stderr=subprocess.STDOUT)
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node('security_test', context=context)
-    answered = threading.Event()
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    try:
-        sub = node.create_subscription(Image, '/security/depth', lambda m: answered.set(),
-                                       QoSProfile(depth=5,
-                                                  reliability=ReliabilityPolicy.RELIABLE))
-        pub = node.create_publisher(Image, '/security/image', qos_profile_sensor_data)
-        spinner.start()
-        image = Image(width=64, height=32, encoding='rgb8', step=192, data=bytes(64 * 32 * 3))
-        deadline = time.monotonic() + 90
-        while not answered.is_set():   # discovery, then frames until one is answered
-            assert proc.poll() is None, log.read_text()[-2000:]
-            assert time.monotonic() < deadline, 'the node never answered'
-            if pub.get_subscription_count() and sub.get_publisher_count():
-                pub.publish(image)
-            answered.wait(0.2)
+    cmd = node_command(checkpoint, namespace='/security', params={'device': 'cpu'})
+    with NodeProcess(cmd, ros_env, log, cwd=tmp_path) as proc, \
+            RosSide('security_test', process=proc) as ros:
+        sub = ros.subscribe('/security/depth', Image, output_qos(5))
+        pub = ros.publisher('/security/image', Image)
+        ros.wait_connected([pub], [sub], 90.0)
+        image = camera_image(np.zeros((32, 64, 3), np.uint8))
+        ros.publish_until('/security/image', image, lambda: ros.counts['/security/depth'],
+                          'an answer', period=0.2, timeout=90.0)
         sockets = process_sockets(proc.pid)
-    finally:
-        executor.shutdown(timeout_sec=5)
-        node.destroy_node()
-        rclpy.shutdown(context=context)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(timeout=20)
     text = log.read_text(errors='replace')
     assert str(checkpoint) in text and 'Traceback' not in text
     assert not list(tmp_path.rglob('pwned'))

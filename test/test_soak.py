@@ -15,9 +15,13 @@
 """
 ``eigen-depth soak`` in a very short mode: a real node process, both rates, real numbers.
 
-The soak's verdict on latency flatness needs minutes to mean anything; here only the
-figures' presence and the absence of a crash are checked. The real soak figures are in
-docs/reliability.md (``EIGEN_DEPTH_SOAK_SECONDS=60`` runs this test at that length).
+A run of seconds cannot judge latency flatness (the p99 of a window of 20 frames is its
+slowest frame, and the machine is shared), so that verdict is only checked to follow from
+its figures, and the exit code to follow from the verdicts. Everything else must hold: no
+crash, every subscriber answered, memory flat, the camera kept its rate, and every frame
+sent is accounted for (answered, replaced by a newer one in the node, or lost on the way).
+The real soak figures are in docs/reliability.md (``EIGEN_DEPTH_SOAK_SECONDS=60`` runs this
+test at that length).
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ import pytest
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 SECONDS = float(os.environ.get('EIGEN_DEPTH_SOAK_SECONDS', '3'))
+RATES = (30, 100)
 
 
 def real(value: object) -> bool:
@@ -40,42 +45,70 @@ def real(value: object) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def test_short_soak_reports_real_numbers(tmp_path: Path, ros_env: dict[str, str],
-                                         small_checkpoint: Path) -> None:
+def check_phase(phase: dict, rate: int) -> None:
+    """Check one rate of the report: rate kept, frames accounted for, sane latency."""
+    assert phase['rate_hz'] == rate
+    # the camera kept (about) its rate: a loaded machine may lag it, never halve it
+    assert phase['input_rate_hz'] > 0.7 * rate, phase['input_rate_hz']
+    assert phase['frames_sent'] >= 0.7 * rate * SECONDS
+    # every frame sent is answered, replaced in the node by a newer one, or lost on the way
+    # (up to two may still be on their way when the phase's node totals are taken)
+    dropped = phase['dropped']
+    assert real(dropped['replaced_by_newer_frame']) and real(dropped['never_reached_node'])
+    accounted = (phase['depth_received'] + dropped['replaced_by_newer_frame']
+                 + dropped['never_reached_node'])
+    assert abs(accounted - phase['frames_sent']) <= 2, (phase['frames_sent'], dropped)
+    assert 0 <= dropped['never_reached_node'] <= 0.1 * phase['frames_sent'], dropped
+    # a network of milliseconds keeps up with a good part of the frames
+    assert phase['depth_received'] >= 0.1 * phase['frames_sent'], phase['depth_received']
+    # reliable outputs: both subscribers got every depth and cloud the first one timed
+    assert [r['depth'] for r in phase['received_per_subscriber']] == \
+        [phase['depth_received']] * 2
+    assert dropped['missed_by_a_subscriber'] == 0
+    assert [r['points'] for r in phase['received_per_subscriber']] == \
+        [phase['points_latency']['count']] * 2
+    latency = phase['latency']
+    assert latency['count'] == phase['depth_received']
+    # a frame waits for at most the one in the network: no queue, even under load
+    assert 0 < latency['p50_ms'] <= latency['p99_ms'] <= latency['max_ms'] < 5_000
+    windows = phase['windows']
+    assert len(windows) == 4 and sum(w['count'] for w in windows) == latency['count']
+    first, last = phase['p99_first_window_ms'], phase['p99_last_window_ms']
+    assert phase['p99_last_over_first'] == pytest.approx(last / first)
+    assert phase['verdicts']['latency_flat'] == (last / first <= 1.2)
+    # resident memory of the node, read from /proc/PID/status every second
+    assert 50 < phase['rss_mb']['start'] < 20_000
+    assert len(phase['rss_mb']['samples']) >= SECONDS
+    assert phase['verdicts']['answered'] and phase['verdicts']['memory_flat'], phase['verdicts']
+
+
+def test_short_soak_meets_what_seconds_can_judge(tmp_path: Path, ros_env: dict[str, str],
+                                                 small_checkpoint: Path) -> None:
     out = tmp_path / 'soak.json'
-    cmd = [sys.executable, '-m', 'eigen_depth_ros.tools.cli', 'soak', '--rates', '30,100',
-           '--duration', str(SECONDS), '--warmup', '0.5', '--subscribers', '2',
-           '--checkpoint', str(small_checkpoint), '--device', 'cpu',
-           '--domain-id', ros_env['ROS_DOMAIN_ID'], '--out', str(out)]
+    cmd = [sys.executable, '-m', 'eigen_depth_ros.tools.cli', 'soak',
+           '--rates', ','.join(map(str, RATES)), '--duration', str(SECONDS),
+           '--warmup', '0.5', '--subscribers', '2', '--checkpoint', str(small_checkpoint),
+           '--device', 'cpu', '--domain-id', ros_env['ROS_DOMAIN_ID'], '--out', str(out)]
     proc = subprocess.run(cmd, env=ros_env, capture_output=True, text=True,
                           timeout=120 + 4 * SECONDS)
-    assert proc.returncode in (0, 1), proc.stdout + proc.stderr   # 2 = could not run
-    assert 'Traceback' not in proc.stderr
+    assert out.exists(), proc.stdout + proc.stderr
     report = json.loads(out.read_text())
-    assert report['verdicts']['no_crash'], report['node']
+    verdicts = report['verdicts']
+    assert proc.returncode == (0 if verdicts['all'] else 1), proc.stdout + proc.stderr
+    assert 'Traceback' not in proc.stderr
+    assert verdicts['no_crash'] and verdicts['answered'] and verdicts['memory_flat'], \
+        (verdicts, report['node'])
     assert report['node']['exit_code'] == 0 and not report['node']['traceback_in_log']
-    assert report['subscribers'] == 2 and len(report['rates']) == 2
-    for phase, rate in zip(report['rates'], (30, 100)):
-        assert phase['rate_hz'] == rate
-        # the camera kept (about) its rate and every frame is accounted for
-        assert phase['input_rate_hz'] > 0.5 * rate
-        assert phase['frames_sent'] >= rate * SECONDS * 0.5
-        assert 0 < phase['depth_received'] <= phase['frames_sent']
-        assert phase['output_rate_hz'] > 0
-        assert [r['depth'] > 0 and r['points'] > 0
-                for r in phase['received_per_subscriber']] == [True, True]
-        for key in ('p50_ms', 'p99_ms', 'max_ms'):
-            assert real(phase['latency'][key]) and 0 < phase['latency'][key] < 10_000
-        assert phase['latency']['p50_ms'] <= phase['latency']['p99_ms']
-        assert len(phase['windows']) >= 2 and real(phase['p99_last_over_first'])
-        # resident memory of the node, read from /proc/PID/status
-        assert 50 < phase['rss_mb']['start'] < 20_000 and real(phase['memory_growth'])
-        assert len(phase['rss_mb']['samples']) >= 2
-        assert set(phase['verdicts']) == {'answered', 'latency_flat', 'memory_flat'}
-    assert real(report['memory']['growth'])
-    # the printed table has one row per rate
-    rows = [line for line in proc.stdout.splitlines() if line.split()[:1] in (['30'], ['100'])]
-    assert len(rows) == 2, proc.stdout
+    assert report['node']['stop_s'] < 5.0   # it stopped on SIGINT, not on SIGKILL
+    assert report['subscribers'] == 2 and len(report['rates']) == len(RATES)
+    for phase, rate in zip(report['rates'], RATES):
+        check_phase(phase, rate)
+    assert report['memory']['growth'] < 0.05
+    # the printed table has one row per rate, and the verdict line
+    rows = [line for line in proc.stdout.splitlines()
+            if line.split()[:1] in ([str(r)] for r in RATES)]
+    assert len(rows) == len(RATES), proc.stdout
+    assert 'no_crash=yes' in proc.stdout
 
 
 def test_bad_options_give_one_line(tmp_path: Path) -> None:

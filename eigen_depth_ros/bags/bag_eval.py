@@ -66,11 +66,12 @@ from eigen_depth_ros.msg.camera_info import (CameraInfoError, Intrinsics,
 from eigen_depth_ros.msg.image_conversion import (image_to_depth, ImageConversionError,
                                                   message_to_rgb)
 from eigen_depth_ros.msg.point_cloud import point_cloud2_to_array
+from eigen_depth_ros.node.harness import HarnessError, stamp_ns
 import numpy as np
 from tqdm import tqdm
 
 from .bag_reader import BagReadError, open_bag
-from .live_playback import LivePlaybackError, LiveRun
+from .live_playback import LiveRun
 from .tf_tree import frame_name, TfError, TfExtrapolationError, TfTree
 
 IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
@@ -95,11 +96,6 @@ class BagEvalError(ValueError):
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else 'no detail'
-
-
-def stamp_ns(msg) -> int:
-    """Header stamp of a message in nanoseconds."""
-    return int(msg.header.stamp.sec) * 10 ** 9 + int(msg.header.stamp.nanosec)
 
 
 def _count(counter: dict[str, int], reason: str) -> None:
@@ -668,6 +664,24 @@ def evaluate_frames(source: BagGroundTruth, predict: Callable[[int, np.ndarray],
     return report
 
 
+def live_predictor(live: LiveRun, estimator) -> Callable[[int, np.ndarray], tuple]:
+    """
+    Return a ``predict(stamp, rgb)`` that gives the node's depth for that frame.
+
+    It returns the depth the node published and the geometry it used, for
+    :func:`evaluate_frames`; a frame the node dropped raises :class:`BagEvalError`.
+    """
+    def predict(stamp: int, rgb: np.ndarray) -> tuple:
+        if stamp not in live.depth:
+            raise BagEvalError('dropped by the node')
+        geometry = estimator.geometry(rgb.shape[1], rgb.shape[0])
+        depth = live.depth[stamp]
+        if depth.shape != tuple(reversed(geometry.output_size)):
+            raise BagEvalError('node depth is not at the network resolution')
+        return depth, geometry
+    return predict
+
+
 def check_image_size(width: int, height: int, geometry: InputGeometry) -> None:
     """Refuse images far smaller than the network input (see MIN_IMAGE_FRACTION)."""
     cfg = geometry.config
@@ -756,7 +770,7 @@ def run(args: argparse.Namespace) -> tuple[dict, LiveRun | None]:
         if args.live:
             from .live_playback import play_into_node
             live = play_into_node(source, args)
-            predict, predicted_cells = live.predictor(estimator), live.obstacle_cells.get
+            predict, predicted_cells = live_predictor(live, estimator), live.obstacle_cells.get
         else:
             def predict(stamp: int, rgb: np.ndarray):
                 check_image_size(rgb.shape[1], rgb.shape[0],
@@ -796,7 +810,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result, _ = run(args)
-    except (BagEvalError, CheckpointError, LivePlaybackError, OSError) as exc:
+    except (BagEvalError, CheckpointError, HarnessError, OSError) as exc:
         print(f'eigen-depth bag-eval: error: {exc}', file=sys.stderr)
         return 1
     for note in result['bag']['notes']:

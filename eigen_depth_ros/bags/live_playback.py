@@ -27,12 +27,8 @@ the node dropped. Of each cloud only its occupied obstacle cells are kept
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-import json
 import os
 from pathlib import Path
-import signal
-import subprocess
-import sys
 import threading
 import time
 from typing import Any
@@ -40,16 +36,16 @@ from typing import Any
 from eigen_depth_ros.core.obstacles import KITTI_CAMERA_HEIGHT, occupied_cells
 from eigen_depth_ros.msg.image_conversion import image_to_depth
 from eigen_depth_ros.msg.point_cloud import point_cloud2_to_array
+from eigen_depth_ros.node.harness import (HarnessTimeout, node_command, NodeProcess,
+                                          output_qos, RosSide, stamp_ns)
 from eigen_depth_ros.node.ros_env import config_file, local_dds_env
 import numpy as np
 
 STARTUP_TIMEOUT_S = 60.0   # torch import + checkpoint load + DDS discovery, on a slow CPU
 DRAIN_TIMEOUT_S = 5.0      # wait this long after the last image for outstanding outputs
 KEPT_CLOUDS = 3            # whole clouds kept (for pictures); obstacle cells are kept for all
-
-
-class LivePlaybackError(RuntimeError):
-    """The node could not be started or reached; the message says why on one line."""
+RECORDED_TYPES = {'depth': 'sensor_msgs/msg/Image', 'points': 'sensor_msgs/msg/PointCloud2',
+                  'depth/camera_info': 'sensor_msgs/msg/CameraInfo'}
 
 
 @dataclass
@@ -79,25 +75,6 @@ class LiveRun:
         if len(self.clouds) < KEPT_CLOUDS:
             self.clouds[stamp] = cloud
 
-    def predictor(self, estimator):
-        """
-        Return a ``predict(stamp, rgb)`` that gives the node's depth for that frame.
-
-        It returns the depth and the geometry the node used, for
-        :func:`~eigen_depth_ros.bags.bag_eval.evaluate_frames`.
-        """
-        from .bag_eval import BagEvalError
-
-        def predict(stamp: int, rgb: np.ndarray):
-            if stamp not in self.depth:
-                raise BagEvalError('dropped by the node')
-            geometry = estimator.geometry(rgb.shape[1], rgb.shape[0])
-            depth = self.depth[stamp]
-            if depth.shape != tuple(reversed(geometry.output_size)):
-                raise BagEvalError('node depth is not at the network resolution')
-            return depth, geometry
-        return predict
-
     def statistics(self) -> dict[str, Any]:
         """Frames sent and answered, drops, output rate and latency percentiles (ms)."""
         def percentiles(values: list[float]) -> dict[str, float | None]:
@@ -117,55 +94,6 @@ class LiveRun:
         }
 
 
-def node_command(checkpoint: Path, image_topic: str, info_topic: str | None,
-                 compressed: bool, overrides: dict[str, Any]) -> list[str]:
-    """Build the ``depth_node`` command line: shipped params file, checkpoint, remaps."""
-    params = {'checkpoint': str(checkpoint), 'compressed': compressed,
-              'depth_resolution': 'network', **overrides}
-    image_base = image_topic[:-len('/compressed')] if compressed else image_topic
-    cmd = [sys.executable, '-m', 'eigen_depth_ros.node', '--ros-args',
-           '--params-file', str(config_file('depth.yaml')), '-r', f'image:={image_base}']
-    if info_topic:
-        cmd += ['-r', f'camera_info:={info_topic}']
-    for name, value in params.items():
-        # rcl parses `-p name:=value` as YAML: JSON literals are YAML and keep paths intact
-        cmd += ['-p', f'{name}:={json.dumps(value)}']
-    return cmd
-
-
-def stop_process(proc: subprocess.Popen, timeout_s: float = 5.0) -> int:
-    """Stop a child node like Ctrl-C does (SIGINT), SIGKILL after ``timeout_s``; exit code."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
-
-
-class NodeProcess:
-    """A ``depth_node`` child process on its own DDS domain; stops it on exit."""
-
-    def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path | None) -> None:
-        self._log = open(log_path, 'wb') if log_path else subprocess.DEVNULL
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-
-    def check_alive(self) -> None:
-        """Raise LivePlaybackError when the node has exited."""
-        if self.proc.poll() is not None:
-            raise LivePlaybackError(f'depth_node exited with code {self.proc.returncode} '
-                                    'before it answered (see its log)')
-
-    def stop(self) -> int:
-        """SIGINT, then SIGKILL after 5 s; the exit code."""
-        stop_process(self.proc)
-        if self._log is not subprocess.DEVNULL:
-            self._log.close()
-        return self.proc.returncode
-
-
 def play_into_node(source, args) -> LiveRun:
     """
     Start a node, play ``source``'s images and camera infos into it, collect its outputs.
@@ -174,80 +102,59 @@ def play_into_node(source, args) -> LiveRun:
     :param args: bag-eval options (``checkpoint``, ``device``, ``rate``, ``record``, ``out``,
         ``image_topic``, ``camera_info_topic``, ``camera_height``; optional
         ``node_overrides``).
+    :raises HarnessError: the node did not start, exited or did not connect.
     """
     compressed = source.reader.topics[args.image_topic].msgtype.endswith('CompressedImage')
-    domain = 10 + (os.getpid() + 7) % 90
-    os.environ.update(local_dds_env(domain))  # before rclpy creates this process's participant
+    env = local_dds_env(10 + (os.getpid() + 7) % 90)
     args.out.mkdir(parents=True, exist_ok=True)
-    node = NodeProcess(node_command(args.checkpoint, args.image_topic, args.camera_info_topic,
-                                    compressed, {'device': args.device,
-                                                 'scale_by_focal': not getattr(
-                                                     args, 'no_scale_by_focal', False),
-                                                 **getattr(args, 'node_overrides', {})}),
-                       local_dds_env(domain), args.out / 'depth_node.log')
-    try:
-        return _play(source, args, node, compressed)
-    finally:
-        node.stop()
+    image_base = args.image_topic[:-len('/compressed')] if compressed else args.image_topic
+    remaps = {'image': image_base}
+    if args.camera_info_topic:
+        remaps['camera_info'] = args.camera_info_topic
+    params = {'compressed': compressed, 'depth_resolution': 'network', 'device': args.device,
+              'scale_by_focal': not getattr(args, 'no_scale_by_focal', False),
+              **getattr(args, 'node_overrides', {})}
+    cmd = node_command(args.checkpoint, params=params, remaps=remaps,
+                       params_file=config_file('depth.yaml'))
+    with NodeProcess(cmd, env, args.out / 'depth_node.log') as node:
+        with RosSide('eigen_depth_bag_player', env=env, process=node) as ros:
+            return _play(source, args, ros, compressed)
 
 
-def _play(source, args, node: NodeProcess, compressed: bool) -> LiveRun:
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+def _play(source, args, ros: RosSide, compressed: bool) -> LiveRun:
+    """Play the bag into the node through ``ros``; collect (and record) its outputs."""
     from rclpy.serialization import deserialize_message, serialize_message
-    from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
     run = LiveRun(camera_height=args.camera_height)
-    lock = threading.Lock()
     recorder = _Recorder(args.record) if args.record else None
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    player = rclpy.create_node('eigen_depth_bag_player', context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(player)
     try:
-        def on_depth(msg: Image) -> None:
-            now = time.monotonic()
-            stamp = msg.header.stamp.sec * 10 ** 9 + msg.header.stamp.nanosec
-            with lock:
-                if stamp in run.sent_at:
-                    run.latency_s[stamp] = now - run.sent_at[stamp]
-                    run.depth[stamp] = image_to_depth(msg)
+        def on_output(name: str, msg, now: float) -> None:
+            stamp = stamp_ns(msg)
+            with ros.cond:
+                sent = ros.sent_at.get(stamp)
+            if sent is not None and name == 'depth':
+                depth = image_to_depth(msg)
+                with ros.cond:
+                    run.latency_s[stamp] = now - sent
+                    run.depth[stamp] = depth
+            elif sent is not None and name == 'points':
+                cloud = point_cloud2_to_array(msg)
+                with ros.cond:
+                    run.points_latency_s[stamp] = now - sent
+                    run.add_cloud(stamp, cloud)
             if recorder:
-                recorder.write('/eigen_depth/depth', 'sensor_msgs/msg/Image',
+                recorder.write(f'/eigen_depth/{name}', RECORDED_TYPES[name],
                                serialize_message(msg))
 
-        def on_points(msg: PointCloud2) -> None:
-            now = time.monotonic()
-            stamp = msg.header.stamp.sec * 10 ** 9 + msg.header.stamp.nanosec
-            with lock:
-                if stamp in run.sent_at:
-                    run.points_latency_s[stamp] = now - run.sent_at[stamp]
-                    run.add_cloud(stamp, point_cloud2_to_array(msg))
-            if recorder:
-                recorder.write('/eigen_depth/points', 'sensor_msgs/msg/PointCloud2',
-                               serialize_message(msg))
-
-        def on_info(msg: CameraInfo) -> None:
-            if recorder:
-                recorder.write('/eigen_depth/depth/camera_info', 'sensor_msgs/msg/CameraInfo',
-                               serialize_message(msg))
-
-        output_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        subs = [player.create_subscription(Image, '/depth', on_depth, output_qos),
-                player.create_subscription(PointCloud2, '/points', on_points, output_qos),
-                player.create_subscription(CameraInfo, '/depth/camera_info', on_info,
-                                           output_qos)]
+        subs = ros.subscribe_outputs('', ('depth', 'points', 'depth/camera_info'), keep=False,
+                                     on_message=on_output, qos=output_qos(10))
         image_type = CompressedImage if compressed else Image
-        image_pub = player.create_publisher(image_type, args.image_topic,
-                                            qos_profile_sensor_data)
-        info_pub = (player.create_publisher(CameraInfo, args.camera_info_topic,
-                                            qos_profile_sensor_data)
+        image_pub = ros.publisher(args.image_topic, image_type)
+        info_pub = (ros.publisher(args.camera_info_topic, CameraInfo)
                     if args.camera_info_topic else None)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
-        _wait_for_node(node, image_pub, info_pub, subs)
+        ros.wait_connected([image_pub] + ([info_pub] if info_pub else []), subs,
+                           STARTUP_TIMEOUT_S, 'depth_node to connect')
         started = time.monotonic()
         first_log = None
         messages = source.raw_messages(args.image_topic, args.camera_info_topic)
@@ -258,39 +165,20 @@ def _play(source, args, node: NodeProcess, compressed: bool) -> LiveRun:
                 time.sleep(delay)
             if topic == args.image_topic:
                 msg = deserialize_message(raw, image_type)
-                stamp = msg.header.stamp.sec * 10 ** 9 + msg.header.stamp.nanosec
-                with lock:
-                    run.sent_at[stamp] = time.monotonic()
-                image_pub.publish(msg)
+                run.sent_at[stamp_ns(msg)] = ros.publish(topic, msg, timed=True, wait_s=None)
             else:
-                info_pub.publish(deserialize_message(raw, CameraInfo))
-            node.check_alive()
+                ros.publish(topic, deserialize_message(raw, CameraInfo), wait_s=None)
+            ros.process.check_alive()
         run.duration_s = time.monotonic() - started
-        deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        while time.monotonic() < deadline and len(run.depth) < len(run.sent_at):
-            node.check_alive()
-            time.sleep(0.02)
+        try:
+            ros.wait(lambda: len(run.depth) >= len(run.sent_at), DRAIN_TIMEOUT_S,
+                     'the last depth images')
+        except HarnessTimeout:
+            pass  # frames the node dropped: counted in the statistics
     finally:
-        executor.shutdown()
-        player.destroy_node()
-        context.try_shutdown()
         if recorder:
             recorder.close()
     return run
-
-
-def _wait_for_node(node: NodeProcess, image_pub, info_pub, subs) -> None:
-    """Block until the node subscribes our inputs and publishes what we listen to."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        node.check_alive()
-        ready = image_pub.get_subscription_count() > 0 and (
-            info_pub is None or info_pub.get_subscription_count() > 0) and all(
-            sub.get_publisher_count() > 0 for sub in subs)
-        if ready:
-            return
-        time.sleep(0.05)
-    raise LivePlaybackError(f'depth_node did not connect within {STARTUP_TIMEOUT_S:g} s')
 
 
 class _Recorder:

@@ -55,8 +55,12 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
+from eigen_depth_ros.node.harness import (camera_image, camera_info, HarnessError,
+                                          HarnessTimeout, node_command, NodeProcess,
+                                          output_qos, RosSide, set_stamp, stamp_ns)
+from eigen_depth_ros.node.ros_env import config_file, local_dds_env
 import numpy as np
 
 LATENCY_GROWTH_LIMIT = 1.2     # last-window p99 / first-window p99
@@ -66,6 +70,8 @@ STARTUP_TIMEOUT_S = 90.0       # torch import + checkpoint load + discovery, on 
 DRAIN_S = 2.0                  # wait this long after a phase for outstanding outputs
 RSS_PERIOD_S = 1.0
 NAMESPACE = '/eigen_depth_soak'
+STATUS_NAME = 'eigen_depth: depth estimation'   # the node's /diagnostics status
+CAMERA_FRAME = 'soak_camera_optical'
 
 
 class SoakError(RuntimeError):
@@ -168,65 +174,39 @@ class Phase:
 
 
 class Consumers:
-    """The soak's ROS side: camera publishers, ``--subscribers`` consumers, diagnostics."""
+    """The soak's ROS side on the harness: the camera, ``count`` consumer nodes, diagnostics."""
 
-    def __init__(self, count: int, images: list[np.ndarray], fx: float) -> None:
-        import rclpy
-        from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+    def __init__(self, count: int, images: list[np.ndarray], fx: float,
+                 env: dict[str, str], node: NodeProcess) -> None:
+        """
+        Join DDS in ``env`` as the camera and the consumers of ``node``'s outputs.
 
-        self.lock = threading.Lock()
+        :param count: consumer nodes, each subscribing ``depth`` and ``points``.
+        :param images: the camera's RGB images, sent in turn.
+        :param fx: the camera's focal length [px].
+        """
+        from sensor_msgs.msg import CameraInfo, Image
+
+        self.ros = RosSide('soak_camera', NAMESPACE, env=env, process=node)
+        self.lock = self.ros.cond
         self.phase: Phase | None = None
-        self.diagnostics: dict[str, str] = {}
-        self.diagnostics_at = 0.0
         self.first_depth = threading.Event()
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.camera = rclpy.create_node('soak_camera', namespace=NAMESPACE,
-                                        context=self.context)
-        self.image_pub = self.camera.create_publisher(Image, 'image', qos_profile_sensor_data)
-        self.info_pub = self.camera.create_publisher(CameraInfo, 'camera_info',
-                                                     qos_profile_sensor_data)
+        self.images = [camera_image(rgb, frame_id=CAMERA_FRAME) for rgb in images]
         height, width = images[0].shape[:2]
-        self.images = []
-        for rgb in images:
-            msg = Image(height=height, width=width, encoding='rgb8', is_bigendian=0,
-                        step=width * 3, data=rgb.tobytes())
-            msg.header.frame_id = 'soak_camera_optical'
-            self.images.append(msg)
-        cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
-        self.info = CameraInfo(height=height, width=width, distortion_model='plumb_bob',
-                               d=[0.0] * 5, k=[fx, 0.0, cx, 0.0, fx, cy, 0.0, 0.0, 1.0],
-                               r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
-                               p=[fx, 0.0, cx, 0.0, 0.0, fx, cy, 0.0, 0.0, 0.0, 1.0, 0.0])
-        self.info.header.frame_id = 'soak_camera_optical'
-        self.nodes = [self.camera]
+        self.info = camera_info(width, height, fx, frame_id=CAMERA_FRAME)
+        self.image_pub = self.ros.publisher('image', Image)
+        self.info_pub = self.ros.publisher('camera_info', CameraInfo)
         self.subscriptions = []
-        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         for index in range(count):
-            node = rclpy.create_node(f'soak_consumer_{index}', namespace=NAMESPACE,
-                                     context=self.context)
-            self.nodes.append(node)
-            self.subscriptions.append(node.create_subscription(
-                Image, 'depth', self._on_output(index, 'depth'), qos))
-            self.subscriptions.append(node.create_subscription(
-                PointCloud2, 'points', self._on_output(index, 'points'), qos))
-        self.camera.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics,
-                                        QoSProfile(depth=10,
-                                                   reliability=ReliabilityPolicy.RELIABLE))
-        self.executor = SingleThreadedExecutor(context=self.context)
-        for node in self.nodes:
-            self.executor.add_node(node)
-        self.thread = threading.Thread(target=self.executor.spin, name='soak_spin',
-                                       daemon=True)
-        self.thread.start()
+            self.subscriptions += self.ros.subscribe_outputs(
+                '', ('depth', 'points'), qos=output_qos(10), keep=False,
+                node=self.ros.add_node(f'soak_consumer_{index}'),
+                on_message=self._on_output(index))
+        self.ros.subscribe_diagnostics()
 
-    def _on_output(self, index: int, kind: str) -> Any:
-        def callback(msg: Any) -> None:
-            now = time.monotonic()
-            stamp = msg.header.stamp.sec * 10 ** 9 + msg.header.stamp.nanosec
+    def _on_output(self, index: int) -> Callable[[str, Any, float], None]:
+        def callback(kind: str, msg: Any, now: float) -> None:
+            stamp = stamp_ns(msg)
             with self.lock:
                 phase = self.phase
                 if kind == 'depth' and index == 0:
@@ -241,21 +221,21 @@ class Consumers:
                     phase.points_latency.append(now - sent)
         return callback
 
-    def _on_diagnostics(self, msg: Any) -> None:
-        for status in msg.status:
-            if status.name.startswith('eigen_depth'):
-                values = {kv.key: kv.value for kv in status.values}
-                values['_level'] = str(status.level)
-                values['_message'] = status.message
-                with self.lock:
-                    self.diagnostics = values
-                    self.diagnostics_at = time.monotonic()
-
-    def connected(self) -> bool:
-        """Whether the node subscribes our camera and every consumer hears its outputs."""
-        return (self.image_pub.get_subscription_count() > 0
-                and self.info_pub.get_subscription_count() > 0
-                and all(sub.get_publisher_count() > 0 for sub in self.subscriptions))
+    def wait_until_answering(self) -> None:
+        """Discovery both ways, then frames at 5 Hz until the first depth comes back."""
+        self.ros.wait_connected([self.image_pub, self.info_pub], self.subscriptions,
+                                STARTUP_TIMEOUT_S, 'depth_node to connect')
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        index = 0
+        while not self.first_depth.is_set():
+            if time.monotonic() > deadline:
+                raise HarnessError(f'depth_node did not answer within {STARTUP_TIMEOUT_S:g} s')
+            self.publish(None, index)
+            index += 1
+            try:
+                self.ros.wait(self.first_depth.is_set, 0.2, 'the first depth')
+            except HarnessTimeout:
+                continue
 
     def publish(self, phase: Phase | None, index: int) -> None:
         """
@@ -264,36 +244,27 @@ class Consumers:
         :param phase: the phase measuring this frame (None for an unmeasured frame).
         :param index: frame counter; picks the image.
         """
-        stamp_ns = time.time_ns()
-        msg = self.images[index % len(self.images)]
-        for header in (msg.header, self.info.header):
-            header.stamp.sec = stamp_ns // 10 ** 9
-            header.stamp.nanosec = stamp_ns % 10 ** 9
+        stamp = time.time_ns()
+        msg = set_stamp(self.images[index % len(self.images)], stamp)
+        set_stamp(self.info, stamp)
         if phase is not None:
             with self.lock:
-                phase.sent_at[stamp_ns] = time.monotonic()
+                phase.sent_at[stamp] = time.monotonic()
                 phase.sent += 1
         self.info_pub.publish(self.info)
         self.image_pub.publish(msg)
 
     def fresh_diagnostics(self, after: float, timeout: float) -> dict[str, str]:
-        """Return the first diagnostics received after monotonic ``after`` (or the last)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                if self.diagnostics_at > after:
-                    return dict(self.diagnostics)
-            time.sleep(0.05)
-        with self.lock:
-            return dict(self.diagnostics)
+        """Return the first node diagnostics received after monotonic ``after`` (or the last)."""
+        try:
+            return self.ros.wait(lambda: self.ros.diagnostics(STATUS_NAME, after)[:1],
+                                 timeout, 'fresh diagnostics')[0]
+        except HarnessTimeout:
+            return (self.ros.diagnostics(STATUS_NAME) or [{}])[-1]
 
     def close(self) -> None:
         """Stop spinning and leave DDS."""
-        self.executor.shutdown(timeout_sec=5.0)
-        self.thread.join(timeout=5.0)
-        for node in self.nodes:
-            node.destroy_node()
-        self.context.try_shutdown()
+        self.ros.close()
 
 
 def _diag_delta(phase: Phase, key: str) -> int | None:
@@ -383,7 +354,7 @@ def summarize_phase(phase: Phase, duration_s: float, window_s: float,
     }
 
 
-def _publish_for(ros: Consumers, node: Any, phase: Phase | None, rate: float,
+def _publish_for(ros: Consumers, node: NodeProcess, phase: Phase | None, rate: float,
                  seconds: float) -> None:
     """
     Publish at ``rate`` for ``seconds`` (absolute schedule, no catch-up bursts).
@@ -400,7 +371,7 @@ def _publish_for(ros: Consumers, node: Any, phase: Phase | None, rate: float,
         if now >= end:
             break
         if phase is not None and now >= next_rss:
-            rss = read_rss_mb(node.proc.pid)
+            rss = read_rss_mb(node.pid)
             if rss is not None:
                 phase.rss.append((now - phase.measure_start, rss))
             next_rss += RSS_PERIOD_S
@@ -418,7 +389,7 @@ def _publish_for(ros: Consumers, node: Any, phase: Phase | None, rate: float,
             next_tick = time.monotonic()
 
 
-def _quiet_diagnostics(ros: Consumers, node: Any) -> dict[str, str]:
+def _quiet_diagnostics(ros: Consumers, node: NodeProcess) -> dict[str, str]:
     """Let the node finish what it holds, then return diagnostics counting every frame."""
     paused = time.monotonic()
     diagnostics = ros.fresh_diagnostics(paused + 0.2, 3.0)
@@ -426,8 +397,8 @@ def _quiet_diagnostics(ros: Consumers, node: Any) -> dict[str, str]:
     return diagnostics
 
 
-def _run_phase(ros: Consumers, node: Any, rate: float, warmup_s: float, duration_s: float,
-               log: Any) -> Phase:
+def _run_phase(ros: Consumers, node: NodeProcess, rate: float, warmup_s: float,
+               duration_s: float, log: Any) -> Phase:
     """
     Run one rate: warm-up, a short pause, the measured window, drain.
 
@@ -452,7 +423,7 @@ def _run_phase(ros: Consumers, node: Any, rate: float, warmup_s: float, duration
             if len(phase.latency) != count:
                 count, changed = len(phase.latency), time.monotonic()
         time.sleep(0.02)
-    rss = read_rss_mb(node.proc.pid)
+    rss = read_rss_mb(node.pid)
     if rss is not None:
         phase.rss.append((time.monotonic() - phase.measure_start, rss))
     phase.diag_end = _quiet_diagnostics(ros, node)
@@ -493,8 +464,6 @@ def _prepare_checkpoint(args: argparse.Namespace, folder: Path) -> tuple[Path, A
 def run_soak(args: argparse.Namespace) -> dict[str, Any]:
     """Run every phase and return the report (see the module docstring)."""
     from .scenes import CAMERA_SIZES, scene_image
-    from eigen_depth_ros.bags.live_playback import LivePlaybackError, node_command, NodeProcess
-    from eigen_depth_ros.node.ros_env import local_dds_env
 
     rates = parse_rates(args.rates)
     for name in ('duration', 'warmup'):
@@ -513,40 +482,33 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
                          CAMERA_SIZES.get(base, (config.input_width * 2,
                                                  config.input_height * 2)))
         images = [scene_image(width, height, seed) for seed in range(args.images)]
-        cmd = node_command(checkpoint, 'image', 'camera_info', False,
-                           {'device': args.device, 'diagnostics_period': 0.5})
-        # rcl parses -p values as YAML: quote the path so that '#', ': ' etc. stay in it
-        cmd = [f'checkpoint:={json.dumps(str(checkpoint))}'
-               if arg == f'checkpoint:={checkpoint}' else arg for arg in cmd]
-        cmd += ['-r', f'__ns:={NAMESPACE}']
+        cmd = node_command(checkpoint, params={'compressed': False, 'depth_resolution': 'network',
+                                               'device': args.device,
+                                               'diagnostics_period': 0.5},
+                           namespace=NAMESPACE, params_file=config_file('depth.yaml'))
         started = time.time()
         load_start = os.getloadavg()[0]
-        node = NodeProcess(cmd, local_dds_env(domain), log_path)
+        env = local_dds_env(domain)
+        node = NodeProcess(cmd, env, log_path)
         ros = None
         phases: list[Phase] = []
         crash = None
-        saved_env = dict(os.environ)
         try:
-            os.environ.update(local_dds_env(domain))  # before this process joins DDS
-            ros = Consumers(args.subscribers, images, fx=0.58 * width)
-            _wait_until_answering(ros, node)
+            ros = Consumers(args.subscribers, images, 0.58 * width, env, node)
+            ros.wait_until_answering()
             for rate in rates:
                 phases.append(_run_phase(ros, node, rate, args.warmup, args.duration, log))
-        except LivePlaybackError as exc:
+        except HarnessError as exc:
             crash = str(exc)
         finally:
             if ros is not None:
                 ros.close()
-            os.environ.clear()
-            os.environ.update(saved_env)
-            alive_at_end = node.proc.poll() is None
+            alive_at_end = node.running()
             stop_started = time.monotonic()
             code = node.stop()
             stop_s = time.monotonic() - stop_started
         if crash and not phases:
-            text = log_path.read_text(errors='replace') if log_path.exists() else ''
-            tail = ' | '.join(text.strip().splitlines()[-3:])
-            raise SoakError(f'{crash}: {tail}')
+            raise SoakError(f'{crash} (node log: {node.tail()})')
     node_log = log_path.read_text(errors='replace') if log_path.exists() else ''
     window_s = window_length(args.duration, args.window)
     reports = [summarize_phase(p, args.duration, window_s, args.subscribers) for p in phases]
@@ -570,7 +532,7 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
         'network': config.name, 'weights': weights, 'device': args.device,
         'camera': f'{width}x{height} rgb8, {len(images)} images',
         'subscribers': args.subscribers, 'warmup_s': args.warmup,
-        'node': {'pid': node.proc.pid, 'exit_code': code, 'alive_at_end': alive_at_end,
+        'node': {'pid': node.pid, 'exit_code': code, 'alive_at_end': alive_at_end,
                  'stop_s': stop_s, 'traceback_in_log': 'Traceback' in node_log,
                  'error': crash, 'log': str(log_path)},
         'memory': {'start_mb': rss_first, 'end_mb': rss_last,
@@ -583,23 +545,6 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
         'rates': reports,
         'verdicts': verdicts,
     }
-
-
-def _wait_until_answering(ros: Consumers, node: Any) -> None:
-    """Discovery both ways, then frames at 5 Hz until the first depth comes back."""
-    from eigen_depth_ros.bags.live_playback import LivePlaybackError
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    index = 0
-    while time.monotonic() < deadline:
-        node.check_alive()
-        if ros.connected():
-            ros.publish(None, index)
-            index += 1
-            if ros.first_depth.wait(0.2):
-                return
-        else:
-            time.sleep(0.05)
-    raise LivePlaybackError(f'depth_node did not answer within {STARTUP_TIMEOUT_S:g} s')
 
 
 # ----------------------------------------------------------------------------- output

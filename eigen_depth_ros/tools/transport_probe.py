@@ -20,7 +20,8 @@ depth crosses one back; neither is the node's own work, and neither can be faste
 this probe. :func:`measure_transport` publishes stamped ``sensor_msgs/Image`` messages
 of a given size from a child process (``python -m eigen_depth_ros.tools.transport_probe SIZE
 COUNT RATE``) and receives them here with the node's camera QoS (best effort, depth 1)
-and a single-threaded executor, as the node does; age = receive time - stamp. Both
+and a single-threaded executor, as the node does (both sides are a
+:class:`~eigen_depth_ros.node.harness.RosSide`); age = receive time - stamp. Both
 sides raise the malloc thresholds, as the node does (:mod:`.malloc_tuning`).
 :func:`probe_transport` also counts the messages lost: with a wrong or ignored Fast DDS
 profile (on Jazzy, one set under Kilted's variable name), camera-size best-effort messages
@@ -30,10 +31,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Any
 
+from eigen_depth_ros.core.malloc_tuning import keep_large_buffers
+from eigen_depth_ros.msg.image_conversion import byte_array
+from eigen_depth_ros.node.harness import HarnessTimeout, NodeProcess, RosSide, stamp_ns
 import numpy as np
 
 TOPIC = 'transport_probe'
@@ -54,37 +57,24 @@ def publish(size: int, count: int, rate: float, timeout_s: float = 30.0) -> int:
     Starts once a subscriber is matched; returns 0, or 1 when none came within
     ``timeout_s``.
     """
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
 
-    from eigen_depth_ros.msg.image_conversion import byte_array
-    from eigen_depth_ros.core.malloc_tuning import keep_large_buffers
-
     keep_large_buffers()
-    rclpy.init()
-    node = rclpy.create_node('eigen_depth_transport_probe')
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        publisher = node.create_publisher(Image, TOPIC, camera_qos())
+    with RosSide('eigen_depth_transport_probe') as ros:
+        publisher = ros.publisher(TOPIC, Image, camera_qos())
         message = Image(height=1, width=size, encoding='mono8', step=size,
                         data=byte_array(np.zeros(size, np.uint8)))
-        deadline = time.monotonic() + timeout_s
-        while publisher.get_subscription_count() == 0:
-            if time.monotonic() > deadline:
-                return 1
-            executor.spin_once(timeout_sec=0.05)
+        try:
+            ros.wait_connected([publisher], timeout=timeout_s, what='the receiver')
+        except HarnessTimeout:
+            return 1
         next_time = time.monotonic()
         for _ in range(count):
-            message.header.stamp = node.get_clock().now().to_msg()
+            message.header.stamp = ros.node.get_clock().now().to_msg()
             publisher.publish(message)
             next_time += 1.0 / rate
             time.sleep(max(0.0, next_time - time.monotonic()))
         return 0
-    finally:
-        node.destroy_node()
-        rclpy.shutdown()
 
 
 class ProbeError(RuntimeError):
@@ -97,56 +87,34 @@ def probe_transport(size: int, count: int, rate: float, env: dict[str, str],
     Receive ``count`` Images of ``size`` bytes from a child publisher; count and time them.
 
     :param env: the child's environment (DDS kept on this machine, see
-        :func:`~eigen_depth_ros.node.ros_env.local_dds_env`); this process must already use the
-        same domain.
+        :func:`~eigen_depth_ros.node.ros_env.local_dds_env`); this process joins DDS in it.
     :return: ``sent`` (``count``), ``received``, ``lost`` (sent - received: a transport
         that drops camera-size messages shows here, not in the times) and ``ages``, the age
         at receipt [s] of each message after the first :data:`SKIPPED_FIRST`.
     :raises ProbeError: one line, when the child failed (no subscriber matched, ...).
     """
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
-
-    from eigen_depth_ros.bags.live_playback import stop_process
-    from eigen_depth_ros.core.malloc_tuning import keep_large_buffers
 
     keep_large_buffers()
     ages: list[float] = []
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    log = tempfile.TemporaryFile()
-    node = child = None
-    try:
-        node = rclpy.create_node('eigen_depth_transport_receiver', context=context)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
+    with RosSide('eigen_depth_transport_receiver', env=env) as ros:
+        def on_image(msg: Any, _: float) -> None:
+            ages.append((ros.node.get_clock().now().nanoseconds - stamp_ns(msg)) / 1e9)
 
-        def on_image(msg: Any) -> None:
-            now = node.get_clock().now().nanoseconds
-            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-            ages.append((now - stamp) / 1e9)
-
-        node.create_subscription(Image, TOPIC, on_image, camera_qos())
-        child = subprocess.Popen([sys.executable, '-m', 'eigen_depth_ros.tools.transport_probe',
-                                  str(size), str(count), str(rate)], env=env,
-                                 stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.monotonic() + timeout_s + count / rate
-        while child.poll() is None and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.05)
-        for _ in range(10):  # the last messages may still be on their way
-            executor.spin_once(timeout_sec=0.05)
-    finally:
-        code = stop_process(child) if child is not None else None
-        log.seek(0)
-        error = log.read().decode(errors='replace')
-        log.close()
-        if node is not None:
-            node.destroy_node()
-        rclpy.shutdown(context=context)
+        ros.subscribe(TOPIC, Image, camera_qos(), keep=False, on_message=on_image)
+        child = NodeProcess([sys.executable, '-m', 'eigen_depth_ros.tools.transport_probe',
+                             str(size), str(count), str(rate)], env, label='probe')
+        try:
+            child.wait(timeout_s + count / rate)
+            # the last messages may still be on their way
+            ros.wait(lambda: ros.counts[TOPIC] >= count, 0.5, 'the last messages')
+        except (subprocess.TimeoutExpired, HarnessTimeout):
+            pass
+        finally:
+            code = child.stop()
     if code != 0:
-        last = error.strip().splitlines()[-1:] or ['no output']
-        raise ProbeError(f'probe exited {code}, {len(ages)} of {count} received: {last[0]}')
+        raise ProbeError(f'probe exited {code}, {len(ages)} of {count} received: '
+                         f'{child.tail(1)}')
     return {'sent': count, 'received': len(ages), 'lost': count - len(ages),
             'ages': ages[SKIPPED_FIRST:]}
 

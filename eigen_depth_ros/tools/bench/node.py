@@ -19,15 +19,11 @@ import argparse
 import os
 from pathlib import Path
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from typing import Any, Callable
+from typing import Any
 
-from eigen_depth_ros.bags.live_playback import stop_process
-from eigen_depth_ros.core.inference import BACKEND_ENV
 from eigen_depth_ros.core.malloc_tuning import keep_large_buffers
+from eigen_depth_ros.node.ros_env import local_dds_env
 from eigen_depth_ros.tools.scenes import camera_size, scene_image
 import numpy as np
 
@@ -36,14 +32,6 @@ from .measure import summarize_ms
 
 CAMERA_RATES = {'kitti': 10.0, 'nyu': 30.0}
 """Default camera frame rate [Hz] per configuration (KITTI 10 Hz, Kinect 30 Hz)."""
-
-
-def local_dds_env_here(domain_id: int) -> dict[str, str]:
-    """Keep this process's DDS on this machine and domain; return the env for children."""
-    from eigen_depth_ros.node.ros_env import local_dds_env
-    env = local_dds_env(domain_id)
-    os.environ.update(env)  # before rclpy creates this process's participant
-    return env
 
 
 def bench_transport(image_bytes: int, rate: float, args: argparse.Namespace
@@ -57,7 +45,7 @@ def bench_transport(image_bytes: int, rate: float, args: argparse.Namespace
         from eigen_depth_ros.tools.transport_probe import probe_transport, ProbeError
     except ImportError as exc:
         return [{'skipped': f'rclpy not importable: {exc}'}]
-    env = local_dds_env_here(args.domain_id)
+    env = local_dds_env(args.domain_id)
     results = []
     for size in (100, image_bytes):
         try:
@@ -81,140 +69,39 @@ def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Names
     """
     Run ``depth_node`` under a camera stream and measure stamp -> receive latency.
 
+    The node process and this process's DDS side are the harness's
+    (:mod:`eigen_depth_ros.node.harness`).
+
     :param forward_ms: the backend's bare forward median (back to back), for the ratios.
     :param paced_ms: its forward median at the camera rate (see :func:`time_calls`).
     """
     try:
-        import rclpy
-        from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-        from eigen_depth_ros.node.depth_node import PARAMETERS
-        try:
-            from diagnostic_msgs.msg import DiagnosticArray
-        except ImportError:
-            DiagnosticArray = None
+        from eigen_depth_ros.node.harness import (HarnessError, node_command, NodeProcess,
+                                                  RosSide)
     except ImportError as exc:
-        return {'skipped': f'rclpy or eigen_depth_ros.node.depth_node not importable: {exc}'}
+        return {'skipped': f'rclpy not importable: {exc}'}
     keep_large_buffers()  # the bench's own receiving of big clouds, as in the node
-    env = local_dds_env_here(args.domain_id)
-    env[BACKEND_ENV] = backend
+    env = local_dds_env(args.domain_id)
     if args.threads:
         env['OMP_NUM_THREADS'] = str(args.threads)
     for item in args.node_env:
         key, _, value = item.partition('=')
         env[key] = value
-    params = {'checkpoint': str(checkpoint), 'device': args.device,
-              'depth_resolution': args.node_resolution}
-    if any(spec.name == 'backend' for spec in PARAMETERS):
-        params['backend'] = backend
-    command = [sys.executable, '-m', 'eigen_depth_ros.node', '--ros-args']
-    for key, value in params.items():
-        command += ['-p', f'{key}:={value}']
+    params = {'device': args.device, 'depth_resolution': args.node_resolution,
+              'backend': backend}
     width, height = camera_size(config)
     rate = args.rate or CAMERA_RATES.get(config.name, 10.0)
-    image = scene_image(width, height, seed=1)
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node('eigen_depth_bench', context=context)
-    latencies: list[float] = []
-    sent = 0
+    node = NodeProcess(node_command(checkpoint, params=params), env)
     try:
-        publisher = node.create_publisher(Image, 'image', qos_profile_sensor_data)
-        info_publisher = node.create_publisher(CameraInfo, 'camera_info',
-                                               qos_profile_sensor_data)
-        # (stamp [ns], latency [s]) of each output; the last one the node publishes times it
-        arrivals: dict[str, list[tuple[int, float]]] = {'depth': [], 'points': []}
-        received = arrivals['points' if args.node_points else 'depth']
-        timed_from: int | None = None  # stamp [ns] of the first timed frame
-
-        def on_output(topic: str) -> Callable[[Any], None]:
-            def record(msg: Any) -> None:
-                now = node.get_clock().now().nanoseconds
-                stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-                arrivals[topic].append((stamp, (now - stamp) / 1e9))
-            return record
-
-        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        node.create_subscription(Image, 'depth', on_output('depth'), reliable)
-        if args.node_points:
-            node.create_subscription(PointCloud2, 'points', on_output('points'), reliable)
-        diagnostics: list[dict[str, float]] = []
-
-        def on_diagnostics(msg: Any) -> None:
-            if timed_from is not None:  # windows of the timed frames only
-                diagnostics.extend(_numeric_values(status) for status in msg.status)
-
-        if DiagnosticArray is not None:
-            node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
-        executor = rclpy.executors.SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        message = Image(height=height, width=width, encoding='rgb8', is_bigendian=0,
-                        step=width * 3, data=image.tobytes())
-        message.header.frame_id = 'camera'
-        fx = 0.58 * width
-        info = CameraInfo(height=height, width=width, distortion_model='plumb_bob',
-                          d=[0.0] * 5,
-                          k=[fx, 0.0, width / 2, 0.0, fx, height / 2, 0.0, 0.0, 1.0],
-                          r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
-                          p=[fx, 0.0, width / 2, 0.0, 0.0, fx, height / 2, 0.0,
-                             0.0, 0.0, 1.0, 0.0])
-        info.header.frame_id = 'camera'
-        deadline = time.monotonic() + args.node_timeout
-        while publisher.get_subscription_count() == 0 or \
-                node.count_publishers(node.resolve_topic_name('depth')) == 0:
-            if process.poll() is not None or time.monotonic() > deadline:
-                return {'skipped': 'depth_node did not come up: ' + _tail(log, process)}
-            executor.spin_once(timeout_sec=0.1)
-        # Stream at the camera rate. Frames count only from --node-warmup seconds after the
-        # node's first answer: its first seconds are slow (start-up, first passes).
-        period = 1.0 / rate
-        next_time = time.monotonic()
-        warm = 0
-        first_answer: float | None = None
-        while sent < args.node_frames:
-            if process.poll() is not None or (timed_from is None
-                                              and time.monotonic() > deadline):
-                break
-            stamp = node.get_clock().now().to_msg()
-            message.header.stamp = stamp
-            info.header.stamp = stamp
-            info_publisher.publish(info)
-            publisher.publish(message)
-            if timed_from is not None:
-                sent += 1
-            else:
-                warm += 1
-                if received and first_answer is None:
-                    first_answer = time.monotonic()
-                if first_answer is not None and \
-                        time.monotonic() - first_answer >= args.node_warmup:
-                    timed_from = stamp.sec * 1_000_000_000 + stamp.nanosec
-                    sent = 1
-            next_time += period
-            while time.monotonic() < next_time:
-                executor.spin_once(timeout_sec=max(0.0, next_time - time.monotonic()))
-        drain = time.monotonic() + 2.0
-        timed = []
-        while time.monotonic() < drain:
-            timed = [lat for stamp, lat in received
-                     if timed_from is not None and stamp >= timed_from]
-            if len(timed) >= sent:
-                break
-            executor.spin_once(timeout_sec=0.05)
-        if process.poll() is not None:
-            return {'skipped': 'depth_node exited: ' + _tail(log, process)}
-        if timed_from is None:
-            return {'skipped': f'no depth within {args.node_timeout:g} s of streaming: '
-                               + _tail(log, process)}
-        latencies = timed
-        depth_latencies = [lat for stamp, lat in arrivals['depth'] if stamp >= timed_from]
+        with RosSide('eigen_depth_bench', env=env, process=node) as ros:
+            run = _stream(ros, scene_image(width, height, seed=1), rate, args)
+    except HarnessError as exc:
+        return {'skipped': str(exc)}
     finally:
-        node.destroy_node()
-        rclpy.shutdown(context=context)
-        stop_process(process, timeout_s=10)
-        log.close()
+        node.stop(timeout_s=10)
+    if isinstance(run, str):
+        return {'skipped': f'{run}: {node.tail(5)}'}
+    latencies, depth_latencies, sent, warm, diagnostics = run
     if not latencies:
         return {'skipped': f'no depth received for {sent} images sent'}
     stats = summarize_ms(latencies)
@@ -223,7 +110,7 @@ def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Names
         'sent': sent, 'received': len(latencies), 'warmup_frames': warm,
         'resolution': args.node_resolution,
         'timed_output': 'points' if args.node_points else 'depth',
-        'e2e': stats, 'backend_via': 'parameter' if 'backend' in params else BACKEND_ENV,
+        'e2e': stats,
         'load_average_1m': os.getloadavg()[0],
         'node_diagnostics': _mean_values(diagnostics),
     }
@@ -238,6 +125,88 @@ def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Names
         result['overhead_paced_ms'] = stats['median_ms'] - paced_ms
         result['overhead_paced_fraction'] = result['overhead_paced_ms'] / stats['median_ms']
     return result
+
+
+def _stream(ros: Any, image: np.ndarray, rate: float, args: argparse.Namespace
+            ) -> tuple[list[float], list[float], int, int, list[dict[str, float]]] | str:
+    """
+    Stream ``image`` at ``rate`` into the node through ``ros`` (a harness ``RosSide``).
+
+    Frames count only from ``--node-warmup`` seconds after the node's first answer: its
+    first seconds are slow (start-up, first passes).
+
+    :return: the timed latencies [s] of the last output (points or depth), those of depth,
+        the frames timed, the warm-up frames and the node's numeric diagnostics windows of
+        the timed frames; or why nothing was timed.
+    """
+    from sensor_msgs.msg import CameraInfo, Image
+    from eigen_depth_ros.node.harness import (camera_image, camera_info, HarnessTimeout,
+                                              set_stamp, stamp_ns)
+
+    height, width = image.shape[:2]
+    message = camera_image(image)
+    info = camera_info(width, height, 0.58 * width, cx=width / 2, cy=height / 2)
+    # (stamp [ns], latency [s]) of each output; the last one the node publishes times it
+    arrivals: dict[str, list[tuple[int, float]]] = {'depth': [], 'points': []}
+    received = arrivals['points' if args.node_points else 'depth']
+    timed_from: list[int] = []   # stamp [ns] of the first timed frame, once known
+
+    def on_output(name: str, msg: Any, _: float) -> None:
+        now = ros.node.get_clock().now().nanoseconds
+        with ros.cond:
+            arrivals[name].append((stamp_ns(msg), (now - stamp_ns(msg)) / 1e9))
+
+    subs = ros.subscribe_outputs('', ('depth', 'points') if args.node_points else ('depth',),
+                                 keep=False, on_message=on_output)
+    ros.subscribe_diagnostics()
+    publisher = ros.publisher('image', Image)
+    info_publisher = ros.publisher('camera_info', CameraInfo)
+    try:
+        ros.wait_connected([publisher], subs, args.node_timeout, 'depth_node to come up')
+    except HarnessTimeout:
+        return 'depth_node did not come up'
+    deadline = time.monotonic() + args.node_timeout
+    period = 1.0 / rate
+    next_time = time.monotonic()
+    sent = warm = 0
+    first_answer: float | None = None
+    while sent < args.node_frames:
+        ros.process.check_alive()
+        if not timed_from and time.monotonic() > deadline:
+            return f'no depth within {args.node_timeout:g} s of streaming'
+        stamp = ros.node.get_clock().now().nanoseconds
+        info_publisher.publish(set_stamp(info, stamp))
+        publisher.publish(set_stamp(message, stamp))
+        if timed_from:
+            sent += 1
+        else:
+            warm += 1
+            with ros.cond:
+                answered = bool(received)
+            if answered and first_answer is None:
+                first_answer = time.monotonic()
+            if first_answer is not None and time.monotonic() - first_answer >= args.node_warmup:
+                timed_from.append(stamp)
+                diagnostics_from = time.monotonic()
+                sent = 1
+        next_time += period
+        time.sleep(max(0.0, next_time - time.monotonic()))
+    if not timed_from:
+        return f'no depth within {args.node_timeout:g} s of streaming'
+
+    def timed(kind: str) -> list[float]:
+        return [lat for stamp, lat in arrivals[kind] if stamp >= timed_from[0]]
+    try:
+        ros.wait(lambda: len(timed('points' if args.node_points else 'depth')) >= sent, 2.0,
+                 'the last outputs')
+    except HarnessTimeout:
+        pass   # frames the node dropped for newer ones
+    with ros.cond:
+        last = timed('points' if args.node_points else 'depth')
+        depth = timed('depth')
+        diagnostics = [_numeric_values(status) for arrival in ros.received['/diagnostics']
+                       if arrival.at >= diagnostics_from for status in arrival.msg.status]
+    return last, depth, sent, warm, diagnostics
 
 
 def _numeric_values(status: Any) -> dict[str, float]:
@@ -257,11 +226,3 @@ def _mean_values(dicts: list[dict[str, float]]) -> dict[str, float]:
     """Average each key over the dicts that have it (the node's diagnostics windows)."""
     keys = {key for d in dicts for key in d}
     return {key: statistics.fmean(d[key] for d in dicts if key in d) for key in sorted(keys)}
-
-
-def _tail(log: Any, process: subprocess.Popen, lines: int = 5) -> str:
-    """Return the last lines the node printed (and its exit code), for an error."""
-    log.seek(0)
-    text = log.read().decode(errors='replace').strip().splitlines()[-lines:]
-    code = process.poll()
-    return ' | '.join(text) + (f' (exit code {code})' if code is not None else '')
