@@ -59,7 +59,7 @@ def test_stop_escalates_from_sigint(ignored: tuple[str, ...], code: int) -> None
             with pytest.raises(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.05)
     finally:
-        assert proc.stop(timeout_s=0.5) == code
+        assert proc.stop(timeout_s=3.0) == code   # time for a loaded machine to act on it
     # the temporary log is gone, its text kept
     assert 'ready' in proc.log_text() and not proc.log_path.exists()
 
