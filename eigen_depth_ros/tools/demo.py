@@ -322,7 +322,7 @@ def run_demo(args: argparse.Namespace) -> dict:
     stats = live['live']
     print('\n' + format_metric_table(rows))
     print('\nobstacle cells (0.3-2.5 m above the road, 0.5 m cells; '
-          'eigen_depth_ros/obstacles.py):')
+          'eigen_depth_ros/core/obstacles.py):')
     print(obstacle_table({name: {'aggregate': row} for name, row in rows.items()}))
     print(f'\ndepth_node: {stats["frames_sent"]} frames in, {stats["depth_received"]} depth '
           f'out ({stats["dropped"]} dropped) at {stats["output_rate_hz"]:.1f} Hz; latency p50 '
