@@ -30,8 +30,10 @@ Both stages minimise Eq. 4 on the LiDAR pixels of the output grid only,
     L = \frac{1}{n}\sum_i d_i^2 - \frac{\lambda}{n^2}\Big(\sum_i d_i\Big)^2,\qquad
     d_i = \log y_i - \log y^*_i,\ \lambda = 0.5,
 
-with SGD (momentum 0.9, batch 32) and the paper's per-layer learning rates, held constant.
-No gradient clipping (the paper has none). Validation on held-out drives (``--val-split``,
+in batches of 32, by default with the measured from-scratch recipe (``--recipe scratch``: He
+initialisation, Adam at 3e-4; docs/training.md says why), or with the paper's (``--recipe
+paper``: SGD, momentum 0.9, its per-layer learning rates held constant). No gradient clipping
+(the paper has none). Validation on held-out drives (``--val-split``,
 centre crop) runs at the start and end of each stage and every ``--val-every`` steps.
 
 Output folder: ``last.pt`` (every ``--checkpoint-every`` steps, at the end of each stage
