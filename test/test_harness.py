@@ -26,6 +26,9 @@ import yaml
 
 IGNORES = """
 import signal, sys, time
+# as a node does (rclpy installs its handler): a job started in the background inherits an
+# ignored SIGINT, which Python would otherwise keep
+signal.signal(signal.SIGINT, signal.default_int_handler)
 for name in sys.argv[1:]:
     signal.signal(getattr(signal, name), signal.SIG_IGN)
 print('ready', flush=True)
