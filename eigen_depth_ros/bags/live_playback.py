@@ -42,7 +42,8 @@ from eigen_depth_ros.node.ros_env import config_file, local_dds_env
 import numpy as np
 
 STARTUP_TIMEOUT_S = 60.0   # torch import + checkpoint load + DDS discovery, on a slow CPU
-DRAIN_TIMEOUT_S = 5.0      # wait this long after the last image for outstanding outputs
+DRAIN_TIMEOUT_S = 5.0      # after the last image, wait while outputs keep coming this often
+DRAIN_LIMIT_S = 60.0       # how long to wait for a first depth (a first inference can be slow)
 KEPT_CLOUDS = 3            # whole clouds kept (for pictures); obstacle cells are kept for all
 RECORDED_TYPES = {'depth': 'sensor_msgs/msg/Image', 'points': 'sensor_msgs/msg/PointCloud2',
                   'depth/camera_info': 'sensor_msgs/msg/CameraInfo'}
@@ -116,69 +117,86 @@ def play_into_node(source, args) -> LiveRun:
               **getattr(args, 'node_overrides', {})}
     cmd = node_command(args.checkpoint, params=params, remaps=remaps,
                        params_file=config_file('depth.yaml'))
-    with NodeProcess(cmd, env, args.out / 'depth_node.log') as node:
-        with RosSide('eigen_depth_bag_player', env=env, process=node) as ros:
-            return _play(source, args, ros, compressed)
+    recorder = _Recorder(args.record) if args.record else None
+    try:
+        with NodeProcess(cmd, env, args.out / 'depth_node.log') as node:
+            with RosSide('eigen_depth_bag_player', env=env, process=node) as ros:
+                return _play(source, args, ros, compressed, recorder)
+    finally:
+        if recorder:   # after the ROS side stopped delivering
+            recorder.close()
 
 
-def _play(source, args, ros: RosSide, compressed: bool) -> LiveRun:
+def _play(source, args, ros: RosSide, compressed: bool, recorder: _Recorder | None
+          ) -> LiveRun:
     """Play the bag into the node through ``ros``; collect (and record) its outputs."""
     from rclpy.serialization import deserialize_message, serialize_message
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
     run = LiveRun(camera_height=args.camera_height)
-    recorder = _Recorder(args.record) if args.record else None
-    try:
-        def on_output(name: str, msg, now: float) -> None:
-            stamp = stamp_ns(msg)
-            with ros.cond:
-                sent = ros.sent_at.get(stamp)
-            if sent is not None and name == 'depth':
-                depth = image_to_depth(msg)
-                with ros.cond:
-                    run.latency_s[stamp] = now - sent
-                    run.depth[stamp] = depth
-            elif sent is not None and name == 'points':
-                cloud = point_cloud2_to_array(msg)
-                with ros.cond:
-                    run.points_latency_s[stamp] = now - sent
-                    run.add_cloud(stamp, cloud)
-            if recorder:
-                recorder.write(f'/eigen_depth/{name}', RECORDED_TYPES[name],
-                               serialize_message(msg))
 
-        subs = ros.subscribe_outputs('', ('depth', 'points', 'depth/camera_info'), keep=False,
-                                     on_message=on_output, qos=output_qos(10))
-        image_type = CompressedImage if compressed else Image
-        image_pub = ros.publisher(args.image_topic, image_type)
-        info_pub = (ros.publisher(args.camera_info_topic, CameraInfo)
-                    if args.camera_info_topic else None)
-        ros.wait_connected([image_pub] + ([info_pub] if info_pub else []), subs,
-                           STARTUP_TIMEOUT_S, 'depth_node to connect')
-        started = time.monotonic()
-        first_log = None
-        messages = source.raw_messages(args.image_topic, args.camera_info_topic)
-        for topic, _, log_time, raw in messages:
-            first_log = log_time if first_log is None else first_log
-            delay = started + (log_time - first_log) / 1e9 / args.rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            if topic == args.image_topic:
-                msg = deserialize_message(raw, image_type)
-                run.sent_at[stamp_ns(msg)] = ros.publish(topic, msg, timed=True, wait_s=None)
-            else:
-                ros.publish(topic, deserialize_message(raw, CameraInfo), wait_s=None)
-            ros.process.check_alive()
-        run.duration_s = time.monotonic() - started
-        try:
-            ros.wait(lambda: len(run.depth) >= len(run.sent_at), DRAIN_TIMEOUT_S,
-                     'the last depth images')
-        except HarnessTimeout:
-            pass  # frames the node dropped: counted in the statistics
-    finally:
+    def on_output(name: str, msg, now: float) -> None:
+        stamp = stamp_ns(msg)
+        with ros.cond:
+            sent = ros.sent_at.get(stamp)
+        if sent is not None and name == 'depth':
+            depth = image_to_depth(msg)
+            with ros.cond:
+                run.latency_s[stamp] = now - sent
+                run.depth[stamp] = depth
+        elif sent is not None and name == 'points':
+            cloud = point_cloud2_to_array(msg)
+            with ros.cond:
+                run.points_latency_s[stamp] = now - sent
+                run.add_cloud(stamp, cloud)
         if recorder:
-            recorder.close()
+            recorder.write(f'/eigen_depth/{name}', RECORDED_TYPES[name],
+                           serialize_message(msg))
+
+    subs = ros.subscribe_outputs('', ('depth', 'points', 'depth/camera_info'), keep=False,
+                                 on_message=on_output, qos=output_qos(10))
+    image_type = CompressedImage if compressed else Image
+    image_pub = ros.publisher(args.image_topic, image_type)
+    info_pub = (ros.publisher(args.camera_info_topic, CameraInfo)
+                if args.camera_info_topic else None)
+    ros.wait_connected([image_pub] + ([info_pub] if info_pub else []), subs,
+                       STARTUP_TIMEOUT_S, 'depth_node to connect')
+    started = time.monotonic()
+    first_log = None
+    messages = source.raw_messages(args.image_topic, args.camera_info_topic)
+    for topic, _, log_time, raw in messages:
+        first_log = log_time if first_log is None else first_log
+        delay = started + (log_time - first_log) / 1e9 / args.rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        if topic == args.image_topic:
+            msg = deserialize_message(raw, image_type)
+            run.sent_at[stamp_ns(msg)] = ros.publish(topic, msg, timed=True, wait_s=None)
+        else:
+            ros.publish(topic, deserialize_message(raw, CameraInfo), wait_s=None)
+        ros.process.check_alive()
+    run.duration_s = time.monotonic() - started
+    _drain(ros, run)
     return run
+
+
+def _drain(ros: RosSide, run: LiveRun) -> None:
+    """
+    Wait for the depth of every image sent, while the node still answers.
+
+    Until a first depth arrives the wait lasts up to :data:`DRAIN_LIMIT_S` (a first
+    inference can be slow); after that it ends once no depth came for
+    :data:`DRAIN_TIMEOUT_S`: the rest were dropped, and counted in the statistics.
+    """
+    limit = time.monotonic() + DRAIN_LIMIT_S
+    while len(run.depth) < len(run.sent_at):
+        answered = len(run.depth)
+        patience = limit - time.monotonic() if not answered else DRAIN_TIMEOUT_S
+        try:
+            ros.wait(lambda: len(run.depth) >= len(run.sent_at) or len(run.depth) > answered,
+                     max(patience, 0.0), 'the last depth images')
+        except HarnessTimeout:
+            return
 
 
 class _Recorder:
