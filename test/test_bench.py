@@ -81,6 +81,13 @@ def test_bench_report(small_checkpoint, tmp_path, capsys):
     assert 'forward ms' in table and 'int8' in table and 'roofline' in table
 
 
+def test_camera_size_of_a_variant_is_its_data_sets(small_checkpoint):
+    from eigen_depth_ros.core.checkpoint import load_checkpoint
+    config = load_checkpoint(small_checkpoint)[0].config
+    assert config.name != 'kitti' and scenes.camera_family(config) == 'kitti'
+    assert scenes.camera_size(config) == scenes.CAMERA_SIZES['kitti']
+
+
 def test_accuracy_figures_of_a_known_difference():
     reference = [np.zeros((2, 3)), np.zeros((2, 3))]
     logs = [np.full((2, 3), np.log(1.1)), np.zeros((2, 3))]

@@ -102,7 +102,7 @@ def test_soak_phase_verdict_sees_a_gpu_leak():
                   received=[{'depth': 2, 'points': 2}])
         p.diag_start = {GPU_RESERVED_KEY: '40.0'}
         p.diag_end = {GPU_RESERVED_KEY: reserved_end}
-        return summarize_phase(p, 10.0, 5.0, 1)
+        return summarize_phase(p, 5.0)
 
     flat, leak = phase('40.0'), phase('90.0')
     assert flat['verdicts']['memory_flat'] and flat['gpu_reserved_mb'] == {'start': 40.0,

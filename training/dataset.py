@@ -627,12 +627,3 @@ def mean_log_target(dataset: KittiDepthDataset, frames: int = 64) -> float:
     if count == 0:
         raise ValueError('no valid target pixel to average')
     return total / count
-
-
-def batches_per_epoch(num_samples: int, per_process_batch: int) -> int:
-    """
-    Return the full batches one process gets from an epoch of ``num_samples``.
-
-    The rest is dropped, so that all processes step together.
-    """
-    return math.floor(num_samples / per_process_batch)

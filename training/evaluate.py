@@ -204,7 +204,7 @@ def frame_obstacle_counts(pred_map: np.ndarray, geometry: InputGeometry,
                           camera_height: float = KITTI_CAMERA_HEIGHT
                           ) -> dict[str, dict[str, int]]:
     """
-    Return the obstacle counts of one prediction (see :func:`~.match_cells`).
+    Return the obstacle counts of one prediction (:func:`.match_cells` of core.obstacles).
 
     The predicted cloud is what ``depth_node`` publishes: one point per output-map pixel,
     back-projected with the output map's intrinsics

@@ -138,7 +138,7 @@ class EvalReport:
         _count(self.skipped, reason)
 
     def add_obstacles(self, counts: dict[str, dict[str, int]]) -> None:
-        """Add one frame's obstacle counts (see :func:`~.match_cells`)."""
+        """Add one frame's obstacle counts (``match_cells`` of :mod:`.core.obstacles`)."""
         self.obstacle_counts = add_counts(self.obstacle_counts, counts)
         self.obstacle_frames += 1
 
@@ -165,23 +165,6 @@ class EvalReport:
                 'by_range': json_safe(scores, digits=None)},
             'per_frame': self.frames,
         }
-
-
-def lidar_to_camera_from_tf(transforms, camera_frame: str, lidar_frame: str) -> np.ndarray:
-    """
-    4x4 transform taking LiDAR points into the camera frame, from /tf_static entries.
-
-    The entries form a TF tree (:class:`~eigen_depth_ros.bags.tf_tree.TfTree`); the two frames may
-    sit anywhere in it, e.g. in different branches below ``base_link``.
-    """
-    tree = TfTree()
-    try:
-        for tf in transforms:
-            tree.add_stamped(tf, static=True)
-        return tree.lookup(camera_frame, lidar_frame)
-    except TfError as exc:
-        raise BagEvalError(f'/tf_static: {exc}; pass --lidar-to-camera "x y z qx qy qz qw"'
-                           ) from None
 
 
 def parse_transform(text: str) -> np.ndarray:

@@ -272,8 +272,9 @@ def build_backend(name: str, model: EigenDepthNet, device: torch.device | str = 
     :param model: the float32 network. It is converted **in place** (moved, cast,
         quantised) unless ``copy_model`` is true, so the caller should not keep using it.
     :param device: a torch device (already resolved, e.g. by ``select_device``).
-    :param onnx_path: for ``onnx``, an exported file to run (see :mod:`.export`); by default
-        the model is exported to a temporary file, loaded, and the file removed.
+    :param onnx_path: for ``onnx``, an exported file to run (see
+        :mod:`eigen_depth_ros.tools.export`); by default the model is exported to a
+        temporary file, loaded, and the file removed.
     :param copy_model: convert a deep copy and leave ``model`` as it is.
     :raises ValueError: for an unknown name or a name the device cannot run.
     """

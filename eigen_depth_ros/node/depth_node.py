@@ -319,7 +319,8 @@ class DepthNode(Node):
 
         Every forward pass runs on the worker thread, warm-ups included: PyTorch gives each
         thread that runs parallel CPU operations its own OpenMP pool, and two pools on the
-        same cores slow every forward pass down (see ``inference.single_threaded``).
+        same cores slow every forward pass down (see
+        ``eigen_depth_ros.core.inference.single_threaded``).
 
         :raises RuntimeError: when the node stops before the worker got to it.
         """

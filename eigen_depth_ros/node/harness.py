@@ -538,13 +538,6 @@ class RosSide:
         return self.wait(lambda: self.find(key, stamp, sec), timeout,
                          f'{key} stamp {sec if sec is not None else stamp}')
 
-    def latency(self, key: str, stamp: int) -> float | None:
-        """Receive time under ``key`` minus the send time of a ``timed`` publish [s]."""
-        arrival = self.arrival(key, stamp)
-        with self.cond:
-            sent = self.sent_at.get(stamp)
-        return None if arrival is None or sent is None else arrival - sent
-
     def logs(self, node: str) -> list[str]:
         """Return what the node of logger name ``node`` (``ns.eigen_depth``) logged so far."""
         with self.cond:

@@ -89,9 +89,15 @@ def calibrate_random_model(model: EigenDepthNet, x: torch.Tensor, mean_log: floa
     return model
 
 
+def camera_family(config: Any) -> str:
+    """Return the data set a configuration is made for: ``kitti`` for ``kitti-small`` too."""
+    return config.name.split('-')[0]
+
+
 def camera_size(config: Any) -> tuple[int, int]:
     """(width, height) of the camera images benchmarked for ``config``."""
-    return CAMERA_SIZES.get(config.name, (config.input_width * 2, config.input_height * 2))
+    return CAMERA_SIZES.get(camera_family(config),
+                            (config.input_width * 2, config.input_height * 2))
 
 
 def network_input(image: np.ndarray, config: Any) -> torch.Tensor:

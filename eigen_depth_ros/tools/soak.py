@@ -57,9 +57,9 @@ import threading
 import time
 from typing import Any, Callable
 
-from eigen_depth_ros.node.harness import (camera_image, camera_info, HarnessError,
-                                          HarnessTimeout, node_command, NodeProcess,
-                                          output_qos, RosSide, set_stamp, stamp_ns)
+from eigen_depth_ros.node.harness import (camera_image, camera_info, HarnessError, HarnessTimeout,
+                                          node_command, NodeProcess, output_qos, RosSide,
+                                          set_stamp, stamp_ns)
 from eigen_depth_ros.node.ros_env import config_file, local_dds_env
 import numpy as np
 
@@ -294,8 +294,7 @@ def gpu_memory_flat(start_mb: float | None, end_mb: float | None) -> bool:
     return end_mb - start_mb <= max(MEMORY_GROWTH_LIMIT * start_mb, GPU_MEMORY_SLACK_MB)
 
 
-def summarize_phase(phase: Phase, duration_s: float, window_s: float,
-                    subscribers: int) -> dict[str, Any]:
+def summarize_phase(phase: Phase, window_s: float) -> dict[str, Any]:
     """Return the JSON report of one phase, with its verdicts."""
     from eigen_depth_ros.core.inference import GPU_RESERVED_KEY  # torch is loaded by now
     elapsed = max(phase.measure_end - phase.measure_start, 1e-9)
@@ -463,7 +462,7 @@ def _prepare_checkpoint(args: argparse.Namespace, folder: Path) -> tuple[Path, A
 
 def run_soak(args: argparse.Namespace) -> dict[str, Any]:
     """Run every phase and return the report (see the module docstring)."""
-    from .scenes import CAMERA_SIZES, scene_image
+    from .scenes import camera_size, scene_image
 
     rates = parse_rates(args.rates)
     for name in ('duration', 'warmup'):
@@ -477,10 +476,8 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
     log = sys.stdout
     with tempfile.TemporaryDirectory(prefix='eigen_depth_soak_') as folder:
         checkpoint, config, weights = _prepare_checkpoint(args, Path(folder))
-        base = config.name.split('-')[0]
         width, height = (parse_size(args.image_size) if args.image_size else
-                         CAMERA_SIZES.get(base, (config.input_width * 2,
-                                                 config.input_height * 2)))
+                         camera_size(config))
         images = [scene_image(width, height, seed) for seed in range(args.images)]
         cmd = node_command(checkpoint, params={'compressed': False, 'depth_resolution': 'network',
                                                'device': args.device,
@@ -511,7 +508,7 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
             raise SoakError(f'{crash} (node log: {node.tail()})')
     node_log = log_path.read_text(errors='replace') if log_path.exists() else ''
     window_s = window_length(args.duration, args.window)
-    reports = [summarize_phase(p, args.duration, window_s, args.subscribers) for p in phases]
+    reports = [summarize_phase(p, window_s) for p in phases]
     rss_first = reports[0]['rss_mb']['start'] if reports else None
     rss_last = reports[-1]['rss_mb']['end'] if reports else None
     no_crash = (crash is None and alive_at_end and code == 0

@@ -22,7 +22,7 @@ of a given size from a child process (``python -m eigen_depth_ros.tools.transpor
 COUNT RATE``) and receives them here with the node's camera QoS (best effort, depth 1)
 and a single-threaded executor, as the node does (both sides are a
 :class:`~eigen_depth_ros.node.harness.RosSide`); age = receive time - stamp. Both
-sides raise the malloc thresholds, as the node does (:mod:`.malloc_tuning`).
+sides raise the malloc thresholds, as the node does (:mod:`eigen_depth_ros.core.malloc_tuning`).
 :func:`probe_transport` also counts the messages lost: with a wrong or ignored Fast DDS
 profile (on Jazzy, one set under Kilted's variable name), camera-size best-effort messages
 are lost, and the few that arrive are timed as if nothing were wrong.

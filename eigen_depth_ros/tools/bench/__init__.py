@@ -27,15 +27,15 @@ One run measures, for each backend asked for (so before and after sit side by si
   roofline (sum over layers of the larger of the two);
 * resident memory with the backend loaded, and the process peak (``ru_maxrss``);
 
-then, once, the point-cloud build time (when :mod:`eigen_depth_ros.msg.point_cloud` is there),
+then, once, the point-cloud build time (:mod:`eigen_depth_ros.msg.point_cloud`),
 and with ``--node`` the end-to-end latency of ``depth_node`` under a camera stream: images
 published at ``--rate`` with the current time as header stamp, ``depth`` received, latency =
 receive time - stamp (p50, p95), and its ratio to the bare forward pass (``--node-points``
 times frames to the point cloud instead, ``--node-resolution input`` publishes at the camera
 size); with ``--transport`` the floor under that latency: how long a 100-byte and a
-camera-size Image take from one rclpy process to another (:mod:`.transport_probe`). Every
-figure comes with the machine (CPU model, cores, threads, load average, torch version,
-device).
+camera-size Image take from one rclpy process to another
+(:mod:`eigen_depth_ros.tools.transport_probe`). Every figure comes with the machine (CPU
+model, cores, threads, load average, torch version, device).
 
 One module per concern: :mod:`.cli` (options, order, JSON), :mod:`.network` (backends),
 :mod:`.bounds`, :mod:`.cloud`, :mod:`.node` (node and transport), :mod:`.measure` (timing,

@@ -27,8 +27,8 @@ from eigen_depth_ros.core.backends import BACKENDS, check_backend, cuda_tf32_sta
 from eigen_depth_ros.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from eigen_depth_ros.core.inference import select_device
 from eigen_depth_ros.core.model import EigenDepthNet, resolve_config
-from eigen_depth_ros.tools.scenes import (calibrate_random_model, camera_size, network_input,
-                                          scene_image)
+from eigen_depth_ros.tools.scenes import (calibrate_random_model, camera_family, camera_size,
+                                          network_input, scene_image)
 import torch
 
 from .bounds import bench_bounds, count_flops
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.transport:
         print('  transport ...', flush=True)
         report['transport'] = bench_transport(
-            width * height * 3, args.rate or CAMERA_RATES.get(config.name, 10.0), args)
+            width * height * 3, args.rate or CAMERA_RATES.get(camera_family(config), 10.0), args)
     if args.node:
         with tempfile.TemporaryDirectory(prefix='eigen_depth_bench_') as folder:
             checkpoint = args.checkpoint or save_checkpoint(Path(folder) / 'bench.pt', model)

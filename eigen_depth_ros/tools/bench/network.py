@@ -24,6 +24,7 @@ from typing import Any
 from eigen_depth_ros.core.backends import BACKENDS, split_name
 from eigen_depth_ros.core.inference import DepthEstimator
 from eigen_depth_ros.core.model import EigenDepthNet
+from eigen_depth_ros.tools.scenes import camera_family
 import numpy as np
 import torch
 
@@ -76,7 +77,7 @@ def bench_backend(name: str, state_dict: dict[str, torch.Tensor], config: Any,
         sync()
         first_s = time.perf_counter() - first
         forward = time_calls(lambda: backend(x), args.runs, args.warmup, sync)
-        period = 1.0 / (args.rate or CAMERA_RATES.get(config.name, 10.0))
+        period = 1.0 / (args.rate or CAMERA_RATES.get(camera_family(config), 10.0))
         paced = time_calls(lambda: backend(x), min(args.runs, 20), 0, sync, pause=period)
         predict = time_calls(lambda: estimator.predict(images[0]), args.runs, 2, sync)
         preprocess = time_calls(lambda: estimator.preprocess(images[0]), args.runs, 2, sync)

@@ -24,7 +24,7 @@ from typing import Any
 
 from eigen_depth_ros.core.malloc_tuning import keep_large_buffers
 from eigen_depth_ros.node.ros_env import local_dds_env
-from eigen_depth_ros.tools.scenes import camera_size, scene_image
+from eigen_depth_ros.tools.scenes import camera_family, camera_size, scene_image
 import numpy as np
 
 from .measure import summarize_ms
@@ -39,9 +39,11 @@ def bench_transport(image_bytes: int, rate: float, args: argparse.Namespace
     """
     Age at receipt of a 100-byte and of a camera-size Image between two processes.
 
-    The floor under the node's end-to-end latency: see :mod:`.transport_probe`.
+    The floor under the node's end-to-end latency: see
+    :mod:`eigen_depth_ros.tools.transport_probe`.
     """
     try:
+        import rclpy  # noqa: F401  (the probe imports it only when it runs)
         from eigen_depth_ros.tools.transport_probe import probe_transport, ProbeError
     except ImportError as exc:
         return [{'skipped': f'rclpy not importable: {exc}'}]
@@ -73,9 +75,10 @@ def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Names
     (:mod:`eigen_depth_ros.node.harness`).
 
     :param forward_ms: the backend's bare forward median (back to back), for the ratios.
-    :param paced_ms: its forward median at the camera rate (see :func:`time_calls`).
+    :param paced_ms: its forward median at the camera rate (see :func:`.measure.time_calls`).
     """
     try:
+        import rclpy  # noqa: F401  (the harness imports it only when it runs)
         from eigen_depth_ros.node.harness import (HarnessError, node_command, NodeProcess,
                                                   RosSide)
     except ImportError as exc:
@@ -90,7 +93,7 @@ def bench_node(backend: str, checkpoint: Path, config: Any, args: argparse.Names
     params = {'device': args.device, 'depth_resolution': args.node_resolution,
               'backend': backend}
     width, height = camera_size(config)
-    rate = args.rate or CAMERA_RATES.get(config.name, 10.0)
+    rate = args.rate or CAMERA_RATES.get(camera_family(config), 10.0)
     node = NodeProcess(node_command(checkpoint, params=params), env)
     try:
         with RosSide('eigen_depth_bench', env=env, process=node) as ros:
