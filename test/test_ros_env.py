@@ -175,3 +175,13 @@ def test_camera_size_images_all_arrive(ros_env: dict) -> None:
     from eigen_depth_ros.tools.transport_probe import probe_transport
     result = probe_transport(1242 * 375 * 3, 20, 30.0, ros_env)
     assert (result['sent'], result['received'], result['lost']) == (20, 20, 0), result
+
+
+def test_private_domain_ids_stay_in_range_and_session_honours_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = {dds_env.private_domain_id(salt) for salt in range(200)}
+    assert min(ids) == 10 and max(ids) == 99
+    monkeypatch.setenv('ROS_DOMAIN_ID', '42')
+    assert dds_env.session_domain_id() == 42
+    monkeypatch.delenv('ROS_DOMAIN_ID')
+    assert dds_env.session_domain_id() == dds_env.private_domain_id()

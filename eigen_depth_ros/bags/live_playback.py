@@ -27,7 +27,6 @@ the node dropped. Of each cloud only its occupied obstacle cells are kept
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-import os
 from pathlib import Path
 import threading
 import time
@@ -38,7 +37,7 @@ from eigen_depth_ros.msg.image_conversion import image_to_depth
 from eigen_depth_ros.msg.point_cloud import point_cloud2_to_array
 from eigen_depth_ros.node.harness import (HarnessTimeout, node_command, NodeProcess,
                                           output_qos, RosSide, stamp_ns)
-from eigen_depth_ros.node.ros_env import config_file, local_dds_env
+from eigen_depth_ros.node.ros_env import config_file, local_dds_env, private_domain_id
 import numpy as np
 
 STARTUP_TIMEOUT_S = 60.0   # torch import + checkpoint load + DDS discovery, on a slow CPU
@@ -106,7 +105,7 @@ def play_into_node(source, args) -> LiveRun:
     :raises HarnessError: the node did not start, exited or did not connect.
     """
     compressed = source.reader.topics[args.image_topic].msgtype.endswith('CompressedImage')
-    env = local_dds_env(10 + (os.getpid() + 7) % 90)
+    env = local_dds_env(private_domain_id(7))
     args.out.mkdir(parents=True, exist_ok=True)
     image_base = args.image_topic[:-len('/compressed')] if compressed else args.image_topic
     remaps = {'image': image_base}

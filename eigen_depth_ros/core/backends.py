@@ -38,7 +38,7 @@ name               device  what it does
                            float32 network; compiles on first use (tens of seconds)
 ``onnx``           any     ONNX Runtime on the exported graph (CUDA execution provider on a
                            GPU when onnxruntime-gpu is installed, else CPU)
-``fp16``           cuda    float16 weights and activations (what ``half=True`` selects)
+``fp16``           cuda    float16 weights and activations (deprecated ``half=True`` too)
 =================  ======  ==============================================================
 
 On CUDA any of ``eager``, ``channels_last``, ``bf16`` and ``fp16`` takes the suffix

@@ -113,6 +113,21 @@ def with_profile(env: dict[str, str], default: str | None) -> dict[str, str]:
     return env
 
 
+def private_domain_id(salt: int = 0) -> int:
+    """
+    Return a ROS domain id in 10..99 derived from this process's pid (plus ``salt``).
+
+    For a node a tool starts for itself (bag playback, soak, bench), so that tools running
+    side by side, and a robot on its usual domain, do not hear each other.
+    """
+    return 10 + (os.getpid() + salt) % 90
+
+
+def session_domain_id() -> int:
+    """Return ``$ROS_DOMAIN_ID`` when set, else :func:`private_domain_id`."""
+    return int(os.environ.get('ROS_DOMAIN_ID') or private_domain_id())
+
+
 def local_dds_env(domain_id: int, base: dict[str, str] | None = None) -> dict[str, str]:
     """
     Return a copy of ``base`` (default ``os.environ``) that keeps DDS on this machine.

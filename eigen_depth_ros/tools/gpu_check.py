@@ -309,14 +309,15 @@ def check_node(checkpoint: Path, frames: int) -> dict[str, Any]:
     except ImportError as exc:
         return {'ok': True, 'skipped': f'rclpy is not importable ({exc}): no ROS here, the '
                                        'node part was not run'}
-    from .bench.node import bench_node
     from eigen_depth_ros.core.checkpoint import load_checkpoint
+    from eigen_depth_ros.node.ros_env import session_domain_id
+
+    from .bench.node import bench_node
 
     model, _ = load_checkpoint(checkpoint)
     config = model.config
     args = argparse.Namespace(
-        device='auto', domain_id=int(os.environ.get('ROS_DOMAIN_ID') or
-                                     100 + os.getpid() % 100),
+        device='auto', domain_id=session_domain_id(),
         threads=0, node_env=[], node_frames=frames, node_points=False,
         node_resolution='network', node_timeout=90.0, node_warmup=2.0, rate=10.0,
         transport_messages=0)

@@ -60,7 +60,7 @@ from typing import Any, Callable
 from eigen_depth_ros.node.harness import (camera_image, camera_info, HarnessError, HarnessTimeout,
                                           node_command, NodeProcess, output_qos, RosSide,
                                           set_stamp, stamp_ns)
-from eigen_depth_ros.node.ros_env import config_file, local_dds_env
+from eigen_depth_ros.node.ros_env import config_file, local_dds_env, private_domain_id
 import numpy as np
 
 LATENCY_GROWTH_LIMIT = 1.2     # last-window p99 / first-window p99
@@ -470,7 +470,7 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f'--{name} must be positive, got {getattr(args, name)}')
     if args.subscribers < 1:
         raise ValueError(f'--subscribers must be >= 1, got {args.subscribers}')
-    domain = args.domain_id if args.domain_id is not None else 10 + (os.getpid() + 31) % 90
+    domain = args.domain_id if args.domain_id is not None else private_domain_id(31)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     log_path = args.out.with_suffix('.node.log')
     log = sys.stdout

@@ -27,6 +27,7 @@ from eigen_depth_ros.core.backends import BACKENDS, check_backend, cuda_tf32_sta
 from eigen_depth_ros.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from eigen_depth_ros.core.inference import select_device
 from eigen_depth_ros.core.model import EigenDepthNet, resolve_config
+from eigen_depth_ros.node.ros_env import session_domain_id
 from eigen_depth_ros.tools.scenes import (calibrate_random_model, camera_family, camera_size,
                                           network_input, scene_image)
 import torch
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--node-timeout', type=float, default=90.0,
                         help='seconds to wait for the node to come up')
     parser.add_argument('--domain-id', type=int,
-                        default=int(os.environ.get('ROS_DOMAIN_ID') or 100 + os.getpid() % 100),
+                        default=session_domain_id(),
                         help='ROS domain of the node run (default $ROS_DOMAIN_ID, else '
                              'pid-based)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the random weights')
