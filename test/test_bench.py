@@ -88,6 +88,14 @@ def test_camera_size_of_a_variant_is_its_data_sets(small_checkpoint):
     assert scenes.camera_size(config) == scenes.CAMERA_SIZES['kitti']
 
 
+def test_node_diagnostics_keep_the_finite_numbers_of_the_node():
+    from eigen_depth_ros.tools.bench.node import _mean_values, _numeric_values
+    status = {'bad frames (total)': '3', 'backend': 'eager', 'latency (ms)': 'nan',
+              '_level': '0', '_name': 'eigen_depth: depth estimation', 'fps': '9.5'}
+    assert _numeric_values(status) == {'bad frames (total)': 3.0, 'fps': 9.5}
+    assert _mean_values([{'fps': 9.0}, {'fps': 10.0, 'x': 1.0}]) == {'fps': 9.5, 'x': 1.0}
+
+
 def test_accuracy_figures_of_a_known_difference():
     reference = [np.zeros((2, 3)), np.zeros((2, 3))]
     logs = [np.full((2, 3), np.log(1.1)), np.zeros((2, 3))]

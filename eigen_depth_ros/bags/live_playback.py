@@ -170,11 +170,13 @@ def _play(source, args, ros: RosSide, compressed: bool, recorder: _Recorder | No
             time.sleep(delay)
         if topic == args.image_topic:
             msg = deserialize_message(raw, image_type)
-            run.sent_at[stamp_ns(msg)] = ros.publish(topic, msg, timed=True, wait_s=None)
+            ros.publish(topic, msg, timed=True, wait_s=None)
         else:
             ros.publish(topic, deserialize_message(raw, CameraInfo), wait_s=None)
         ros.process.check_alive()
     run.duration_s = time.monotonic() - started
+    with ros.cond:
+        run.sent_at = dict(ros.sent_at)
     _drain(ros, run)
     return run
 

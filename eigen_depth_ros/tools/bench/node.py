@@ -207,22 +207,26 @@ def _stream(ros: Any, image: np.ndarray, rate: float, args: argparse.Namespace
     with ros.cond:
         last = timed('points' if args.node_points else 'depth')
         depth = timed('depth')
-        diagnostics = [_numeric_values(status) for arrival in ros.received['/diagnostics']
-                       if arrival.at >= diagnostics_from for status in arrival.msg.status]
+        diagnostics = [_numeric_values(values)
+                       for values in ros.diagnostics(after=diagnostics_from)]
     return last, depth, sent, warm, diagnostics
 
 
-def _numeric_values(status: Any) -> dict[str, float]:
-    """Return the values of a DiagnosticStatus that parse as finite numbers."""
-    values = {}
-    for pair in status.values:
+def _numeric_values(values: dict[str, str]) -> dict[str, float]:
+    """
+    Return the values of a status (:meth:`RosSide.diagnostics`) that are finite numbers.
+
+    The harness's own keys (``_level`` and the like) are left out.
+    """
+    numbers = {}
+    for key, text in values.items():
         try:
-            number = float(pair.value)
+            number = float(text)
         except ValueError:
             continue
-        if np.isfinite(number):
-            values[pair.key] = number
-    return values
+        if not key.startswith('_') and np.isfinite(number):
+            numbers[key] = number
+    return numbers
 
 
 def _mean_values(dicts: list[dict[str, float]]) -> dict[str, float]:
