@@ -19,12 +19,12 @@ import os
 
 from eigen_depth_ros.core.checkpoint import save_checkpoint
 from eigen_depth_ros.core.model import EigenDepthConfig, EigenDepthNet, KITTI
-from eigen_depth_ros.node.ros_env import local_dds_env
+from eigen_depth_ros.node.ros_env import local_dds_env, private_domain_id
 import pytest
 import torch
 
 # One domain per test session (pid-based), so sessions running side by side never meet.
-TEST_DOMAIN_ID = 10 + os.getpid() % 90
+TEST_DOMAIN_ID = private_domain_id()
 os.environ.update(local_dds_env(TEST_DOMAIN_ID))
 
 # The KITTI sizes with narrow layers: same geometry, milliseconds per forward pass.
