@@ -361,12 +361,13 @@ def test_validation_metrics_are_the_evaluation_metrics_of_each_image():
         assert all(math.isnan(metrics[name]) for name in METRIC_NAMES)
 
 
-def test_validation_frames_spread_evenly():
-    from eigen_depth_training.validation import validation_frames
+def test_frames_spread_evenly():
+    from eigen_depth_training.splits import evenly_spread
 
-    assert validation_frames(4, 0) == [0, 1, 2, 3] == validation_frames(4, 10)
-    assert validation_frames(10, 3) == [0, 4, 9]
-    assert validation_frames(100, 7)[-1] == 99 and len(validation_frames(100, 7)) == 7
+    assert evenly_spread(4, 0) == [0, 1, 2, 3] == evenly_spread(4, 10)
+    assert evenly_spread(10, 3) == [0, 4, 9]
+    assert evenly_spread(100, 7)[-1] == 99 and len(evenly_spread(100, 7)) == 7
+    assert evenly_spread(5, 1) == [0] and evenly_spread(0, 3) == []
 
 
 def test_resume_position_is_exact_only_with_the_same_layout():

@@ -72,7 +72,7 @@ from torch.utils.data import Dataset, DistributedSampler
 
 from .kitti import (Calibration, KittiFormatError, load_calibration, load_velodyne_points,
                     read_image, velodyne_depth_map)
-from .splits import check_drives_present, SplitEntry, SplitError
+from .splits import check_drives_present, evenly_spread, SplitEntry, SplitError
 
 PathLike = str | os.PathLike
 
@@ -618,9 +618,8 @@ def mean_log_target(dataset: KittiDepthDataset, frames: int = 64) -> float:
 
     :raises ValueError: no valid target pixel among them.
     """
-    picks = np.unique(np.linspace(0, len(dataset) - 1, min(frames, len(dataset))).round())
     total, count = 0.0, 0
-    for index in picks.astype(int):
+    for index in evenly_spread(len(dataset), frames):
         target, valid = dataset.centre_target(dataset.entries[index])
         total += float(np.log(target[valid]).sum())
         count += int(valid.sum())

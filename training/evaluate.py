@@ -72,7 +72,7 @@ import numpy as np
 
 from .dataset import KittiDepthDataset, mean_depth_map
 from .kitti import Calibration, drive_dir, KittiFormatError, load_velodyne_points, read_image
-from .splits import read_split_file, SplitEntry, SplitError
+from .splits import evenly_spread, read_split_file, SplitEntry, SplitError
 from .synth import SYNTHETIC_DEPTH_DIR
 
 PathLike = str | os.PathLike
@@ -347,11 +347,8 @@ def evaluate(data_root: PathLike, split: PathLike, checkpoint: PathLike | None =
     test_set = KittiDepthDataset(data_root, read_split_file(split), config,
                                  cache_dir=cache_dir, progress=progress)
     entries = list(test_set.entries)
-    if max_images and len(entries) > max_images:
-        keep = sorted({int(i) for i in np.linspace(0, len(entries) - 1, max_images).round()})
-        entries = [entries[i] for i in keep]
-    shown = set(np.linspace(0, len(entries) - 1, min(examples, len(entries))).round()
-                .astype(int).tolist()) if examples else set()
+    entries = [entries[i] for i in evenly_spread(len(entries), max_images)]
+    shown = set(evenly_spread(len(entries), examples)) if examples else set()
     # examples.png shows the network's last stage, else the baseline
     drawn = stages[-1] if checkpoint is not None else list(predictors)[-1]
     per_image: dict[str, list[dict[str, Any]]] = {name: [] for name in predictors}

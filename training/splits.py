@@ -32,6 +32,8 @@ import random
 import re
 import sys
 
+import numpy as np
+
 from .kitti import DriveFrameIndex, frame_path, list_drive_frames, normalise_drive, PathLike
 
 _TEST_DRIVE_NUMBERS = {
@@ -148,6 +150,18 @@ def read_split_file(path: PathLike) -> list[SplitEntry]:
     if not entries:
         raise SplitError(f'{path}: split file lists no frame')
     return entries
+
+
+def evenly_spread(count: int, limit: int) -> list[int]:
+    """
+    Return the indices of at most ``limit`` of ``count`` items, evenly spread and sorted.
+
+    All of ``range(count)`` when ``limit <= 0`` or ``limit >= count``; else the rounded
+    points of ``linspace(0, count - 1, limit)``, first and last item included.
+    """
+    if limit <= 0 or limit >= count:
+        return list(range(count))
+    return sorted({int(i) for i in np.linspace(0, count - 1, limit).round()})
 
 
 def write_split_file(path: PathLike, entries: list[SplitEntry] | tuple[SplitEntry, ...]) -> Path:

@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Subset
 from .dataset import KittiDepthDataset
 from .distributed import all_reduce, DistContext
 from .interrupts import ignore_stop_signals
+from .splits import evenly_spread
 
 FirstBatch = tuple[dict[str, Any], torch.Tensor]
 """The first validation batch and its predicted log depth (on the CPU), for pictures."""
@@ -83,15 +84,6 @@ def obstacle_counts(val_set: KittiDepthDataset, batch: dict[str, Any], pred_log:
     return counts
 
 
-def validation_frames(count: int, max_frames: int) -> list[int]:
-    """Return the frames to validate on: all ``count``, or ``max_frames`` evenly spread."""
-    indices = list(range(count))
-    if max_frames and len(indices) > max_frames:
-        spread = np.linspace(0, len(indices) - 1, max_frames).round()
-        indices = sorted({int(i) for i in spread})
-    return indices
-
-
 @torch.no_grad()
 def validation_pass(model: torch.nn.Module, stage: str, val_set: KittiDepthDataset,
                     ctx: DistContext, batch_size: int, options: Any,
@@ -108,7 +100,7 @@ def validation_pass(model: torch.nn.Module, stage: str, val_set: KittiDepthDatas
         every process (None when no frame has ground truth); and this process's first batch
         with its prediction (None when it had none).
     """
-    indices = validation_frames(len(val_set), options.val_max_frames)
+    indices = evenly_spread(len(val_set), options.val_max_frames)  # 0: all
     shard = Subset(val_set, indices[ctx.rank::ctx.world_size])
     loader = DataLoader(shard, batch_size=batch_size, num_workers=options.workers,
                         worker_init_fn=ignore_stop_signals if options.workers else None)
