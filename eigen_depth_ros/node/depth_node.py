@@ -70,23 +70,20 @@ from rclpy.exceptions import InvalidParameterTypeException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 import torch
 
 from .diagnostics import Counters, depth_status, FocalState, STAGES
 from .parameters import (check_depth_resolution, choose_backend, DYNAMIC, NODE_NAME,
                          PARAMETERS, ParameterSpec)
+from .qos import camera_input_qos, output_qos
 from .ros_env import check_profile_env
 from .settings import Settings
 
 ERROR_LOG_PERIOD_S = 5.0  # one log line per kind of fault per this many seconds
-# Camera input: sensor-data QoS (best effort) keeping only the newest frame, so frames the
-# node cannot take never wait in a DDS queue; the one-slot buffer drops and counts the rest.
-CAMERA_QOS = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
-                        durability=qos_profile_sensor_data.durability,
-                        history=qos_profile_sensor_data.history)
-OUTPUT_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+CAMERA_QOS = camera_input_qos()
+OUTPUT_QOS = output_qos()
 
 
 def parameter_descriptor(spec: ParameterSpec) -> ParameterDescriptor:

@@ -44,12 +44,6 @@ SKIPPED_FIRST = 5
 """Messages not counted at the start (discovery and first allocations)."""
 
 
-def camera_qos() -> Any:
-    """Return the node's camera QoS: best effort, keep last 1."""
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-    return QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-
-
 def publish(size: int, count: int, rate: float, timeout_s: float = 30.0) -> int:
     """
     Publish ``count`` stamped Images of ``size`` data bytes at ``rate`` Hz on :data:`TOPIC`.
@@ -59,9 +53,11 @@ def publish(size: int, count: int, rate: float, timeout_s: float = 30.0) -> int:
     """
     from sensor_msgs.msg import Image
 
+    from eigen_depth_ros.node.qos import camera_input_qos
+
     keep_large_buffers()
     with RosSide('eigen_depth_transport_probe') as ros:
-        publisher = ros.publisher(TOPIC, Image, camera_qos())
+        publisher = ros.publisher(TOPIC, Image, camera_input_qos())
         message = Image(height=1, width=size, encoding='mono8', step=size,
                         data=byte_array(np.zeros(size, np.uint8)))
         try:
@@ -95,13 +91,15 @@ def probe_transport(size: int, count: int, rate: float, env: dict[str, str],
     """
     from sensor_msgs.msg import Image
 
+    from eigen_depth_ros.node.qos import camera_input_qos
+
     keep_large_buffers()
     ages: list[float] = []
     with RosSide('eigen_depth_transport_receiver', env=env) as ros:
         def on_image(msg: Any, _: float) -> None:
             ages.append((ros.node.get_clock().now().nanoseconds - stamp_ns(msg)) / 1e9)
 
-        ros.subscribe(TOPIC, Image, camera_qos(), keep=False, on_message=on_image)
+        ros.subscribe(TOPIC, Image, camera_input_qos(), keep=False, on_message=on_image)
         child = NodeProcess([sys.executable, '-m', 'eigen_depth_ros.tools.transport_probe',
                              str(size), str(count), str(rate)], env, label='probe')
         try:
