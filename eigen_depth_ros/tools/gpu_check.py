@@ -310,17 +310,16 @@ def check_node(checkpoint: Path, frames: int) -> dict[str, Any]:
         return {'ok': True, 'skipped': f'rclpy is not importable ({exc}): no ROS here, the '
                                        'node part was not run'}
     from eigen_depth_ros.core.checkpoint import load_checkpoint
-    from eigen_depth_ros.node.ros_env import session_domain_id
 
+    from .bench.cli import build_parser
     from .bench.node import bench_node
 
     model, _ = load_checkpoint(checkpoint)
     config = model.config
-    args = argparse.Namespace(
-        device='auto', domain_id=session_domain_id(),
-        threads=0, node_env=[], node_frames=frames, node_points=False,
-        node_resolution='network', node_timeout=90.0, node_warmup=2.0, rate=10.0,
-        transport_messages=0)
+    # bench's own options and defaults, only the run's length and rate set here
+    args = build_parser().parse_args([
+        '--out', os.devnull, '--device', 'auto', '--node-frames', str(frames),
+        '--node-warmup', '2', '--rate', '10', '--transport-messages', '0'])
     result = bench_node('auto', checkpoint, config, args, None)
     if 'skipped' in result:
         return {'ok': False, 'error': result['skipped']}
