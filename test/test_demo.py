@@ -22,7 +22,8 @@ from eigen_depth_ros.tools.demo import cached_stage
 import pytest
 
 TINY = ['--train-drives', '2', '--frames', '5', '--test-frames', '4', '--coarse-samples', '32',
-        '--fine-samples', '16', '--batch-size', '8', '--device', 'cpu', '--rate', '0.5']
+        '--fine-samples', '16', '--batch-size', '8', '--device', 'cpu', '--rate', '0.5',
+        '--more-test-drives', '1', '--more-test-frames', '2']
 
 
 @pytest.mark.ros
@@ -39,6 +40,10 @@ def test_demo_end_to_end_then_cached(tmp_path, ros_env):
         for key in ('obstacle_f1_10m', 'obstacle_recall_20m', 'obstacle_precision_20m'):
             assert row[key] is None or 0 <= row[key] <= 1
     assert summary['obstacle_truth']['offline'] == 'dense'
+    more = summary['more_test_drives']
+    assert more['drives'] == ['2011_09_26/2011_09_26_drive_0009_sync'] and more['frames'] == 2
+    assert set(more['metrics']) == {'coarse', 'fine', 'baseline: mean'}
+    assert 'more test drives' in first.stdout
     world = json.loads((out / 'world' / 'stage.json').read_text())['key']
     assert summary['test_drive'] not in world['train_drives']
     assert all(d.startswith('2011_09_28/') for d in world['train_drives'])
@@ -84,6 +89,7 @@ def test_missing_package_is_named(monkeypatch):
 
 @pytest.mark.parametrize('bad, message', [
     (['--train-drives', '1'], '--train-drives 1: the split needs at least 2'),
+    (['--more-test-drives', '99'], '--more-test-drives 99 is outside 0..'),
     (['--coarse-samples', '4', '--batch-size', '8'],
      '--coarse-samples 4 is less than one batch of 8'),
 ])
