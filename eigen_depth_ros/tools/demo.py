@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help='further Eigen test drives on 2011_09_26, scored offline in a '
                             'second table: one drive of 17 moving frames is a noisy judge '
                             '(0: none; default: %(default)s)')
-    world.add_argument('--more-test-frames', type=int, default=10,
+    world.add_argument('--more-test-frames', type=int, default=5,
                        help='frames of each further test drive, all moving '
                             '(default: %(default)s)')
     world.add_argument('--seed', type=int, default=0, help='world seed (default: %(default)s)')
