@@ -156,10 +156,10 @@ def check_world_options(args: argparse.Namespace) -> None:
         raise DemoError(f'--frames {args.frames} / --test-frames {args.test_frames}: need at '
                         'least 1 frame per training drive and 4 test frames (the first 3 '
                         'are stationary and skipped)')
-    if not 0 <= args.more_test_drives <= len(more_test_drive_names(None)):
-        raise DemoError(f'--more-test-drives {args.more_test_drives} is outside 0..'
-                        f'{len(more_test_drive_names(None))} (the other Eigen test drives '
-                        'on 2011_09_26)')
+    available = len(more_test_drive_names(None))
+    if not 0 <= args.more_test_drives <= available:
+        raise DemoError(f'--more-test-drives {args.more_test_drives} is outside 0..{available} '
+                        '(the other Eigen test drives on 2011_09_26)')
     if args.more_test_drives and args.more_test_frames < 1:
         raise DemoError(f'--more-test-frames {args.more_test_frames}: need at least 1 frame')
     if not 0.1 <= args.train_scale <= 1.0:
@@ -195,6 +195,8 @@ def make_world(args: argparse.Namespace) -> tuple[Path, str]:
     their own split file, ``splits/more_test_files.txt``; ``test_files.txt`` holds the test
     drive alone.
     """
+    from dataclasses import replace
+
     from eigen_depth_training.splits import build_eigen_split, write_split_file
     from eigen_depth_training.synth import (DEFAULT_SIZE, default_drive_names,
                                             training_drive_names, write_synthetic_kitti)
@@ -214,16 +216,16 @@ def make_world(args: argparse.Namespace) -> tuple[Path, str]:
                               progress=True)
         write_synthetic_kitti(tmp / 'kitti', frames=args.test_frames, seed=args.seed,
                               drive_names=[test_drive], progress=True)
-        split = build_eigen_split(tmp / 'kitti', drives=[*train_drives, test_drive],
-                                  val_fraction=0.1, seed=args.seed)
-        split.write(tmp / 'splits')
         if more_drives:
             write_synthetic_kitti(tmp / 'kitti', frames=args.more_test_frames, seed=args.seed,
                                   drive_names=more_drives, stationary=0, progress=True)
-            # the same split with the further test drives in place of the test drive
-            more = build_eigen_split(tmp / 'kitti', drives=[*train_drives, *more_drives],
-                                     val_fraction=0.1, seed=args.seed)
-            write_split_file(tmp / 'splits' / 'more_test_files.txt', more.test)
+        split = build_eigen_split(tmp / 'kitti', val_fraction=0.1, seed=args.seed)
+        # the test drive alone in test_files.txt, the further ones in their own file
+        replace(split, test=tuple(e for e in split.test if e.drive == test_drive)).write(
+            tmp / 'splits')
+        if more_drives:
+            write_split_file(tmp / 'splits' / 'more_test_files.txt',
+                             [e for e in split.test if e.drive != test_drive])
 
     folder = cached_stage(args.out / 'world', key, build, 'synthetic world')
     return folder, test_drive
@@ -325,18 +327,20 @@ def run_demo(args: argparse.Namespace) -> dict:
     world, test_drive = make_world(args)
     checkpoint = train_model(args, world)
 
+    def evaluate_on(split: str, out: str) -> dict:
+        # the training's depth cache: the mean map's training frames are projected already
+        return evaluate(world / 'kitti', world / 'splits' / split, checkpoint,
+                        stages=('coarse', 'fine'), baseline='mean',
+                        train_split=world / 'splits' / 'train_files.txt', out=args.out / out,
+                        device=args.device, cache_dir=checkpoint.parent / 'depth_cache',
+                        progress=True)
+
     print('[demo] evaluating on the test drive (Eigen protocol, Garg crop, 80 m cap) ...')
-    offline = evaluate(world / 'kitti', world / 'splits' / 'test_files.txt', checkpoint,
-                       stages=('coarse', 'fine'), baseline='mean',
-                       train_split=world / 'splits' / 'train_files.txt', out=args.out / 'eval',
-                       device=args.device, progress=True)
+    offline = evaluate_on('test_files.txt', 'eval')
     more = None
     if (world / 'splits' / 'more_test_files.txt').is_file():
         print(f'[demo] evaluating on {args.more_test_drives} more test drives ...')
-        more = evaluate(world / 'kitti', world / 'splits' / 'more_test_files.txt', checkpoint,
-                        stages=('coarse', 'fine'), baseline='mean',
-                        train_split=world / 'splits' / 'train_files.txt',
-                        out=args.out / 'eval_more', device=args.device, progress=True)
+        more = evaluate_on('more_test_files.txt', 'eval_more')
 
     bag = args.out / 'bag'
     shutil.rmtree(bag, ignore_errors=True)
