@@ -22,7 +22,8 @@ PACKAGE = 'eigen_depth_ros'
 setup(
     name=PACKAGE,
     version='0.1.0',
-    packages=find_packages(include=[PACKAGE, f'{PACKAGE}.*']) + ['eigen_depth_training'],
+    packages=find_packages(include=[PACKAGE, f'{PACKAGE}.*']) + ['eigen_depth_training']
+    + [f'eigen_depth_training.{name}' for name in find_packages('training')],
     # training/ is the source folder of the package eigen_depth_training; it is never
     # installed as a top-level package called "training".
     package_dir={'eigen_depth_training': 'training'},

@@ -18,6 +18,7 @@ import re
 import cv2
 from eigen_depth_training import kitti, synth
 from eigen_depth_training.splits import EIGEN_TEST_DRIVES
+from eigen_depth_training.synth import world as synth_world
 import numpy as np
 import pytest
 
@@ -194,7 +195,7 @@ def test_same_seed_same_bytes(tmp_path):
 @pytest.fixture(scope='module')
 def drives():
     """Motion and world of the first eight default drives, seed 0, 20 frames (no rendering)."""
-    return [synth._drive(name, 20, 0, 3)[0] for name in synth.default_drive_names(8)]
+    return [synth_world._drive(name, 20, 0, 3)[0] for name in synth.default_drive_names(8)]
 
 
 def _footprint_gaps(world, drive, boxes):
@@ -205,11 +206,11 @@ def _footprint_gaps(world, drive, boxes):
 
 def test_worlds_are_deterministic_per_seed_and_name():
     name = synth.default_drive_names(2)[1]
-    a, b = (synth._drive(name, 5, 1, 1)[0].world for _ in range(2))
+    a, b = (synth_world._drive(name, 5, 1, 1)[0].world for _ in range(2))
     for field in ('lo', 'hi', 'velocity', 'material', 'colour', 'style', 'pitch', 'kind'):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
     assert a.street.road == b.street.road and a.light.exposure == b.light.exposure
-    other = synth._drive(name, 5, 2, 1)[0].world
+    other = synth_world._drive(name, 5, 2, 1)[0].world
     assert other.street.road != a.street.road
 
 
@@ -221,7 +222,8 @@ def test_street_geometry_varies_between_drives(drives):
     lanes = [s.lanes[s.rig_lane] for s in streets]
     offsets = [(lo + hi) / 2 for lo, hi, _ in lanes]            # rig's offset from its lane centre
     assert max(np.abs(offsets)) <= 0.3 and np.ptp(offsets) > 0.2
-    assert all(lo < synth._RIG_CORRIDOR[0] and hi > synth._RIG_CORRIDOR[1] for lo, hi, _ in lanes)
+    corridor_lo, corridor_hi = synth_world._RIG_CORRIDOR
+    assert all(lo < corridor_lo and hi > corridor_hi for lo, hi, _ in lanes)
     assert len({len(s.lanes) for s in streets}) > 1
     assert {'town', 'suburb', 'open'} <= {s.setting[side] for s in streets for side in (-1, 1)}
     assert any(s.junctions for s in streets) and not all(s.junctions for s in streets)
@@ -238,7 +240,7 @@ def test_road_users_at_all_distances(drives):
     lead_gaps, parked_near, crossing = [], 0, 0
     for drive in drives:
         world, street = drive.world, drive.world.street
-        body = (world.kind == synth._VEHICLE) & (world.material == synth._CAR)
+        body = (world.kind == synth_world._VEHICLE) & (world.material == synth_world._CAR)
         lead = body & (world.velocity > 0) & (world.lo[:, 0] < 0) & (world.hi[:, 0] > 0)
         if lead.any():
             gaps = _footprint_gaps(world, drive, lead).min(axis=1)   # nearest car ahead
@@ -248,9 +250,9 @@ def test_road_users_at_all_distances(drives):
         gaps = _footprint_gaps(world, drive, parked)
         lateral = np.maximum(np.maximum(world.lo[parked, 0], -world.hi[parked, 0]), 0.0)
         parked_near += int(((gaps > 0) & (np.hypot(gaps, lateral) < 10.0)).any(axis=0).sum())
-        people = world.kind == synth._PEDESTRIAN
+        people = world.kind == synth_world._PEDESTRIAN
         inside = (world.lo[:, 0] > street.road[0]) & (world.hi[:, 0] < street.road[1])
-        crossing += int((people & inside & (world.material == synth._CLOTH)).sum())
+        crossing += int((people & inside & (world.material == synth_world._CLOTH)).sum())
     lead_gaps = np.concatenate(lead_gaps)
     assert len(lead_gaps) > 40 and np.mean((lead_gaps >= 4.0) & (lead_gaps <= 30.0)) > 0.8
     assert lead_gaps.min() < 12.0
@@ -260,16 +262,17 @@ def test_road_users_at_all_distances(drives):
     height = synth.CAMERA_HEIGHT - np.concatenate([d.world.lo[:, 1] for d in drives])
     base = synth.CAMERA_HEIGHT - np.concatenate([d.world.hi[:, 1] for d in drives])
     size = np.concatenate([d.world.hi - d.world.lo for d in drives])
-    bodies = (kinds == synth._PEDESTRIAN) & (materials == synth._CLOTH)
-    heads = (kinds == synth._PEDESTRIAN) & (materials == synth._SKIN)
+    bodies = (kinds == synth_world._PEDESTRIAN) & (materials == synth_world._CLOTH)
+    heads = (kinds == synth_world._PEDESTRIAN) & (materials == synth_world._SKIN)
     assert bodies.sum() >= 20 and bodies.sum() == heads.sum()
     assert np.all(base[bodies] < 0.3) and np.all((height[heads] > 1.5) & (height[heads] < 2.1))
-    bikes = (kinds == synth._CYCLIST) & (materials == synth._TYRE)
+    bikes = (kinds == synth_world._CYCLIST) & (materials == synth_world._TYRE)
     assert bikes.sum() >= 3 and np.allclose(size[bikes, 2], 1.7) and np.all(size[bikes, 0] < 0.2)
-    assert np.allclose(height[(kinds == synth._CYCLIST) & (materials == synth._SKIN)], 1.7)
-    vans = (kinds == synth._VEHICLE) & (materials == synth._CAR) & (height > 2.4)
+    riders = (kinds == synth_world._CYCLIST) & (materials == synth_world._SKIN)
+    assert np.allclose(height[riders], 1.7)
+    vans = (kinds == synth_world._VEHICLE) & (materials == synth_world._CAR) & (height > 2.4)
     assert vans.any() and np.all((size[vans, 2] >= 6.0) & (size[vans, 2] <= 9.0))
-    posts = (kinds == synth._FURNITURE) & (base < 0.3)
+    posts = (kinds == synth_world._FURNITURE) & (base < 0.3)
     assert posts.sum() > 50 and np.all(height[posts] > 0.8)
 
 
@@ -280,7 +283,7 @@ def test_the_rig_never_meets_anything(drives):
     The car spans the corridor's x range, 2.5 m behind to 2.5 m ahead of camera 0, and
     0.2 m (above kerbs) to 2 m above the road.
     """
-    low, high = synth._RIG_CORRIDOR
+    low, high = synth_world._RIG_CORRIDOR
     for drive in drives:
         world = drive.world
         for time, position in zip(drive.times, drive.positions):
