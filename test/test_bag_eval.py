@@ -270,6 +270,33 @@ def test_good_custom_bag_and_explicit_transform_parsing(tmp_path, small_checkpoi
         bag_eval.parse_transform('1 2 3')
 
 
+def test_backend_option_is_used_and_recorded(tmp_path, mcap_bag, small_checkpoint, capsys):
+    # int8 quantises fc6/fc7 on every CPU: its numbers differ from eager's a little, and
+    # metrics.json names the backend that made them.
+    results = {}
+    for backend in ('eager', 'int8'):
+        code, out = run_eval(tmp_path / backend, mcap_bag, small_checkpoint, *COMMON,
+                             '--depth-topic', '/ground_truth/depth', '--backend', backend)
+        assert code == 0
+        results[backend] = json.loads((out / 'metrics.json').read_text())
+        assert results[backend]['backend'] == {'requested': backend, 'resolved': backend}
+        assert results[backend]['options']['backend'] == backend
+    assert 'backend: int8' in capsys.readouterr().out
+    eager, int8 = (results[b]['aggregate']['abs_rel'] for b in ('eager', 'int8'))
+    assert eager != int8 and int8 == pytest.approx(eager, rel=0.05)
+    # auto is resolved here, to the name the node would pick on this CPU
+    from eigen_depth_ros.core.backends import default_backend
+    code, out = run_eval(tmp_path / 'auto', mcap_bag, small_checkpoint, *COMMON,
+                         '--depth-topic', '/ground_truth/depth', '--backend', 'auto')
+    assert code == 0 and json.loads((out / 'metrics.json').read_text())['backend'] == {
+        'requested': 'auto', 'resolved': default_backend('cpu')}
+    # a backend the device cannot run is one error line naming the option
+    code, _ = run_eval(tmp_path / 'fp16', mcap_bag, small_checkpoint, *COMMON,
+                       '--depth-topic', '/ground_truth/depth', '--backend', 'fp16')
+    err = capsys.readouterr().err
+    assert code == 1 and len(error_lines(err)) == 1 and "--backend 'fp16'" in err
+
+
 def test_nearest_pairs():
     pairs = bag_eval.nearest_pairs([100, 200, 300], [95, 210, 500], tolerance_ns=10)
     assert pairs == {100: 95, 200: 210}
@@ -287,6 +314,11 @@ def test_live_through_a_real_node_agrees_with_offline(tmp_path, mcap_bag, small_
         node_log = out / 'depth_node.log'
         assert code == 0, node_log.read_text()[-3000:] if node_log.exists() else mode
         results[mode] = json.loads((out / 'metrics.json').read_text())
+    # Issue 24: the node runs the backend evaluated offline (its own default, auto, is int8
+    # or bf16_int8 depending on the CPU), and metrics.json says which.
+    for mode in ('offline', 'live'):
+        assert results[mode]['backend'] == {'requested': 'eager', 'resolved': 'eager'}
+    assert "backend 'eager' -> eager" in (tmp_path / 'live' / 'depth_node.log').read_text()
     live = results['live']['live']
     assert_obstacle_metrics(results['live'])
     assert live['frames_sent'] == 3 and live['depth_received'] + live['dropped'] == 3
@@ -312,13 +344,22 @@ def test_offline_eval_applies_and_reports_the_canonical_focal_rule(
     results = {}
     for rule in ('on', 'off'):
         extra = [] if rule == 'on' else ['--no-scale-by-focal']
-        code, out = run_eval(tmp_path / rule, mcap_bag, half, *COMMON, '--lidar-topic',
-                             '/velodyne_points', *extra)
-        assert code == 0
-        results[rule] = json.loads((out / 'metrics.json').read_text())
+        for scaling in ('', '--median-scaling'):
+            code, out = run_eval(tmp_path / f'{rule}{scaling}', mcap_bag, half, *COMMON,
+                                 '--lidar-topic', '/velodyne_points', *extra,
+                                 *([scaling] if scaling else []))
+            assert code == 0
+            results[rule + scaling] = json.loads((out / 'metrics.json').read_text())
     on, off = results['on']['focal'], results['off']['focal']
     assert on['scale_by_focal'] is True and on['frames_scaled'] == 3
     assert on['f_train'] == pytest.approx(kitti_train_focal(model.config) / 2)
     assert off['scale_by_focal'] is False and off['frames_scaled'] == 0
-    # The bag's camera is KITTI's: the rule doubles every depth (RMSE of a doubled guess).
     assert results['on']['aggregate']['abs_rel'] != results['off']['aggregate']['abs_rel']
+    # The bag's camera is KITTI's and f_train half of KITTI's: the rule (f_in / f_train)
+    # doubles every depth. Median scaling (applied before the cap) measures the factor:
+    # median(gt) / median(pred) is half as large with the rule as without it.
+    scaled = {rule: [f['scale'] for f in results[f'{rule}--median-scaling']['per_frame']]
+              for rule in ('on', 'off')}
+    assert len(scaled['on']) == len(scaled['off']) == 3
+    for with_rule, without in zip(scaled['on'], scaled['off']):
+        assert without / with_rule == pytest.approx(2.0, rel=1e-3)

@@ -49,7 +49,7 @@ import json
 import math
 from pathlib import Path
 import sys
-from typing import NamedTuple
+from typing import NamedTuple, TYPE_CHECKING
 import warnings
 
 from eigen_depth_ros.core.checkpoint import CheckpointError
@@ -73,6 +73,9 @@ from tqdm import tqdm
 from .bag_reader import BagReadError, open_bag
 from .live_playback import LiveRun
 from .tf_tree import frame_name, TfError, TfExtrapolationError, TfTree
+
+if TYPE_CHECKING:
+    from eigen_depth_ros.core.inference import DepthEstimator
 
 IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
@@ -707,6 +710,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help='camera height above the road for the obstacle metrics, m '
                              '(default: %(default)s, KITTI)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument('--backend', default='eager',
+                        help="how the network's forward pass runs, offline and in the node "
+                             '--live starts (its backend parameter): eager, int8, bf16_int8, '
+                             "auto, ... (eigen_depth_ros.core.backends); 'auto' is resolved "
+                             'once here and the node gets the resolved name, so both '
+                             'evaluate the same network (default: %(default)s, float32)')
     parser.add_argument('--no-scale-by-focal', action='store_true',
                         help="offline: do not scale the network's depth by f_in / f_train "
                              '(the canonical-focal rule, on by default as in depth_node; '
@@ -723,6 +732,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_estimator(args: argparse.Namespace) -> DepthEstimator:
+    """
+    Load ``args.checkpoint`` on ``args.device`` with backend ``args.backend``.
+
+    :return: the :class:`~eigen_depth_ros.core.inference.DepthEstimator`; its
+        ``backend.name`` is the resolved backend (``auto`` made concrete), which ``--live``
+        hands to the node.
+    :raises BagEvalError: for a backend name the device cannot run.
+    """
+    from eigen_depth_ros.core.inference import DepthEstimator
+    try:
+        return DepthEstimator.from_checkpoint(args.checkpoint, device=args.device,
+                                              backend=args.backend)
+    except CheckpointError:
+        raise
+    except ValueError as exc:
+        raise BagEvalError(f'--backend {args.backend!r}: {_first_line(exc)}') from None
+
+
 def run(args: argparse.Namespace) -> tuple[dict, LiveRun | None]:
     """
     Evaluate as ``args`` say; write ``metrics.json`` and ``report.png`` into ``args.out``.
@@ -730,7 +758,6 @@ def run(args: argparse.Namespace) -> tuple[dict, LiveRun | None]:
     :return: the result written to ``metrics.json``, and with ``--live`` what the node
         published (:class:`~eigen_depth_ros.bags.live_playback.LiveRun`, else None).
     """
-    from eigen_depth_ros.core.inference import DepthEstimator
     from eigen_depth_ros.core.report import write_bag_report
 
     transform = parse_transform(args.lidar_to_camera) if args.lidar_to_camera else None
@@ -747,12 +774,12 @@ def run(args: argparse.Namespace) -> tuple[dict, LiveRun | None]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', '.*f_train', UserWarning)  # in the report
-            estimator = DepthEstimator.from_checkpoint(args.checkpoint, device=args.device)
+            estimator = load_estimator(args)
         focal.update(f_train=estimator.train_focal, f_train_note=estimator.train_focal_note)
         live, predicted_cells = None, None
         if args.live:
             from .live_playback import play_into_node
-            live = play_into_node(source, args)
+            live = play_into_node(source, args, backend=estimator.backend.name)
             predict, predicted_cells = live_predictor(live, estimator), live.obstacle_cells.get
         else:
             def predict(stamp: int, rgb: np.ndarray):
@@ -778,6 +805,7 @@ def run(args: argparse.Namespace) -> tuple[dict, LiveRun | None]:
         raise
     result['bag'] = source.bag_report()
     result['mode'] = 'live' if args.live else 'offline'
+    result['backend'] = {'requested': args.backend, 'resolved': estimator.backend.name}
     result['focal'] = focal
     result['options'] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     if live is not None:
@@ -804,6 +832,11 @@ def main(argv: list[str] | None = None) -> int:
         + ('' if result['mode'] == 'live' else f', {focal["frames_scaled"]} frames scaled')
         + ')' if focal['scale_by_focal'] else 'off (--no-scale-by-focal)')
         + (f'; warning: {focal["f_train_note"]}' if focal['f_train_note'] else ''))
+    backend = result['backend']
+    print(f"backend: {backend['resolved']}" + (
+        f" (--backend {backend['requested']})"
+        if backend['requested'] != backend['resolved'] else '')
+        + (', offline and in the node' if result['mode'] == 'live' else ''))
     agg = result['aggregate']
     print(' '.join(f'{k}={agg[k]:.4f}' for k in METRIC_NAMES))
     print(f'obstacles ({result["obstacles"]["frames"]} frames): ' + ' '.join(

@@ -94,7 +94,7 @@ class LiveRun:
         }
 
 
-def play_into_node(source, args) -> LiveRun:
+def play_into_node(source, args, backend: str = 'eager') -> LiveRun:
     """
     Start a node, play ``source``'s images and camera infos into it, collect its outputs.
 
@@ -102,6 +102,9 @@ def play_into_node(source, args) -> LiveRun:
     :param args: bag-eval options (``checkpoint``, ``device``, ``rate``, ``record``, ``out``,
         ``image_topic``, ``camera_info_topic``, ``camera_height``; optional
         ``node_overrides``).
+    :param backend: the node's ``backend`` parameter: the backend the offline evaluation
+        resolved, so both run the same network (the node's own default ``auto`` is
+        ``int8`` or ``bf16_int8`` depending on the CPU).
     :raises HarnessError: the node did not start, exited or did not connect.
     """
     compressed = source.reader.topics[args.image_topic].msgtype.endswith('CompressedImage')
@@ -112,6 +115,7 @@ def play_into_node(source, args) -> LiveRun:
     if args.camera_info_topic:
         remaps['camera_info'] = args.camera_info_topic
     params = {'compressed': compressed, 'depth_resolution': 'network', 'device': args.device,
+              'backend': backend,
               'scale_by_focal': not getattr(args, 'no_scale_by_focal', False),
               **getattr(args, 'node_overrides', {})}
     cmd = node_command(args.checkpoint, params=params, remaps=remaps,
