@@ -12,26 +12,24 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Shared fixtures. Every DDS participant started by the tests stays on loopback."""
+"""
+Shared fixtures. Every DDS participant started by the tests stays on loopback.
+
+Plain helpers that test modules import live in ``support.py`` (pytest advises against
+importing from conftest).
+"""
 from __future__ import annotations
 
 import os
 
-from eigen_depth_ros.core.checkpoint import save_checkpoint
-from eigen_depth_ros.core.model import EigenDepthConfig, EigenDepthNet, KITTI
 from eigen_depth_ros.node.ros_env import local_dds_env, private_domain_id
 import pytest
+from support import write_small_checkpoint
 import torch
 
 # One domain per test session (pid-based), so sessions running side by side never meet.
 TEST_DOMAIN_ID = private_domain_id()
 os.environ.update(local_dds_env(TEST_DOMAIN_ID))
-
-# The KITTI sizes with narrow layers: same geometry, milliseconds per forward pass.
-SMALL_KITTI = EigenDepthConfig('kitti-small', KITTI.input_width, KITTI.input_height,
-                               KITTI.fine_row_start, KITTI.fine_input_height,
-                               coarse_channels=(8, 16, 16, 16, 16), fc_width=64,
-                               fine_channels=8)
 
 
 @pytest.fixture
@@ -49,20 +47,7 @@ def ros_env() -> dict[str, str]:
     return local_dds_env(TEST_DOMAIN_ID)
 
 
-def write_small_checkpoint(path):
-    """
-    Write a checkpoint of :data:`SMALL_KITTI` predicting about 10 m everywhere.
-
-    Its output is log(10 m) plus a little structure, so predictions are finite and positive.
-    """
-    torch.manual_seed(0)
-    model = EigenDepthNet(SMALL_KITTI)
-    with torch.no_grad():
-        model.fine.conv4.bias.fill_(float(torch.log(torch.tensor(10.0))))
-    return save_checkpoint(path, model)
-
-
 @pytest.fixture(scope='session')
 def small_checkpoint(tmp_path_factory):
-    """Provide the path of a :func:`write_small_checkpoint` checkpoint (do not modify it)."""
+    """Provide the path of a :func:`support.write_small_checkpoint` checkpoint (read only)."""
     return write_small_checkpoint(tmp_path_factory.mktemp('ckpt') / 'small.pt')

@@ -16,6 +16,7 @@
 """
 Helpers shared by several test modules (plain functions; fixtures live in conftest.py).
 
+- the narrow KITTI network of the fast tests (:data:`SMALL_KITTI`) and a checkpoint of it;
 - the synthetic KITTI drives of the training and evaluation tests (written once per
   session) and the options of a seconds-long training run on them;
 - the 3-frame synthetic drive of the bag tests and running ``eigen-depth bag-eval`` on a
@@ -32,14 +33,40 @@ import tempfile
 from typing import Any
 
 from eigen_depth_ros.bags import bag_eval
+from eigen_depth_ros.core.checkpoint import save_checkpoint
+from eigen_depth_ros.core.model import EigenDepthConfig, EigenDepthNet, KITTI
 from eigen_depth_training.options import default_options
 from eigen_depth_training.splits import build_eigen_split
 from eigen_depth_training.synth import write_synthetic_kitti
 import numpy as np
+import torch
 
 SYNTH_SIZE = (414, 125)  # a third of KITTI's 1242x375: fast to render, same aspect
 CLI_WIDTH_MULT = 0.0625  # the narrow network of cli_args
 BAG_DRIVE = '2011_09_26_drive_0002'  # the drive of the bag tests (an Eigen test drive)
+
+# The KITTI sizes with narrow layers: same geometry, milliseconds per forward pass.
+SMALL_KITTI = EigenDepthConfig('kitti-small', KITTI.input_width, KITTI.input_height,
+                               KITTI.fine_row_start, KITTI.fine_input_height,
+                               coarse_channels=(8, 16, 16, 16, 16), fc_width=64,
+                               fine_channels=8)
+
+
+# --------------------------------------------------------------------------- networks
+
+def write_small_checkpoint(path: Path) -> Path:
+    """
+    Write a checkpoint of :data:`SMALL_KITTI` predicting about 10 m everywhere.
+
+    Its output is log(10 m) plus a little structure, so predictions are finite and positive.
+
+    :return: ``path``.
+    """
+    torch.manual_seed(0)
+    model = EigenDepthNet(SMALL_KITTI)
+    with torch.no_grad():
+        model.fine.conv4.bias.fill_(float(torch.log(torch.tensor(10.0))))
+    return save_checkpoint(path, model)
 
 
 # --------------------------------------------------------------------------- training data

@@ -25,14 +25,16 @@ full-size figures.
 from contextlib import nullcontext
 import os
 
-from conftest import SMALL_KITTI
-from eigen_depth_ros.core.backends import (BACKENDS, build_backend, check_backend, default_backend,
+from eigen_depth_ros.core import backends as backends_module
+from eigen_depth_ros.core.backends import (BACKENDS, build_backend, check_backend,
+                                           cpu_has_native_bf16, default_backend,
                                            module_weight_bytes)
 from eigen_depth_ros.core.inference import BACKEND_ENV, DepthEstimator, single_threaded
 from eigen_depth_ros.core.model import EigenDepthNet, normalize_image
 from eigen_depth_ros.tools.scenes import calibrate_random_model, network_input, scene_image
 import numpy as np
 import pytest
+from support import SMALL_KITTI
 import torch
 
 # name: (max abs diff of log depth, mean relative depth change)
@@ -98,9 +100,44 @@ def test_int8_reads_fewer_weight_bytes(calibrated):
     assert int8 < bf16 < eager
 
 
+# /proc/cpuinfo flags of three kinds of x86 CPU (abridged): auto differs between them.
+CPU_FLAGS = {
+    'AMD EPYC Zen 3, AVX2 only': 'fpu sse4_2 avx f16c fma avx2 bmi2 sha_ni',
+    'AMD EPYC Zen 4, AVX-512 with bf16': 'avx2 avx512f avx512bw avx512_vnni avx512_bf16',
+    'Intel Sapphire Rapids, AMX': 'avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 amx_int8',
+    'Intel Skylake-SP, AVX-512 without bf16': 'avx2 avx512f avx512bw avx512cd avx512vl',
+}
+NATIVE_BF16 = {'AMD EPYC Zen 3, AVX2 only': False, 'AMD EPYC Zen 4, AVX-512 with bf16': True,
+               'Intel Sapphire Rapids, AMX': True,
+               'Intel Skylake-SP, AVX-512 without bf16': False}
+
+
+@pytest.mark.parametrize('cpu', sorted(CPU_FLAGS))
+def test_auto_follows_the_cpu_flags(cpu, monkeypatch, tmp_path):
+    # The same answer on every machine the suite runs on: the flags are this test's, not
+    # the machine's (cpu_has_native_bf16 reads /proc/cpuinfo).
+    cpuinfo = tmp_path / 'cpuinfo'
+    cpuinfo.write_text(f'processor\t: 0\nmodel name\t: {cpu}\nflags\t\t: '
+                       f'{CPU_FLAGS[cpu]}\n\nprocessor\t: 1\nflags\t\t: {CPU_FLAGS[cpu]}\n')
+    real_path = backends_module.Path
+    monkeypatch.setattr(backends_module, 'Path', lambda name: real_path(
+        cpuinfo if name == '/proc/cpuinfo' else name))
+    assert cpu_has_native_bf16() is NATIVE_BF16[cpu]
+    expected = 'bf16_int8' if NATIVE_BF16[cpu] else 'int8'
+    assert default_backend('cpu') == check_backend('auto', 'cpu') == expected
+    assert default_backend('cuda:0') == 'fp16+graph'  # the CPU's flags do not matter there
+
+
+def test_without_cpuinfo_auto_is_int8(monkeypatch, tmp_path):
+    real_path = backends_module.Path
+    monkeypatch.setattr(backends_module, 'Path', lambda name: real_path(
+        tmp_path / 'missing' if name == '/proc/cpuinfo' else name))
+    assert not cpu_has_native_bf16() and default_backend('cpu') == 'int8'
+
+
 def test_names_and_devices():
     assert check_backend('auto', 'cpu') == default_backend('cpu')
-    assert default_backend('cpu') in ('bf16_int8', 'int8')
+    assert default_backend('cpu') == ('bf16_int8' if cpu_has_native_bf16() else 'int8')
     assert default_backend('cuda') == 'fp16+graph'
     assert check_backend(' INT8 ', 'cpu') == 'int8'
     assert check_backend('fp16+graph', 'cuda') == 'fp16+graph'

@@ -16,11 +16,11 @@
 import os
 import pickle
 
-from conftest import SMALL_KITTI
 from eigen_depth_ros.core.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, load_checkpoint,
                                              save_checkpoint)
 from eigen_depth_ros.core.model import config_to_dict, EigenDepthNet
 import pytest
+from support import SMALL_KITTI
 import torch
 
 

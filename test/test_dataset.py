@@ -15,7 +15,6 @@
 """KITTI training samples: augmentation alignment, depth scaling, cache, bad input."""
 from __future__ import annotations
 
-from conftest import SMALL_KITTI
 from eigen_depth_ros.core.geometry import InputGeometry
 from eigen_depth_ros.core.model import KITTI, normalize_image
 from eigen_depth_training.dataset import (apply_augmentation, Augmentation, expand_sides,
@@ -25,6 +24,7 @@ from eigen_depth_training.splits import read_split_file, SplitEntry, SplitError
 import numpy as np
 import pytest
 from support import copy_drive, synthetic_kitti
+from support import SMALL_KITTI
 import torch
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')

@@ -24,7 +24,6 @@ import json
 import math
 import shutil
 
-from conftest import SMALL_KITTI
 from eigen_depth_ros.core.checkpoint import save_checkpoint
 from eigen_depth_ros.core.geometry import InputGeometry
 from eigen_depth_ros.core.model import EigenDepthNet
@@ -38,6 +37,7 @@ from eigen_depth_training.synth import SYNTHETIC_DEPTH_DIR
 import numpy as np
 import pytest
 from support import copy_drive, synthetic_kitti
+from support import SMALL_KITTI
 import torch
 
 DRIVE = '2011_09_26/2011_09_26_drive_0001_sync'

@@ -35,7 +35,6 @@ import sys
 import textwrap
 from typing import Callable
 
-from conftest import SMALL_KITTI
 from eigen_depth_ros.bags import bag_eval, synth_bag
 from eigen_depth_ros.core.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, load_checkpoint,
                                              read_checkpoint, save_checkpoint)
@@ -45,6 +44,7 @@ from eigen_depth_training.kitti import KittiFormatError
 from eigen_depth_training.synth import write_synthetic_kitti
 import numpy as np
 import pytest
+from support import SMALL_KITTI
 import torch
 
 pytestmark = pytest.mark.filterwarnings('ignore:invalid value encountered:RuntimeWarning',

@@ -66,7 +66,7 @@ OUTPUTS = ('depth', 'depth/camera_info', 'points', 'depth/colorized')
 
 def small_config() -> Any:
     """Return the narrow KITTI-geometry network config of conftest."""
-    from conftest import SMALL_KITTI
+    from support import SMALL_KITTI
     return SMALL_KITTI
 
 

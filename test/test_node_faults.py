@@ -115,7 +115,7 @@ def median_depth(msg: Image) -> float:
 
 def write_checkpoint(path: Path, metres: float) -> Path:
     """Write the conftest network predicting about ``metres`` everywhere."""
-    from conftest import SMALL_KITTI
+    from support import SMALL_KITTI
     torch.manual_seed(0)
     model = EigenDepthNet(SMALL_KITTI)
     with torch.no_grad():
@@ -220,7 +220,7 @@ def test_image_size_and_camera_info_change_mid_stream(camera: RosSide, nodes: di
     assert info.k[0] == pytest.approx(900.0 * scale, rel=1e-6)
     # degenerate cameras (a few pixels, a sliver) are resized like any other; their depth
     # follows the canonical-focal rule (f_in / f_train far beyond 4x: published, warned)
-    from conftest import SMALL_KITTI
+    from support import SMALL_KITTI
     from eigen_depth_ros.core.geometry import focal_scale, InputGeometry, kitti_train_focal
     for width, height in ((4, 2), (1, 1), (2000, 3)):
         depth = round_trip(camera, NS, width=width, height=height,

@@ -38,7 +38,6 @@ import subprocess
 import sys
 from typing import Any
 
-from conftest import write_small_checkpoint
 from eigen_depth_ros.bags import bag_eval, synth_bag
 from eigen_depth_ros.core.checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
 from eigen_depth_ros.node.harness import (camera_image, node_command, NodeProcess, output_qos,
@@ -46,6 +45,7 @@ from eigen_depth_ros.node.harness import (camera_image, node_command, NodeProces
 from eigen_depth_ros.tools import export
 import numpy as np
 import pytest
+from support import write_small_checkpoint
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,6 @@ import math
 import os
 import signal
 
-from conftest import SMALL_KITTI
 from eigen_depth_ros.core.checkpoint import load_checkpoint, read_checkpoint
 from eigen_depth_ros.core.model import KITTI
 from eigen_depth_training import train as train_module
@@ -29,6 +28,7 @@ from eigen_depth_training.options import (build_parser, default_options, learnin
 from eigen_depth_training.train import main, NonFiniteLossError, train
 import pytest
 from support import cli_args, small_options, synthetic_kitti
+from support import SMALL_KITTI
 import torch
 
 
