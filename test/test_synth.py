@@ -192,6 +192,18 @@ def test_same_seed_same_bytes(tmp_path):
     assert a[png] != c[png]
 
 
+def test_drives_in_parallel_processes_are_the_same_bytes(tmp_path):
+    kwargs = {'drives': 2, 'frames': 2, 'size': (96, 32), 'seed': 5}
+    infos = synth.write_synthetic_kitti(tmp_path / 'serial', workers=1, **kwargs)
+    assert synth.main([str(tmp_path / 'parallel'), '--drives', '2', '--frames', '2', '--width',
+                       '96', '--height', '32', '--seed', '5', '--workers', '2']) == 0
+    serial, parallel = _tree_bytes(tmp_path / 'serial'), _tree_bytes(tmp_path / 'parallel')
+    assert len(serial) == 2 * 17 + 3 and serial == parallel
+    with pytest.raises(synth.SynthError, match='workers'):
+        synth.write_synthetic_kitti(tmp_path / 'bad', workers=0, **kwargs)
+    assert [i.name for i in infos] == synth.default_drive_names(2)
+
+
 @pytest.fixture(scope='module')
 def drives():
     """Motion and world of the first eight default drives, seed 0, 20 frames (no rendering)."""

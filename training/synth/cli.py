@@ -30,46 +30,30 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f'{self.prog}: error: {message}\n')
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'not an integer: {text!r}') from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'not an integer: {text!r}') from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'must be at least 0, got {value}')
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Build the parser of ``eigen-depth synth``."""
+    # Imported here, not with the module: ..options imports torch (seconds), which neither
+    # the world's writer nor its worker processes need.
+    from ..options import _non_negative_int, _positive_int
+
     parser = _Parser(prog='eigen-depth synth',
                      description='Write a synthetic driving world in the exact KITTI raw layout '
                                  '(calibration, image_02/03, velodyne_points, oxts) plus the '
                                  'dense true depth of image_02 (synthetic_depth_02/*.npy).')
     parser.add_argument('out_dir', metavar='OUT_DIR', help='KITTI raw root to write into')
-    parser.add_argument('--drives', type=_positive, default=None,
+    parser.add_argument('--drives', type=_positive_int, default=None,
                         help='number of drives (default: 2, or the number of --drive-names); '
                              'the first, fourth, ... are named like Eigen test drives')
-    parser.add_argument('--frames', type=_positive, default=3,
+    parser.add_argument('--frames', type=_positive_int, default=3,
                         help='frames per drive, at 10 Hz (default: %(default)s)')
-    parser.add_argument('--seed', type=_non_negative, default=0,
+    parser.add_argument('--seed', type=_non_negative_int, default=0,
                         help='random seed; same seed, same bytes (default: %(default)s)')
     parser.add_argument('--drive-names', nargs='+', metavar='NAME', default=None,
                         help='drive names such as 2011_09_26_drive_0002 or '
                              '2011_09_26/2011_09_26_drive_0002_sync')
-    parser.add_argument('--width', type=_positive, default=DEFAULT_SIZE[0],
+    parser.add_argument('--width', type=_positive_int, default=DEFAULT_SIZE[0],
                         help='image width in pixels (default: %(default)s)')
-    parser.add_argument('--height', type=_positive, default=DEFAULT_SIZE[1],
+    parser.add_argument('--height', type=_positive_int, default=DEFAULT_SIZE[1],
                         help='image height in pixels (default: %(default)s)')
     camera = parser.add_mutually_exclusive_group()
     camera.add_argument('--focal', type=float, default=None, metavar='PX',
@@ -79,9 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     camera.add_argument('--fov-scale', type=float, default=None, metavar='S',
                         help="field of view as a multiple of KITTI's: the focal length is "
                              'the default divided by S (0.6: a narrow camera)')
-    parser.add_argument('--stationary', type=_non_negative, default=None,
+    parser.add_argument('--stationary', type=_non_negative_int, default=None,
                         help='frames at standstill at the start of each drive '
                              '(default: frames // 3, at most 3)')
+    parser.add_argument('--workers', type=_positive_int, default=1,
+                        help='drives rendered at once, each in a process of its own; the '
+                             'files are the same for any number (default: %(default)s)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace existing drive folders instead of refusing')
     return parser
@@ -107,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                                       seed=args.seed, drive_names=args.drive_names,
                                       size=(args.width, args.height),
                                       stationary=args.stationary, overwrite=args.overwrite,
-                                      progress=True, focal=focal)
+                                      progress=True, focal=focal, workers=args.workers)
     except SynthError as exc:
         print(f'{parser.prog}: error: {exc}', file=sys.stderr)
         return 2

@@ -28,9 +28,12 @@ camera 2, ``inf`` for sky). Real KITTI has no such folder. See ``docs/kitti.md``
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import as_completed, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 import math
+import multiprocessing
 from pathlib import Path
 import shutil
 import sys
@@ -300,7 +303,14 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
 
 
 def _write_drive(root: Path, name: str, frames: int, seed: int, size: tuple[int, int],
-                 stationary: int, rig: _Rig, bar: tqdm) -> DriveInfo:
+                 stationary: int, rig: _Rig,
+                 on_frame: Callable[[], object] | None = None) -> DriveInfo:
+    """
+    Render and write drive ``name`` (normalised) under ``root``; return what was written.
+
+    The files depend on the arguments only, so any process writes the same bytes.
+    ``on_frame`` is called after each frame is written (progress).
+    """
     date, folder = name.split('/')
     drive, rng = _drive(name, frames, seed, stationary)
     times, positions, speeds, world = drive.times, drive.positions, drive.speeds, drive.world
@@ -327,7 +337,8 @@ def _write_drive(root: Path, name: str, frames: int, seed: int, size: tuple[int,
         velo_file.parent.mkdir(parents=True, exist_ok=True)
         points.astype('<f4').tofile(velo_file)
         _write_lines(path / 'oxts' / 'data' / f'{frame:010d}.txt', [oxts[frame]])
-        bar.update(1)
+        if on_frame is not None:
+            on_frame()
     for c, offset in ((2, 0), (3, 4_000)):
         _write_lines(path / f'image_0{c}' / 'timestamps.txt',
                      [_timestamp(date, s + offset) for s in stamps])
@@ -346,12 +357,12 @@ def write_synthetic_kitti(out_dir: PathLike, drives: int | None = None, frames: 
                           seed: int = 0, drive_names: list[str] | None = None,
                           size: tuple[int, int] = DEFAULT_SIZE, stationary: int | None = None,
                           overwrite: bool = False, progress: bool = False,
-                          focal: float | None = None) -> list[DriveInfo]:
+                          focal: float | None = None, workers: int = 1) -> list[DriveInfo]:
     """
     Write synthetic drives in the KITTI raw layout under ``out_dir``.
 
-    Deterministic: the same arguments give the same bytes. Each drive's world and motion
-    depend on ``seed`` and the drive's name only.
+    Deterministic: the same arguments give the same bytes, whatever ``workers``. Each
+    drive's world and motion depend on ``seed`` and the drive's name only.
 
     :param drives: number of drives; default ``len(drive_names)`` or 2.
     :param frames: frames per drive (10 Hz).
@@ -366,6 +377,9 @@ def write_synthetic_kitti(out_dir: PathLike, drives: int | None = None, frames: 
     :param overwrite: replace existing drive folders (and calibration files that differ)
         instead of refusing.
     :param progress: show a progress bar on stderr.
+    :param workers: drives rendered at once, each in a process of its own (1: all in this
+        process, one after the other). The processes are spawned, so a script calling this
+        with more than one must start from ``if __name__ == '__main__':``.
     :raises SynthError: bad arguments, or existing output without ``overwrite``.
     """
     if drive_names is not None:
@@ -389,6 +403,8 @@ def write_synthetic_kitti(out_dir: PathLike, drives: int | None = None, frames: 
         raise SynthError(f'frames must be 1..100000, got {frames}')
     if seed < 0:
         raise SynthError(f'seed must be non-negative, got {seed}')
+    if workers < 1:
+        raise SynthError(f'workers must be at least 1, got {workers}')
     width, height = size
     if not (32 <= width <= 8192 and 16 <= height <= 4096):
         raise SynthError(f'image size must be 32..8192 x 16..4096, got {width}x{height}')
@@ -424,7 +440,33 @@ def write_synthetic_kitti(out_dir: PathLike, drives: int | None = None, frames: 
         if (root / name).exists():
             shutil.rmtree(root / name)
     rig = _rig((width, height), focal)
+    jobs = [(root, name, frames, seed, (width, height), stationary, rig) for name in names]
     with tqdm(total=len(names) * frames, unit='frame', desc='synth',
               disable=None if progress else True, file=sys.stderr) as bar:
-        return [_write_drive(root, name, frames, seed, (width, height), stationary, rig, bar)
-                for name in names]
+        if workers == 1 or len(jobs) == 1:
+            return [_write_drive(*job, on_frame=bar.update) for job in jobs]
+        return _write_drives_in_processes(jobs, min(workers, len(jobs)), bar)
+
+
+def _write_drives_in_processes(jobs: list[tuple], workers: int, bar: tqdm) -> list[DriveInfo]:
+    """
+    Run :func:`_write_drive` on each of ``jobs`` in ``workers`` processes.
+
+    Returns the drives' infos in the order of ``jobs``; the bar advances by a drive's frames
+    when it is done. The processes are spawned, not forked, so that threads of the caller
+    (torch's, tqdm's monitor) cannot leave a lock held in them. The first failure cancels
+    the drives not started yet and is raised.
+    """
+    done: dict[int, DriveInfo] = {}
+    context = multiprocessing.get_context('spawn')
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {pool.submit(_write_drive, *job): index for index, job in enumerate(jobs)}
+        try:
+            for future in as_completed(futures):
+                info = future.result()
+                done[futures[future]] = info
+                bar.update(info.frames)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+    return [done[index] for index in range(len(jobs))]
