@@ -61,7 +61,7 @@ A_MAX_PIXELS = 600_000
 B_STRIDE, B_FALLBACK_FX = 3, 200.0
 WAIT_S = 20.0                          # generous: the machine is shared
 STAMPS = itertools.count(1)
-OUTPUTS = ('depth', 'depth/camera_info', 'points', 'depth/colorized')
+OUTPUTS = ('depth/image', 'depth/camera_info', 'points', 'depth/colorized')
 
 
 def small_config() -> Any:
@@ -203,7 +203,7 @@ def warm_up(ros: RosSide, namespace: str, make: Callable[[int], Any], topic: str
         sec = next(STAMPS)
         ros.publish(topic, make(sec))
         try:
-            ros.wait_for(f'{namespace}/depth', sec=sec, timeout=1.0)
+            ros.wait_for(f'{namespace}/depth/image', sec=sec, timeout=1.0)
             return
         except HarnessTimeout:
             continue
@@ -229,7 +229,8 @@ FIRST_LOG = 'first.eigen_depth_first'
 CAMERA_INFO_USED: dict[str, tuple] = {}   # namespace -> the camera_info its node logged
 
 
-def send_frame(ros: RosSide, topic: str, msg: Any, outputs: str = 'depth') -> int:
+def send_frame(ros: RosSide, topic: str, msg: Any, outputs: str = 'depth/image'
+               ) -> int:
     sec = msg.header.stamp.sec
     ros.publish(topic, msg)
     namespace = '/' + topic.split('/')[1]
@@ -285,7 +286,7 @@ def test_no_camera_info_publishes_depth_only(ros: RosSide, nodes: dict) -> None:
     """Node ``/first``, A's twin, is sent camera_info only here, after its first frames."""
     warm_up(ros, '/first', image_msg, '/first/image')
     sec = send_frame(ros, '/first/image', image_msg(next(STAMPS)))
-    check_depth(ros.find('/first/depth', sec=sec), sec, 142, 27)
+    check_depth(ros.find('/first/depth/image', sec=sec), sec, 142, 27)
     ros.wait_log(FIRST_LOG, 'no camera_info received and fallback_fx is 0')
     assert ros.find('/first/depth/camera_info', sec=sec) is None
     # The cloud starts once camera_info arrives; the first frames never got one.
@@ -319,7 +320,7 @@ def test_outputs_match_header_sizes_and_geometry(node_a: RosSide) -> None:
     rec = node_a
     cloud = rec.wait_for('/a/points', sec=sec)
     info = rec.wait_for('/a/depth/camera_info', sec=sec)
-    depth = check_depth(rec.wait_for('/a/depth', sec=sec), sec, 142, 27)
+    depth = check_depth(rec.wait_for('/a/depth/image', sec=sec), sec, 142, 27)
     assert np.isfinite(depth).all()  # the network sees every pixel of its own output
     # depth/camera_info: the camera's intrinsics carried through the node's resize/crop.
     check_header(info, sec)
@@ -387,7 +388,7 @@ def test_bad_frame_is_logged_and_skipped(node_a: RosSide, case: str) -> None:
     line = rec.wait_log(A_LOG, text, start)
     assert f'stamp {bad}.000000250' in line and "frame 'camera_optical'" in line
     good = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
-    assert rec.find('/a/depth', sec=good) is not None
+    assert rec.find('/a/depth/image', sec=good) is not None
     for topic in OUTPUTS:
         assert rec.find(f'/a/{topic}', sec=bad) is None, f'{topic} published for a bad frame'
 
@@ -400,7 +401,7 @@ def test_zero_focal_camera_info_stops_the_cloud_not_the_depth(node_a: RosSide) -
     node_a.publish_until('/a/camera_info', camera_info_msg(fx=0.0),
                          lambda: any(text in m for m in rec.logs(A_LOG)[start:]), text)
     sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
-    check_depth(rec.find('/a/depth', sec=sec), sec, 142, 27)
+    check_depth(rec.find('/a/depth/image', sec=sec), sec, 142, 27)
     ensure_camera_info(node_a)
     later = send_frame(node_a, '/a/image', image_msg(next(STAMPS)), 'points')
     assert rec.find('/a/points', sec=later) is not None
@@ -453,7 +454,7 @@ def test_runtime_parameters(node_a: RosSide) -> None:
     try:
         sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)), 'points')
         rec = node_a
-        depth = check_depth(rec.wait_for('/a/depth', sec=sec), sec, 142, 27)
+        depth = check_depth(rec.wait_for('/a/depth/image', sec=sec), sec, 142, 27)
         check_cloud(rec.find('/a/points', sec=sec), sec, depth,
                     rec.wait_for('/a/depth/camera_info', sec=sec), 2, A_MAX_DEPTH)
         (bad_range,) = node_a.set_parameters('/a/eigen_depth', min_depth=30.0)
@@ -480,8 +481,8 @@ def test_fast_camera_drops_frames_instead_of_queueing(node_a: RosSide) -> None:
     pub = node_a.publisher('/a/image', Image)
     node_a.publish('/a/image', msg)
     sent = time.monotonic()
-    rec.wait_for('/a/depth', sec=single)
-    reference = rec.arrival('/a/depth', sec=single) - sent
+    rec.wait_for('/a/depth/image', sec=single)
+    reference = rec.arrival('/a/depth/image', sec=single) - sent
     dropped_before = diagnostics_total(node_a, 'eigen_depth: depth estimation',
                                        'dropped frames (total)')
     burst = [next(STAMPS) for _ in range(60)]
@@ -491,10 +492,10 @@ def test_fast_camera_drops_frames_instead_of_queueing(node_a: RosSide) -> None:
         sent_at[sec] = time.monotonic()
         pub.publish(msg)
     # The newest frames are served (the very last may be lost by best-effort DDS itself).
-    rec.wait(lambda: any(rec.find('/a/depth', sec=sec) for sec in burst[-3:]),
+    rec.wait(lambda: any(rec.find('/a/depth/image', sec=sec) for sec in burst[-3:]),
              what='an answer to one of the last frames of the burst')
-    served = [sec for sec in burst if rec.find('/a/depth', sec=sec) is not None]
-    latencies = [rec.arrival('/a/depth', sec=sec) - sent_at[sec] for sec in served]
+    served = [sec for sec in burst if rec.find('/a/depth/image', sec=sec) is not None]
+    latencies = [rec.arrival('/a/depth/image', sec=sec) - sent_at[sec] for sec in served]
     assert len(served) < len(burst), 'every frame of the burst was processed'
     # Queueing would make the last frame wait for all earlier ones (about 60 x reference).
     assert latencies[-1] < max(10 * reference, 1.0), (reference, latencies)
@@ -523,7 +524,7 @@ def test_compressed_input_resolution_and_fallback_intrinsics(node_b: RosSide) ->
     rec = node_b
     sec = send_frame(node_b, '/b/image/compressed', compressed_msg(next(STAMPS), (220, 30, 60)),
                      'depth/colorized')
-    depth = check_depth(rec.wait_for('/b/depth', sec=sec), sec, W, H)
+    depth = check_depth(rec.wait_for('/b/depth/image', sec=sec), sec, W, H)
     assert np.isnan(depth).any() and np.isfinite(depth).any()  # NaN where the net is blind
     info = rec.wait_for('/b/depth/camera_info', sec=sec)
     check_header(info, sec)
@@ -542,14 +543,14 @@ def test_jpeg_and_corrupt_compressed_frames(node_b: RosSide) -> None:
     rec = node_b
     sec = send_frame(node_b, '/b/image/compressed',
                      compressed_msg(next(STAMPS), (128, 128, 128), '.jpg'))
-    check_depth(rec.find('/b/depth', sec=sec), sec, W, H)
+    check_depth(rec.find('/b/depth/image', sec=sec), sec, W, H)
     start = len(rec.logs(B_LOG))
     bad = next(STAMPS)
     node_b.publish('/b/image/compressed', stamped(CompressedImage(
         format='jpeg', data=b'\xff\xd8\xff\xe0' + bytes(range(256)) * 8), bad))
     rec.wait_log(B_LOG, 'could not decode the compressed frame', start)
     good = send_frame(node_b, '/b/image/compressed', compressed_msg(next(STAMPS), (1, 2, 3)))
-    assert rec.find('/b/depth', sec=good) is not None and rec.find('/b/depth', sec=bad) is None
+    assert rec.find('/b/depth/image', sec=good) is not None and rec.find('/b/depth/image', sec=bad) is None
 
 
 # ------------------------------------------------------------------------ process life
@@ -560,12 +561,12 @@ def test_doubled_focal_length_doubles_the_depth(node_a: RosSide) -> None:
     rec = node_a
     ensure_camera_info(node_a)
     base_sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
-    base = check_depth(rec.find('/a/depth', sec=base_sec), base_sec, 142, 27)
+    base = check_depth(rec.find('/a/depth/image', sec=base_sec), base_sec, 142, 27)
     base_info = rec.wait_for('/a/depth/camera_info', sec=base_sec)
     try:
         ensure_camera_info(node_a, fx=2 * FX, fy=2 * FY)
         sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
-        doubled = check_depth(rec.find('/a/depth', sec=sec), sec, 142, 27)
+        doubled = check_depth(rec.find('/a/depth/image', sec=sec), sec, 142, 27)
         np.testing.assert_array_equal(doubled, 2 * base)
         info = rec.wait_for('/a/depth/camera_info', sec=sec)
         assert info.k[0] == pytest.approx(2 * base_info.k[0])
@@ -578,7 +579,7 @@ def test_doubled_focal_length_doubles_the_depth(node_a: RosSide) -> None:
         (off,) = node_a.set_parameters('/a/eigen_depth', scale_by_focal=False)
         assert off.successful, off.reason
         sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
-        np.testing.assert_array_equal(check_depth(rec.find('/a/depth', sec=sec), sec, 142, 27),
+        np.testing.assert_array_equal(check_depth(rec.find('/a/depth/image', sec=sec), sec, 142, 27),
                                       base)
     finally:
         (on,) = node_a.set_parameters('/a/eigen_depth', scale_by_focal=True)
@@ -596,7 +597,7 @@ def test_bad_focal_camera_info_names_the_field_and_keeps_depth(node_a: RosSide) 
                          lambda: any(text in m for m in rec.logs(A_LOG)[start:]), text)
     try:
         sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
-        check_depth(rec.find('/a/depth', sec=sec), sec, 142, 27)
+        check_depth(rec.find('/a/depth/image', sec=sec), sec, 142, 27)
         rec.wait_log(A_LOG, 'the depth scale assumes', 0)
     finally:
         ensure_camera_info(node_a)
@@ -608,7 +609,7 @@ def test_focal_ratio_beyond_four_is_published_and_warned_once(node_a: RosSide) -
     try:
         ensure_camera_info(node_a, fx=5 * FX, fy=5 * FY)
         sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
-        check_depth(rec.find('/a/depth', sec=sec), sec, 142, 27)
+        check_depth(rec.find('/a/depth/image', sec=sec), sec, 142, 27)
         rec.wait_log(A_LOG, 'focal ratio f_in / f_train = 5.000 is outside 0.25x-4x', start)
         send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
         assert sum('is outside 0.25x-4x' in m for m in rec.logs(A_LOG)) == 1
@@ -657,7 +658,7 @@ def test_backend_parameter(ros: RosSide, module_checkpoint: str) -> None:
             warm_up(ros, f'/{backend}', image_msg, f'/{backend}/image')
             ros.wait_log(node, f"backend '{backend}' -> {backend} (")
             sec = send_frame(ros, f'/{backend}/image', image_msg(next(STAMPS)))
-            depth = check_depth(ros.find(f'/{backend}/depth', sec=sec), sec, 142, 27)
+            depth = check_depth(ros.find(f'/{backend}/depth/image', sec=sec), sec, 142, 27)
             assert 7 < np.median(depth) < 14, backend   # the small net predicts about 10 m
             status = ros.wait(
                 lambda: next(iter(ros.diagnostics(f'eigen_depth_{backend}: depth '

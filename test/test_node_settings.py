@@ -16,7 +16,8 @@
 In-process tests of the node's pure modules: parameter table, settings, backend choice, status.
 
 No node runs here: :mod:`eigen_depth_ros.node.parameters`, :mod:`~.settings` and
-:mod:`~.diagnostics` import without rclpy, and these tests check them directly.
+:mod:`~.diagnostics` import without rclpy (the first two without torch too), and these tests
+check them directly; test_node_camera.py does the same for the camera model modules.
 """
 from __future__ import annotations
 
@@ -44,18 +45,40 @@ DEFAULTS = {spec.name: spec.default for spec in PARAMETERS}
 # ------------------------------------------------------------------------ the modules
 
 
-def test_pure_modules_import_without_ros() -> None:
-    """parameters, settings and diagnostics import with rclpy and ROS messages blocked."""
-    blocked = ['rclpy', 'rcl_interfaces', 'diagnostic_msgs', 'sensor_msgs']
+def import_blocked(blocked: list[str], modules: list[str]) -> subprocess.CompletedProcess:
+    """Import ``modules`` in a fresh Python where importing any of ``blocked`` fails."""
     code = ('import sys\n'
             f'for name in {blocked!r}:\n'
             '    sys.modules[name] = None  # any import of it raises ImportError\n'
-            'import eigen_depth_ros.node.diagnostics\n'
-            'import eigen_depth_ros.node.parameters\n'
-            'import eigen_depth_ros.node.settings\n')
-    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                            timeout=120)
+            + ''.join(f'import {module}\n' for module in modules))
+    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_pure_modules_import_without_ros() -> None:
+    """The node's pure modules import with rclpy and ROS messages blocked."""
+    result = import_blocked(['rclpy', 'rcl_interfaces', 'diagnostic_msgs', 'sensor_msgs'],
+                            [f'eigen_depth_ros.node.{name}' for name in (
+                                'diagnostics', 'parameters', 'settings', 'focal', 'pairing',
+                                'rectify')])
     assert result.returncode == 0, result.stderr
+
+
+def test_parameter_table_imports_without_torch() -> None:
+    """The table, the settings, pairing and rectification need neither torch nor rclpy."""
+    result = import_blocked(['torch', 'rclpy'], [
+        f'eigen_depth_ros.node.{name}' for name in ('diagnostics', 'parameters', 'settings',
+                                                    'pairing', 'rectify')])
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_table_names_the_backends_of_core() -> None:
+    """The backend names written out in parameters.py are core.backends' own."""
+    from eigen_depth_ros.core import backends
+    from eigen_depth_ros.node import parameters
+    assert parameters.BACKEND_NAMES == tuple(backends.BACKENDS)
+    assert set(parameters.CPU_ONLY_NAMES) == backends.CPU_ONLY
+    assert set(parameters.CUDA_ONLY_NAMES) == backends.CUDA_ONLY
 
 
 # ------------------------------------------------------------------------ the table
@@ -215,7 +238,8 @@ KEYS = ['input rate (Hz)', 'output rate (Hz)', 'inference latency mean (ms)',
         'queue wait mean (ms)', 'image conversion mean (ms)', 'publishing mean (ms)',
         'dropped frames (period)', 'dropped frames (total)', 'bad frames (total)',
         'frames received (total)', 'frames processed (total)',
-        'frames skipped, no subscriber (total)', 'device', 'backend', 'focal scaling',
+        'frames skipped, no subscriber (total)', 'camera_info unpaired (total)', 'device',
+        'backend', 'focal scaling',
         'f_train (px)', 'f_in (px)', 'f_in source', 'depth scale f_in/f_train']
 
 

@@ -15,11 +15,15 @@
 """
 The ``depth_node`` executable: monocular depth and a point cloud from one camera stream.
 
-Subscribes ``image`` (or ``<image>/compressed``) and ``camera_info``; publishes ``depth``
-(32FC1 metres, NaN invalid), ``depth/camera_info``, ``points`` and optionally
-``depth/colorized``, plus ``/diagnostics``. See docs/node.md for topics, parameters and QoS.
-This module is the ROS wiring; the parameter table is :mod:`.parameters`, the per-frame
-settings :mod:`.settings` and the diagnostics status :mod:`.diagnostics`.
+Subscribes ``image`` (or ``<image>/compressed``) and ``camera_info``; publishes
+``depth/image`` (32FC1 metres, NaN invalid) with ``depth/camera_info`` beside it, as
+image_transport expects, ``points`` and optionally ``depth/colorized``, plus
+``/diagnostics``; the old ``depth`` topic is still published while something subscribes it.
+Every publisher and subscription takes the ``qos_overrides.<topic>.*`` parameters. See
+docs/node.md for topics, parameters and QoS. This module is the ROS wiring; the parameter
+table is :mod:`.parameters`, the per-frame settings :mod:`.settings`, the focal-length rule
+:mod:`.focal`, the camera_info pairing :mod:`.pairing`, the undistortion :mod:`.rectify`
+and the diagnostics status :mod:`.diagnostics`.
 
 Two threads: :func:`main` spins the node on one executor thread (camera callbacks,
 camera_info, parameter changes, the diagnostics timer), and a worker thread runs every
@@ -29,14 +33,14 @@ network and publishes. Latency therefore stays at about one inference even when 
 is faster than the network, and the executor keeps serving camera_info, parameters and
 diagnostics while the network runs.
 
-Setting ``checkpoint`` at runtime loads the new network beside the running one, in the
-parameter callback on the executor thread: no camera frame is taken meanwhile, while the
-worker finishes the frame it holds on the old network. Only when it loaded does the worker
-run it once and swap it in, under the lock, between two frames. The worker takes the network
-once per frame, so no frame mixes two. Every forward pass, warm-ups included, runs on the
-worker thread (one OpenMP pool). The forward pass runs on the backend named by ``backend``
-(see :mod:`eigen_depth_ros.core.backends`), the one way to choose the number format
-(:func:`~eigen_depth_ros.node.parameters.choose_backend`).
+Setting ``checkpoint`` at runtime loads the new network beside the running one on a loader
+thread of its own, so the executor keeps taking camera frames, which the worker answers with
+the old network meanwhile. Only when it loaded does the worker run it once and swap it in,
+under the lock, between two frames; a file that fails to load is reverted with an error.
+The worker takes the network once per frame, so no frame mixes two. Every forward pass,
+warm-ups included, runs on the worker thread (one OpenMP pool). The forward pass runs on the
+backend named by ``backend`` (see :mod:`eigen_depth_ros.core.backends`), the one way to
+choose the number format (:func:`~eigen_depth_ros.node.parameters.choose_backend`).
 """
 from __future__ import annotations
 
@@ -48,16 +52,15 @@ import threading
 import time
 from typing import Any, Callable
 import warnings
+import zipfile
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from eigen_depth_ros.core.backends import BACKENDS, split_name
-from eigen_depth_ros.core.geometry import FOCAL_RATIO_RANGE
 from eigen_depth_ros.core.inference import (BACKEND_ENV, DepthEstimator, DepthPrediction,
                                             gpu_memory_pairs, select_device)
 from eigen_depth_ros.core.malloc_tuning import keep_large_buffers
 from eigen_depth_ros.msg.camera_info import (CameraInfoError, depth_camera_info_fields,
-                                             fallback_intrinsics, Intrinsics,
-                                             intrinsics_from_camera_info)
+                                             Intrinsics, intrinsics_from_camera_info)
 from eigen_depth_ros.msg.image_conversion import (array_to_image_fields, colorize_depth,
                                                   depth_to_image_fields, ImageConversionError,
                                                   message_to_rgb, set_fields)
@@ -71,25 +74,37 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 import torch
 
 from .diagnostics import Counters, depth_status, FocalState, STAGES
+from .focal import focal_for_scale, FocalLog, frame_intrinsics, Note
+from .harness import stamp_ns
+from .pairing import CameraModel, InfoBuffer, WAIT_S
 from .parameters import (check_depth_resolution, choose_backend, DYNAMIC, NODE_NAME,
                          PARAMETERS, ParameterSpec)
 from .qos import camera_input_qos, output_qos
+from .rectify import lens_from_camera_info, LensError, Rectifier
 from .ros_env import check_profile_env
 from .settings import Settings
 
 ERROR_LOG_PERIOD_S = 5.0  # one log line per kind of fault per this many seconds
 CAMERA_QOS = camera_input_qos()
 OUTPUT_QOS = output_qos()
+LEGACY_DEPTH = 'depth'
+"""The depth image's topic before image_transport names; published while subscribed."""
+
+
+def overridable() -> QoSOverridingOptions:
+    """Return the QoS overriding options of every topic: reliability, history, depth."""
+    return QoSOverridingOptions.with_default_policies()
 
 
 def parameter_descriptor(spec: ParameterSpec) -> ParameterDescriptor:
     """Build the ParameterDescriptor declared for ``spec`` (with its range for numbers)."""
     desc = ParameterDescriptor(name=spec.name, description=spec.describe(),
-                               read_only=spec.read_only)
+                               read_only=spec.read_only, dynamic_typing=spec.dynamic_typing)
     if isinstance(spec.default, bool) or spec.min_value is None:
         return desc
     high = spec.max_value
@@ -165,12 +180,18 @@ class DepthNode(Node):
         self._totals = Counters()
         self._window = Counters()
         self._window_start = time.monotonic()
-        # None until a camera_info arrives; then (intrinsics or None, rejection reason).
-        self._camera_info: tuple[Intrinsics | None, str] | None = None
+        # The last camera_infos (read and written under the lock), the stamp of the last
+        # frame the worker took, and the undistortion maps (worker thread only).
+        self._infos = InfoBuffer()
+        self._previous_stamp: int | None = None
+        self._rectifier = Rectifier()
         # The canonical-focal rule of the last frame, for /diagnostics (replaced whole by the
         # worker, so the executor never reads half of one), and what the log said last.
         self._focal = FocalState()
-        self._focal_logged: tuple | None = None
+        self._focal_log = FocalLog()
+        # The checkpoint a loader thread is loading, None when none is.
+        self._loading: str | None = None
+        self._legacy_said = False
         # The worker runs every forward pass, the first one before the node subscribes.
         self._worker = threading.Thread(target=self._work, name='eigen_depth_worker',
                                         daemon=True)
@@ -182,23 +203,12 @@ class DepthNode(Node):
             self.destroy_node()
             raise StartupError(str(exc)) from None
 
-        self._depth_pub = self.create_publisher(Image, 'depth', OUTPUT_QOS)
-        self._info_pub = self.create_publisher(CameraInfo, 'depth/camera_info', OUTPUT_QOS)
-        self._points_pub = self.create_publisher(PointCloud2, 'points', OUTPUT_QOS)
-        self._colorized_pub = self.create_publisher(Image, 'depth/colorized', OUTPUT_QOS)
-        self._outputs = (self._depth_pub, self._info_pub, self._points_pub,
-                         self._colorized_pub)
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-
-        if self._param('compressed'):
-            topic = self.resolve_topic_name('image') + '/compressed'
-            self._image_sub = self.create_subscription(
-                CompressedImage, topic, self._on_image, CAMERA_QOS)
-        else:
-            self._image_sub = self.create_subscription(Image, 'image', self._on_image,
-                                                       CAMERA_QOS)
-        self._info_sub = self.create_subscription(
-            CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data)
+        try:
+            self._create_topics()
+        except (ValueError, ParameterException) as exc:  # a bad qos_overrides value
+            self.get_logger().error(f'cannot start: {exc}')
+            self.destroy_node()
+            raise StartupError(str(exc)) from None
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diagnostics_timer = self.create_timer(self._param('diagnostics_period'),
                                                     self._publish_diagnostics)
@@ -207,6 +217,34 @@ class DepthNode(Node):
             f'({self._resolution} resolution), {self._points_pub.topic_name}')
 
     # ----------------------------------------------------------------- set-up helpers
+
+    def _create_topics(self) -> None:
+        """Create the publishers and subscriptions, each open to ``qos_overrides``."""
+        self._depth_pub = self.create_publisher(Image, 'depth/image', OUTPUT_QOS,
+                                                qos_overriding_options=overridable())
+        self._legacy_pub = self.create_publisher(Image, LEGACY_DEPTH, OUTPUT_QOS,
+                                                 qos_overriding_options=overridable())
+        self._info_pub = self.create_publisher(CameraInfo, 'depth/camera_info', OUTPUT_QOS,
+                                               qos_overriding_options=overridable())
+        self._points_pub = self.create_publisher(PointCloud2, 'points', OUTPUT_QOS,
+                                                 qos_overriding_options=overridable())
+        self._colorized_pub = self.create_publisher(Image, 'depth/colorized', OUTPUT_QOS,
+                                                    qos_overriding_options=overridable())
+        self._outputs = (self._depth_pub, self._legacy_pub, self._info_pub, self._points_pub,
+                         self._colorized_pub)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10,
+                                                      qos_overriding_options=overridable())
+        if self._param('compressed'):
+            topic = self.resolve_topic_name('image') + '/compressed'
+            self._image_sub = self.create_subscription(
+                CompressedImage, topic, self._on_image, CAMERA_QOS,
+                qos_overriding_options=overridable())
+        else:
+            self._image_sub = self.create_subscription(
+                Image, 'image', self._on_image, CAMERA_QOS, qos_overriding_options=overridable())
+        self._info_sub = self.create_subscription(
+            CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data,
+            qos_overriding_options=overridable())
 
     def _param(self, name: str) -> Any:
         """Return the current value of a declared parameter."""
@@ -252,8 +290,10 @@ class DepthNode(Node):
             + (f', {torch.get_num_threads()} CPU threads' if chosen.type == 'cpu' else ''))
         self._log_train_focal(estimator, path)
         name = estimator.backend.name
-        why = (f', the measured default for {chosen.type}'
-               if requested.strip().lower() == 'auto' else '')
+        why = ''
+        if requested.strip().lower() == 'auto':
+            why = (', the default for cuda, not yet verified on a GPU' if chosen.type == 'cuda'
+                   else f', the measured default for {chosen.type}')
         source = ''
         if split_name(name)[0] == 'onnx':
             source = f'; graph {onnx_path}' if onnx_path else '; graph exported at start-up'
@@ -331,40 +371,46 @@ class DepthNode(Node):
         if job.error is not None:
             raise job.error
 
-    def _load_replacement(self, path: str) -> DepthEstimator:
+    def _check_replacement(self, path: str) -> None:
         """
-        Load a new checkpoint beside the running network, on its device and backend.
+        Refuse a new ``checkpoint`` at once when it cannot be one, or while one loads.
 
-        :raises ValueError: naming the file and the problem; the running network is untouched.
+        Only what takes no time is checked here (the value, the file's presence and that it
+        is a ``torch.save`` zip archive); the loader thread finds the rest.
+
+        :raises ValueError: naming the file and the problem.
         """
-        path = path.strip()
         if not path:
             raise ValueError("parameter 'checkpoint' cannot be empty")
-        current = self._estimator
-        return self._build_estimator(path, str(current.device), current.backend.name, None)
+        if not os.path.isfile(path):
+            raise ValueError(f'{path}: checkpoint file not found')
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f'{path}: not a checkpoint (not a torch.save zip archive)')
+        with self._lock:
+            if self._loading is not None:
+                raise ValueError(f'{self._loading} is still loading; set checkpoint again '
+                                 'when it is swapped in')
+            self._loading = path
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """
         Accept changes of the runtime parameters when the result is consistent.
 
-        A new ``checkpoint`` is loaded here, beside the running network (which stays in
-        place); then the worker thread runs it once between two frames and swaps it in,
-        under the lock. When either fails the change is refused with the file and the
-        problem as the reason. The load runs on the executor thread, so no camera frame is
-        taken for its duration (seconds for the full KITTI network with an int8 backend);
-        the worker finishes the frame it holds on the running network.
+        A new ``checkpoint`` that passes the quick checks (:meth:`_check_replacement`) is
+        accepted at once and loaded by a loader thread (:meth:`_swap`), beside the running
+        network, which keeps answering camera frames meanwhile. Setting ``checkpoint`` to
+        the running file changes nothing (that is how a failed load is reverted).
         """
         changes = {p.name: p.value for p in params if p.name in DYNAMIC}
         checkpoint = changes.pop('checkpoint', None)
+        if checkpoint is not None and str(checkpoint).strip() == self._checkpoint:
+            checkpoint = None
         if not changes and checkpoint is None:
             return SetParametersResult(successful=True)
         try:
             settings = self._read_settings(changes) if changes else None
-            started = time.monotonic()
             if checkpoint is not None:
-                path = str(checkpoint).strip()
-                estimator = self._load_replacement(path)
-                self._on_worker(lambda: self._install(estimator, path))
+                self._check_replacement(str(checkpoint).strip())
         except Exception as exc:  # noqa: B902 - a callback never raises
             reason = (str(exc) if isinstance(exc, (ValueError, TypeError))
                       else f'{type(exc).__name__}: {exc}')
@@ -375,15 +421,45 @@ class DepthNode(Node):
         if settings is not None:
             self._settings = settings
         if checkpoint is not None:
-            config = estimator.config
-            self._log_train_focal(estimator, self._checkpoint)
-            self.get_logger().info(
-                f"checkpoint swapped: network '{config.name}' {config.input_width}x"
-                f'{config.input_height} -> {config.output_size[0]}x{config.output_size[1]}, '
-                f'from {self._checkpoint} (backend {estimator.backend.name} on '
-                f'{estimator.device}), loaded and swapped in between two frames in '
-                f'{time.monotonic() - started:.2f} s')
+            path = str(checkpoint).strip()
+            self.get_logger().info(f'loading {path} beside the running network (from '
+                                   f'{self._checkpoint}), which answers frames meanwhile')
+            threading.Thread(target=self._swap, args=(path,), name='eigen_depth_loader',
+                             daemon=True).start()
         return SetParametersResult(successful=True)
+
+    def _swap(self, path: str) -> None:
+        """
+        Load ``path``, then have the worker swap it in between two frames (loader thread).
+
+        When either fails, the running network stays, one error names the file and the
+        problem, and the ``checkpoint`` parameter is set back to the running file.
+        """
+        started = time.monotonic()
+        try:
+            current = self._estimator
+            estimator = self._build_estimator(path, str(current.device),
+                                              current.backend.name, None)
+            self._on_worker(lambda: self._install(estimator, path))
+        except Exception as exc:  # noqa: B902 - reported, never raised
+            if self._stopping or not self.context.ok():
+                return
+            reason = (str(exc) if isinstance(exc, (ValueError, TypeError))
+                      else f'{type(exc).__name__}: {exc}')
+            self.get_logger().error(f'checkpoint not changed: {reason}; still running the '
+                                    f'network from {self._checkpoint} (parameter reverted)')
+            self.set_parameters([Parameter('checkpoint', value=self._checkpoint)])
+            return
+        finally:
+            with self._lock:
+                self._loading = None
+        config = estimator.config
+        self._log_train_focal(estimator, path)
+        self.get_logger().info(
+            f"checkpoint swapped: network '{config.name}' {config.input_width}x"
+            f'{config.input_height} -> {config.output_size[0]}x{config.output_size[1]}, '
+            f'from {path} (backend {estimator.backend.name} on {estimator.device}), loaded '
+            f'and swapped in between two frames in {time.monotonic() - started:.2f} s')
 
     def _install(self, estimator: DepthEstimator, path: str) -> None:
         """Warm ``estimator`` up and make it the running network (on the worker thread)."""
@@ -412,15 +488,23 @@ class DepthNode(Node):
         if first:
             self.get_logger().warning(text)
 
+    def _write(self, notes: list[Note]) -> None:
+        """Write the notes of a pure helper: once-only warnings and throttled errors."""
+        for note in notes:
+            if note.once:
+                self._say_once(note.key, note.text)
+            else:
+                self._log_throttled(note.key, note.text)
+
     # ----------------------------------------------------------------- callbacks
 
     def _on_image(self, msg: Any) -> None:
         """Keep only the newest frame; the one it replaces is counted as dropped."""
         try:
-            stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+            stamp = stamp_ns(msg)
             now_ns = self.get_clock().now().nanoseconds
             # Unknown (NaN) for an unset stamp or before a simulated clock has started.
-            age_s = (now_ns - stamp_ns) / 1e9 if stamp_ns > 0 and now_ns > 0 else math.nan
+            age_s = (now_ns - stamp) / 1e9 if stamp > 0 and now_ns > 0 else math.nan
             frame = _Frame(msg, time.monotonic(), age_s)
             with self._lock:
                 self._totals.received += 1
@@ -434,20 +518,28 @@ class DepthNode(Node):
             self._log_throttled('image_callback', f'image callback failed: {exc!r}')
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        """Validate and store the newest camera_info."""
+        """Validate a camera_info and keep it, by stamp, for the image it belongs to."""
         try:
             try:
-                intrinsics = intrinsics_from_camera_info(msg)
+                intrinsics, reason = intrinsics_from_camera_info(msg), ''
             except CameraInfoError as exc:
-                self._camera_info = (None, str(exc))
+                intrinsics, reason = None, str(exc)
                 self._log_throttled('camera_info', f'camera_info rejected: {exc}; depth is '
                                     'still published (its scale assumes the fallback_fx '
                                     'focal length, else f_train), but no point cloud and '
                                     'no depth/camera_info until a valid one arrives')
-                return
-            previous = self._camera_info
-            self._camera_info = (intrinsics, '')
-            if previous is None or previous[0] != intrinsics:
+            try:
+                lens, lens_error = lens_from_camera_info(msg), ''
+            except LensError as exc:
+                lens, lens_error = None, str(exc)
+            model = CameraModel(stamp_ns(msg), msg.header.frame_id, intrinsics, reason, lens,
+                                lens_error)
+            with self._lock:
+                previous = self._infos.newest
+                self._infos.add(model)
+                self._wake.notify()
+            if intrinsics is not None and (previous is None
+                                           or previous.intrinsics != intrinsics):
                 self.get_logger().info(f'intrinsics from camera_info: '
                                        f'{intrinsics.describe()}')
         except Exception as exc:  # noqa: B902 - a callback never raises
@@ -490,31 +582,57 @@ class DepthNode(Node):
             setattr(self._totals, name, getattr(self._totals, name) + 1)
             setattr(self._window, name, getattr(self._window, name) + 1)
 
-    def _camera_intrinsics(self, width: int, height: int,
-                           settings: Settings) -> Intrinsics | None:
-        """Intrinsics of the camera image, or None (with a log saying why) when unknown."""
-        state = self._camera_info
-        if state is None:
-            if settings.fallback_fx > 0:
-                intrinsics = fallback_intrinsics(
-                    width, height, settings.fallback_fx, settings.fallback_fy,
-                    settings.fallback_cx, settings.fallback_cy)
-                self._say_once('fallback', f'no camera_info received: using the fallback '
-                               f'intrinsics {intrinsics.describe()}')
-                return intrinsics
-            self._say_once('no_camera_info', 'no camera_info received and fallback_fx is 0: '
-                           'publishing depth only (no depth/camera_info, no points) until '
-                           'camera_info arrives')
-            return None
-        intrinsics, _ = state
-        if intrinsics is None:
-            return None  # the rejection is logged by the camera_info callback
-        if not intrinsics.matches(width, height):
-            self._log_throttled('camera_info_size', f'camera_info is for {intrinsics.width}x'
-                                f'{intrinsics.height} but the image is {width}x{height}: no '
-                                'point cloud and no depth/camera_info until they match')
-            return None
-        return intrinsics
+    def _camera_model(self, msg: Any, settings: Settings) -> CameraModel | None:
+        """
+        Return the camera_info paired with the image ``msg`` (see :mod:`.pairing`).
+
+        Waits up to :data:`~.pairing.WAIT_S` while the camera_info may still come; then the
+        newest one is used, counted as unpaired and warned about (throttled). None when no
+        camera_info arrived yet. A frame_id other than the image's is warned about once.
+        """
+        stamp, header = stamp_ns(msg), msg.header
+        tolerance = settings.info_sync_tolerance
+        deadline = time.monotonic() + WAIT_S
+        with self._lock:
+            previous, self._previous_stamp = self._previous_stamp, stamp
+            model = None if tolerance < 0 else self._infos.pair(stamp, tolerance)
+            while (model is None and tolerance >= 0 and not self._stopping
+                   and self._infos.may_still_come(stamp, previous)
+                   and self._wake.wait(max(deadline - time.monotonic(), 0.0))):
+                model = self._infos.pair(stamp, tolerance)
+            newest = self._infos.newest
+            unpaired = model is None and newest is not None and tolerance >= 0
+            if unpaired:
+                self._totals.unpaired += 1
+                self._window.unpaired += 1
+        if unpaired:
+            self._log_throttled('camera_info_unpaired', 'no camera_info stamped within '
+                                f'info_sync_tolerance {tolerance:g} s of the image '
+                                f'({stamp / 1e9:.9f}): using the newest one, stamped '
+                                f'{newest.stamp_ns / 1e9:.9f}')
+        model = model or newest
+        if model is not None and model.frame_id != header.frame_id:
+            self._say_once('frame_id', f"camera_info frame_id '{model.frame_id}' is not the "
+                           f"image's '{header.frame_id}': the outputs carry the image's")
+        return model
+
+    def _rectified(self, rgb: np.ndarray, model: CameraModel | None,
+                   settings: Settings) -> np.ndarray:
+        """Return ``rgb`` undistorted when ``rectify`` and its camera_info ask for it."""
+        if model is None or settings.rectify == 'false':
+            return rgb
+        if model.lens_error:
+            self._log_throttled('lens', f'camera_info distortion ignored, the image is taken '
+                                f'as rectified (pinhole model): {model.lens_error}')
+            return rgb
+        lens = model.lens
+        if lens is None or (settings.rectify == 'auto' and not lens.distorted):
+            return rgb
+        try:
+            return self._rectifier.rectify(rgb, lens)
+        except LensError as exc:
+            self._log_throttled('lens_size', f'image not undistorted: {exc}')
+            return rgb
 
     def _process(self, frame: _Frame, estimator: DepthEstimator) -> None:
         """Convert one frame, run ``estimator`` and publish every output that is wanted."""
@@ -532,12 +650,22 @@ class DepthNode(Node):
             self._log_throttled(f'image_{exc.kind}', f'image dropped (stamp {stamp}, frame '
                                 f"'{msg.header.frame_id}'): {exc}")
             return
+        model = self._camera_model(msg, settings)
+        rgb = self._rectified(rgb, model, settings)
         times.append(time.monotonic())
         height, width = rgb.shape[:2]
-        camera = self._camera_intrinsics(width, height, settings)
-        camera_focal, source = self._scale_focal(camera, width, height, settings)
-        prediction = estimator.predict(rgb, self._resolution, camera_focal=camera_focal)
-        self._note_focal(prediction, estimator, source)
+        state = None if model is None else (model.intrinsics, model.reason)
+        camera, notes = frame_intrinsics(state, width, height, settings)
+        focal, source, more = focal_for_scale(camera, model is not None, width, height,
+                                              settings)
+        self._write(notes + more)
+        prediction = estimator.predict(rgb, self._resolution, camera_focal=focal)
+        self._focal, line, notes = self._focal_log.frame(source, prediction.f_in,
+                                                         prediction.scale,
+                                                         estimator.train_focal)
+        if line is not None:
+            self.get_logger().info(line)
+        self._write(notes)
         times.append(time.monotonic())
         self._publish_outputs(rgb, prediction, camera, msg.header, settings)
         times.append(time.monotonic())
@@ -550,53 +678,6 @@ class DepthNode(Node):
                 if math.isfinite(seconds):
                     self._window.stage_s[name].append(seconds)
             self._window.end_to_end_s.append(times[-1] - frame.received)
-
-    def _scale_focal(self, camera: Intrinsics | None, width: int, height: int,
-                     settings: Settings) -> tuple[tuple[float, float] | None, str]:
-        """
-        Return the camera ``(fx, fy)`` the canonical-focal rule uses, and where it comes from.
-
-        ``(fx, fy)``: the intrinsics of the frame when known; after a rejected camera_info
-        (or one of another size) the fallback focal length when ``fallback_fx`` is set; else
-        None, which assumes the camera is the training camera (f_in = f_train, no scaling).
-        """
-        focal, source = None, 'off (scale_by_focal is false)'
-        if settings.scale_by_focal:
-            state = self._camera_info
-            if camera is not None:
-                focal = (camera.fx, camera.fy)
-                source = 'camera_info' if state is not None else 'fallback_fx'
-            elif settings.fallback_fx > 0:
-                fallback = fallback_intrinsics(width, height, settings.fallback_fx,
-                                               settings.fallback_fy)
-                focal, source = (fallback.fx, fallback.fy), 'fallback_fx'
-            else:
-                source = 'assumed f_in = f_train (no usable camera_info, fallback_fx is 0)'
-            if camera is None:
-                assumed = (f'fallback_fx {settings.fallback_fx:g} px' if focal is not None
-                           else "the training camera's focal length (f_in = f_train)")
-                self._say_once(f'focal_assumed_{source}', 'no usable camera_info: the depth '
-                               f'scale assumes {assumed}')
-        return focal, source
-
-    def _note_focal(self, prediction: DepthPrediction, estimator: DepthEstimator,
-                    source: str) -> None:
-        """Record the frame's focal scale; log changes, warn once outside 0.25x-4x."""
-        self._focal = FocalState(source, prediction.f_in, prediction.scale)
-        key = (source, None if prediction.f_in is None else round(prediction.f_in, 3),
-               estimator.train_focal)
-        if key != self._focal_logged:
-            self._focal_logged = key
-            if prediction.f_in is not None:
-                self.get_logger().info(
-                    f'canonical focal: f_in = {prediction.f_in:.1f} px (from '
-                    f'{source}), f_train = {estimator.train_focal:.1f} px: depth x '
-                    f'{prediction.scale:.4f}')
-        low, high = FOCAL_RATIO_RANGE
-        if not low <= prediction.scale <= high:
-            self._say_once('focal_ratio', f'focal ratio f_in / f_train = {prediction.scale:.3f} '
-                           f'is outside {low:g}x-{high:g}x: the network was never trained for '
-                           'such a field of view; depth is published but unreliable')
 
     def _publish_outputs(self, rgb: np.ndarray, prediction: DepthPrediction,
                          camera: Intrinsics | None, header: Any, settings: Settings) -> None:
@@ -611,6 +692,15 @@ class DepthNode(Node):
         image = set_fields(Image(), depth_to_image_fields(depth))
         image.header = header
         self._depth_pub.publish(image)
+        if self._legacy_pub.get_subscription_count() > 0:
+            if not self._legacy_said:
+                self._legacy_said = True
+                self.get_logger().warning(
+                    f'{self._legacy_pub.topic_name} is deprecated: subscribe '
+                    f'{self._depth_pub.topic_name} (beside {self._info_pub.topic_name}, as '
+                    'image_transport expects); published on both while this one has '
+                    'subscribers')
+            self._legacy_pub.publish(image)
         if (settings.publish_points and pinhole is not None
                 and self._points_pub.get_subscription_count() > 0):
             self._points_pub.publish(self._cloud(rgb, prediction, pinhole, header, settings))
@@ -650,10 +740,11 @@ class DepthNode(Node):
                 totals = replace(self._totals)
                 elapsed = now - self._window_start
                 self._window_start = now
-            estimator, camera_info = self._estimator, self._camera_info
+                newest = self._infos.newest
+            estimator = self._estimator
             status = depth_status(
                 window, totals, elapsed,
-                camera_info_rejected=camera_info is not None and camera_info[0] is None,
+                camera_info_rejected=newest is not None and newest.intrinsics is None,
                 device=str(estimator.device), backend=estimator.backend.name,
                 focal=self._focal, f_train=estimator.train_focal,
                 extra=gpu_memory_pairs(estimator.device))
@@ -708,8 +799,8 @@ def main(args: list[str] | None = None) -> int:
         node = DepthNode()
         node.get_logger().info(malloc_note)
         # One executor thread: a second one contends for the GIL with the inference worker
-        # and made latency erratic at 30 Hz (docs/speed.md). A checkpoint swap therefore
-        # pauses the camera callbacks while the new network loads.
+        # and made latency erratic at 30 Hz (docs/speed.md). A checkpoint swap loads on a
+        # thread of its own, so the camera callbacks go on meanwhile.
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()

@@ -59,6 +59,7 @@ class Counters:
     dropped: int = 0
     bad: int = 0
     idle: int = 0
+    unpaired: int = 0  # frames served with the newest camera_info, none of their stamp
     # Seconds per processed frame of each stage (see STAGES), and receipt -> last publish.
     stage_s: dict[str, list[float]] = field(
         default_factory=lambda: {name: [] for name in STAGES})
@@ -166,6 +167,7 @@ def depth_status(window: Counters, totals: Counters, elapsed_s: float, *,
         ('frames received (total)', str(totals.received)),
         ('frames processed (total)', str(totals.processed)),
         ('frames skipped, no subscriber (total)', str(totals.idle)),
+        ('camera_info unpaired (total)', str(totals.unpaired)),
         ('device', device),
         ('backend', backend),
         *focal.pairs(f_train),

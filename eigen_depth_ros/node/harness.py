@@ -288,10 +288,14 @@ def output_qos(depth: int = OUTPUT_DEPTH) -> Any:
 
 
 def output_types() -> dict[str, type]:
-    """Return the node's output topics (relative names) and their message types."""
+    """
+    Return the node's output topics (relative names) and their message types.
+
+    ``depth`` is the depth image's deprecated name, published while it has subscribers.
+    """
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-    return {'depth': Image, 'depth/camera_info': CameraInfo, 'points': PointCloud2,
-            'depth/colorized': Image}
+    return {'depth/image': Image, 'depth': Image, 'depth/camera_info': CameraInfo,
+            'points': PointCloud2, 'depth/colorized': Image}
 
 
 @contextmanager

@@ -18,24 +18,34 @@ The parameters of ``depth_node``: one table, and the checks of the start-up ones
 Every parameter is declared once from :data:`PARAMETERS` (``config/depth.yaml`` lists them
 with their defaults, docs/node.md describes them). The runtime parameters read per frame are
 checked together by :class:`eigen_depth_ros.node.settings.Settings`; this module checks the
-start-up ones that need more than a type and a range. Pure Python: importable without rclpy.
+start-up ones that need more than a type and a range. Pure Python: importable without rclpy
+and without torch (:func:`choose_backend` imports the backends when it is called).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from eigen_depth_ros.core.backends import (BACKENDS, check_backend, CPU_ONLY, CUDA_ONLY,
-                                           GRAPH_SUFFIX)
-from eigen_depth_ros.core.inference import BACKEND_ENV
 from eigen_depth_ros.msg.image_conversion import DEFAULT_MAX_PIXELS
-import torch
 
 NODE_NAME = 'eigen_depth'
 """The node name (the ``eigen_depth: ros__parameters:`` block of ``config/depth.yaml``)."""
 
 DEPTH_RESOLUTIONS = ('network', 'input')
 """Values of ``depth_resolution``."""
+
+RECTIFY_MODES = ('auto', 'true', 'false')
+"""Values of ``rectify``."""
+
+BACKEND_NAMES = ('eager', 'channels_last', 'bf16', 'int8', 'bf16_int8', 'compile', 'onnx', 'fp16')
+"""
+The backends ``backend`` names, as the parameter's description lists them.
+
+Written out so that the table imports without torch; test_node_settings.py checks that they
+are :data:`eigen_depth_ros.core.backends.BACKENDS`' names, and the CPU- and CUDA-only ones.
+"""
+CPU_ONLY_NAMES = ('int8', 'bf16_int8')
+CUDA_ONLY_NAMES = ('fp16',)
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,8 @@ class ParameterSpec:
     :param read_only: True when it is read once at start-up.
     :param min_value: lower bound for numbers (inclusive), None for none.
     :param max_value: upper bound for numbers (inclusive), None for none.
+    :param dynamic_typing: True when a value of another type is accepted too (``rectify``
+        takes ``true`` and ``false``, which the command line and YAML read as bools).
     """
 
     name: str
@@ -59,6 +71,7 @@ class ParameterSpec:
     read_only: bool = True
     min_value: float | None = None
     max_value: float | None = None
+    dynamic_typing: bool = False
 
     def describe(self) -> str:
         """Return the description with its unit, as ``ros2 param describe`` shows it."""
@@ -75,9 +88,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('half', False, 'Deprecated, use backend (fp16 on CUDA). True turns backend '
                   'eager on CUDA into fp16 and changes nothing else; a warning says which'),
     ParameterSpec('backend', 'auto', 'How the forward pass runs, and so its number format: '
-                  'auto (the measured default for the device, named in the start-up log) or '
-                  f"one of {', '.join(BACKENDS)} ({', '.join(sorted(CPU_ONLY))} CPU only, "
-                  f"{', '.join(sorted(CUDA_ONLY))} CUDA only; on CUDA a {GRAPH_SUFFIX} suffix "
+                  'auto (the default for the device, named in the start-up log) or '
+                  f"one of {', '.join(BACKEND_NAMES)} ({', '.join(CPU_ONLY_NAMES)} CPU only, "
+                  f"{', '.join(CUDA_ONLY_NAMES)} CUDA only; on CUDA a +graph suffix "
                   'replays the network as a CUDA graph)'),
     ParameterSpec('onnx_path', '', 'ONNX file (eigen-depth export) run by backend onnx; '
                   'empty exports the network at start-up. Ignored by the other backends'),
@@ -118,6 +131,14 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   '(from camera_info, else fallback_fx), f_train that of the training camera '
                   '(from the checkpoint). False publishes the network depth unscaled',
                   read_only=False),
+    ParameterSpec('info_sync_tolerance', 0.0, 'Largest stamp difference between an image and '
+                  'the camera_info it is paired with; 0 pairs exact stamps only, negative turns '
+                  'pairing off (the newest camera_info serves every image)', 's',
+                  read_only=False),
+    ParameterSpec('rectify', 'auto', 'Undistort the camera image with the camera_info '
+                  'distortion (plumb_bob, rational_polynomial, equidistant) and R before the '
+                  "network: 'auto' when D is not all zero, 'true' always, 'false' never (the "
+                  'image is taken as rectified)', read_only=False, dynamic_typing=True),
     ParameterSpec('max_input_pixels', DEFAULT_MAX_PIXELS, 'Largest accepted camera image '
                   '(width x height); larger frames are dropped with an error', 'pixels',
                   read_only=False, min_value=1),
@@ -141,7 +162,20 @@ def check_depth_resolution(value: str) -> str:
     return value
 
 
-def choose_backend(requested: str, device: torch.device | str, half: bool = False,
+def check_rectify(value: str | bool) -> str:
+    """
+    Return ``value`` as one of :data:`RECTIFY_MODES` (the bools true and false as strings).
+
+    :raises ValueError: naming the parameter and the accepted values.
+    """
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value not in RECTIFY_MODES:
+        raise ValueError(f"rectify must be 'auto', 'true' or 'false', got {value!r}")
+    return value
+
+
+def choose_backend(requested: str, device: Any, half: bool = False,
                    environment: str = '') -> tuple[str, list[str]]:
     """
     Return the backend the node runs on ``device`` and the warnings to log at start-up.
@@ -157,7 +191,7 @@ def choose_backend(requested: str, device: torch.device | str, half: bool = Fals
     is ignored when it names another backend than ``requested``.
 
     :param requested: the ``backend`` parameter.
-    :param device: the device the network runs on.
+    :param device: the device the network runs on (a ``torch.device`` or its name).
     :param half: the deprecated ``half`` parameter.
     :param environment: the value of :data:`BACKEND_ENV` in the node's environment, ``''``
         when unset.
@@ -165,6 +199,9 @@ def choose_backend(requested: str, device: torch.device | str, half: bool = Fals
         the warnings, one line each.
     :raises ValueError: for an unknown backend, or one ``device`` cannot run.
     """
+    from eigen_depth_ros.core.backends import check_backend
+    from eigen_depth_ros.core.inference import BACKEND_ENV
+    import torch
     resolved = check_backend(requested, device)
     notes = []
     from_env = environment.strip()

@@ -26,6 +26,8 @@ from dataclasses import dataclass, fields
 import math
 from typing import Any
 
+from .parameters import check_rectify
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -44,6 +46,8 @@ class Settings:
     fallback_cy: float
     max_input_pixels: int
     scale_by_focal: bool = True
+    info_sync_tolerance: float = 0.0
+    rectify: str = 'auto'
 
     @classmethod
     def from_parameters(cls, values: Mapping[str, Any]) -> Settings:
@@ -54,8 +58,11 @@ class Settings:
         :raises ValueError: when the values do not fit together (see :meth:`check`).
         :raises TypeError: when a field without a default is missing.
         """
-        settings = cls(**{field.name: values[field.name] for field in fields(cls)
-                          if field.name in values})
+        given = {field.name: values[field.name] for field in fields(cls)
+                 if field.name in values}
+        if 'rectify' in given:  # true and false arrive as bools
+            given['rectify'] = check_rectify(given['rectify'])
+        settings = cls(**given)
         settings.check()
         return settings
 
@@ -74,3 +81,7 @@ class Settings:
             raise ValueError('fallback_fx and fallback_fy must be >= 0')
         if self.max_input_pixels < 1:
             raise ValueError(f'max_input_pixels must be >= 1, got {self.max_input_pixels}')
+        if not math.isfinite(self.info_sync_tolerance):
+            raise ValueError(f'info_sync_tolerance must be finite, got '
+                             f'{self.info_sync_tolerance}')
+        check_rectify(self.rectify)
