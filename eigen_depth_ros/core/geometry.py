@@ -67,6 +67,22 @@ def image_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0)
 
 
+def resize_image(pixels: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """
+    Resize images (N, C, H, W) to ``width x height``: bilinear, antialiased, pixel centres.
+
+    The resampling of :meth:`InputGeometry.resize_crop` (see there): ``align_corners=False``
+    and PyTorch's ``antialias=True``; uint8 stays uint8 on the CPU (PyTorch's vectorised
+    path) and is resized as float32 on other devices.
+
+    :return: (N, C, height, width), uint8 on the CPU for uint8 input, else float.
+    """
+    if pixels.dtype == torch.uint8 and pixels.device.type != 'cpu':
+        pixels = pixels.float()
+    return F.interpolate(pixels, size=(height, width), mode='bilinear', align_corners=False,
+                         antialias=True)
+
+
 @dataclass(frozen=True)
 class InputGeometry:
     """
@@ -184,10 +200,7 @@ class InputGeometry:
         if (w, h) != (self.image_width, self.image_height):
             raise ValueError(f'image is {w}x{h}, geometry is for '
                              f'{self.image_width}x{self.image_height}')
-        if pixels.dtype == torch.uint8 and pixels.device.type != 'cpu':
-            pixels = pixels.float()
-        resized = F.interpolate(pixels, size=(self.resized_height, self.resized_width),
-                                mode='bilinear', align_corners=False, antialias=True)
+        resized = resize_image(pixels, self.resized_width, self.resized_height)
         cfg = self.config
         return resized[:, :, self.crop_y:self.crop_y + cfg.input_height,
                        self.crop_x:self.crop_x + cfg.input_width]

@@ -1,0 +1,231 @@
+# Copyright 2026 eigen_depth_ros contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+r"""
+The paper's KITTI augmentation of a whole batch, in torch, on the device that trains.
+
+Input: frames of a :class:`~eigen_depth_training.prepared.PreparedSet` (uint8 images stored
+at the largest zoom :math:`s_{max}`, LiDAR points at camera resolution) and one
+:class:`~eigen_depth_training.dataset.Augmentation` draw per frame, drawn exactly as the
+per-sample path draws it (same seeds, same distributions: :math:`s \sim U[1, s_{max}]`,
+crop ~ U[0, 1]^2, :math:`c \sim U[0.8, 1.2]^3`, flip with p = 0.5).
+
+Per draw, :meth:`~eigen_depth_ros.core.geometry.InputGeometry.fit` gives the geometry the
+per-sample path uses (:func:`~eigen_depth_training.dataset.apply_augmentation`), and then
+
+- **image**: the stored image is resized to that geometry's size (bilinear, antialiased,
+  pixel centres: the same resampling as ``resize_crop``, from the stored image instead of
+  the camera image, so the window differs from the per-sample one only by the
+  interpolation of an already resampled image) and the window is cut at the crop; a flip
+  cuts the mirrored window and mirrors it (resizing commutes with mirroring); then, for the
+  batch at once, colour :math:`\min(c_k x, 255)` and the ImageNet normalisation;
+- **target**: every LiDAR point (column :math:`u`, mirrored to :math:`W - 1 - u` when
+  flipped; row :math:`v`) goes to output cell
+  :math:`(\mathrm{rint}((u - b_x) / a_x), \mathrm{rint}((v - b_y) / a_y))` with the
+  geometry's output-to-camera affine map, the nearest point per cell is kept (one
+  ``scatter_reduce`` with ``amin`` over the batch), and the depth is divided by :math:`s`
+  and rescaled to the canonical focal length, :math:`Z F / f_i`. These are the operations
+  of ``sparse_depth_to_output`` in the same precision, so every target cell equals the
+  per-sample path's bit for bit.
+
+Only the image resize runs once per frame (32 small resizes of at most 691x209 pixels);
+everything else is batched. On a GPU it all runs there; on the CPU the training loop runs
+it in a data-loading worker process, overlapped with the training step.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from eigen_depth_ros.core.geometry import InputGeometry, resize_image
+from eigen_depth_ros.core.model import EigenDepthConfig, normalize_image
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .dataset import Augmentation
+from .prepared import PreparedSet
+
+
+class PreparedBatches(Dataset):
+    """
+    Raw training batches of a prepared set: stored images, points and augmentation draws.
+
+    Indexed like :class:`~eigen_depth_training.dataset.KittiDepthDataset` by ``(frame,
+    seed)`` pairs (what :class:`~eigen_depth_training.dataset.ResumableSampler` yields); a
+    :class:`~torch.utils.data.DataLoader` with a batch size fetches a whole batch through
+    :meth:`__getitems__` (use ``collate_fn=`` :func:`keep_batch`). With ``augment_on`` set
+    (the CPU), the batch comes back augmented (:func:`augment_batch` runs in the loader's
+    worker); otherwise raw, for :func:`augment_batch` on the training device.
+
+    :param prepared: the prepared frames, in the order of ``draw``'s frame indices.
+    :param draw: the dataset whose :meth:`~eigen_depth_training.dataset.KittiDepthDataset.
+        augmentation` draws each frame's augmentation (and which holds the depth range and
+        the canonical focal length).
+    :param augment_on: device to augment on inside the loader, or None for raw batches.
+    """
+
+    def __init__(self, prepared: PreparedSet, draw: Any,
+                 augment_on: torch.device | None = None) -> None:
+        """Keep the prepared set and the draws' source."""
+        self.prepared = prepared
+        self.draw = draw
+        self.augment_on = augment_on
+
+    def __len__(self) -> int:
+        """Return the number of frames."""
+        return len(self.prepared)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        """Return the raw batch of one frame (see :meth:`__getitems__`)."""
+        return self.__getitems__([key])
+
+    def __getitems__(self, keys: Sequence[tuple[int, int]]) -> dict[str, Any]:
+        """
+        Return one batch of the frames ``keys`` (``(frame index, augmentation seed)``).
+
+        Raw: ``images`` (B, H_max, W_max, 3) uint8, ``stored_size`` and ``image_size``
+        (B, 2), ``points_uv`` (P, 2) int32, ``points_z`` (P,) float32, ``points_frame``
+        (P,) int64 (the batch position of each point), ``focal`` (B,) float64, ``index``
+        (B,) and ``draws`` (the :class:`~eigen_depth_training.dataset.Augmentation` of each).
+        """
+        prepared = self.prepared
+        indices = [int(index) for index, _ in keys]
+        draws = [self.draw.augmentation(int(index), int(seed)) for index, seed in keys]
+        images = torch.from_numpy(np.stack([prepared.images[i] for i in indices]))
+        uv, z = zip(*(prepared.points(i) for i in indices))
+        counts = [len(part) for part in z]
+        raw = {
+            'images': images,                                               # (B, Hc, Wc, 3)
+            'stored_size': torch.from_numpy(prepared.stored_size[indices].astype(np.int64)),
+            'image_size': torch.from_numpy(prepared.image_size[indices].astype(np.int64)),
+            'points_uv': torch.from_numpy(np.concatenate(uv).astype(np.int32)),   # (P, 2)
+            'points_z': torch.from_numpy(np.concatenate(z)),                       # (P,)
+            'points_frame': torch.repeat_interleave(torch.arange(len(indices)),
+                                                    torch.tensor(counts)),         # (P,)
+            'focal': torch.from_numpy(prepared.focal[indices]),
+            'index': torch.tensor(indices),
+            'draws': draws,
+        }
+        if self.augment_on is None:
+            return raw
+        return augment_batch(raw, self.draw.config, self.augment_on, self.draw.min_depth,
+                             self.draw.max_depth, self.draw.canonical_focal)
+
+
+def keep_batch(batch: dict[str, Any]) -> dict[str, Any]:
+    """``collate_fn`` for :class:`PreparedBatches`: the batch is whole already."""
+    return batch
+
+
+def _window_origin(geometry: InputGeometry, flip: bool) -> int:
+    """Column of the window in the resized image of the *unflipped* frame."""
+    if not flip:
+        return geometry.crop_x
+    return geometry.resized_width - geometry.crop_x - geometry.config.input_width
+
+
+def augmented_images(raw: dict[str, Any], geometries: list[InputGeometry],
+                     draws: list[Augmentation], device: torch.device) -> torch.Tensor:
+    """
+    Cut the augmented, normalised input windows of a raw batch.
+
+    :return: (B, 3, input_height, input_width) float32 on ``device``, channels-last.
+    """
+    cfg = geometries[0].config
+    images = raw['images'].to(device, non_blocking=True)                   # (B, Hc, Wc, 3)
+    window_dtype = torch.uint8 if device.type == 'cpu' else torch.float32
+    windows = torch.empty((len(draws), 3, cfg.input_height, cfg.input_width),
+                          dtype=window_dtype, device=device,
+                          memory_format=torch.channels_last)               # (B, 3, h, w)
+    for b, (geometry, draw) in enumerate(zip(geometries, draws)):
+        width, height = (int(n) for n in raw['stored_size'][b])
+        stored = images[b, :height, :width].permute(2, 0, 1).unsqueeze(0)  # (1, 3, Hs, Ws)
+        resized = resize_image(stored, geometry.resized_width, geometry.resized_height)
+        x0, y0 = _window_origin(geometry, draw.flip), geometry.crop_y
+        windows[b] = resized[0, :, y0:y0 + cfg.input_height, x0:x0 + cfg.input_width]
+    flips = torch.tensor([d.flip for d in draws], device=device)
+    if bool(flips.any()):
+        windows[flips] = windows[flips].flip(-1)
+    colour = torch.tensor([d.colour for d in draws], dtype=torch.float32,
+                          device=device).view(-1, 3, 1, 1)                 # (B, 3, 1, 1)
+    pixels = windows.float()
+    if bool((colour != 1.0).any()):
+        pixels = torch.clamp_max_(pixels.mul_(colour), 255.0)
+    return normalize_image(pixels)
+
+
+def binned_targets(raw: dict[str, Any], geometries: list[InputGeometry],
+                   draws: list[Augmentation], device: torch.device,
+                   canonical_focal: float | None) -> torch.Tensor:
+    r"""
+    Bin every frame's LiDAR points into its output grid, nearest point per cell.
+
+    Output cell of a point: :math:`j = \mathrm{rint}((u' - b_x) / a_x)`,
+    :math:`i = \mathrm{rint}((v - b_y) / a_y)` in float64, with :math:`u' = W - 1 - u` for
+    a flipped frame; then depth :math:`/ s` and :math:`\times F / f_i` in float32, as the
+    per-sample path computes them.
+
+    :return: (B, 1, H_out, W_out) float32 metres on ``device``, 0 where no point falls.
+    """
+    out_w, out_h = geometries[0].output_size
+    batch = len(geometries)
+    affine = torch.tensor([g.output_to_image_affine() for g in geometries],
+                          dtype=torch.float64, device=device)              # (B, 4)
+    width = raw['image_size'][:, 0].to(device=device, dtype=torch.float64)  # (B,)
+    flips = torch.tensor([d.flip for d in draws], device=device)           # (B,)
+    frame = raw['points_frame'].to(device, non_blocking=True)              # (P,)
+    uv = raw['points_uv'].to(device, non_blocking=True).double()           # (P, 2)
+    depth = raw['points_z'].to(device, non_blocking=True)                  # (P,)
+    u = torch.where(flips[frame], width[frame] - 1.0 - uv[:, 0], uv[:, 0])
+    a_x, b_x, a_y, b_y = affine[frame].unbind(1)
+    col = torch.round((u - b_x) / a_x)
+    row = torch.round((uv[:, 1] - b_y) / a_y)
+    inside = (col >= 0) & (row >= 0) & (col < out_w) & (row < out_h)
+    cell = (frame * out_h + row.long()) * out_w + col.long()
+    target = torch.full((batch * out_h * out_w,), float('inf'), device=device)
+    target.scatter_reduce_(0, cell[inside], depth[inside], reduce='amin')
+    target[torch.isinf(target)] = 0.0
+    target = target.view(batch, 1, out_h, out_w)
+    scale = torch.tensor([d.scale for d in draws], dtype=torch.float32, device=device)
+    target = target / scale.view(-1, 1, 1, 1)
+    if canonical_focal is not None:
+        ratio = canonical_focal / raw['focal'].double()                    # (B,)
+        factor = torch.where((ratio - 1.0).abs() > 1e-9, ratio, torch.ones_like(ratio))
+        target = target * factor.float().to(device).view(-1, 1, 1, 1)
+    return target
+
+
+def augment_batch(raw: dict[str, Any], config: EigenDepthConfig, device: torch.device,
+                  min_depth: float, max_depth: float, canonical_focal: float | None
+                  ) -> dict[str, Any]:
+    """
+    Turn a raw batch (:meth:`PreparedBatches.__getitems__`) into a training batch on ``device``.
+
+    :return: the keys the training step reads, like a collated
+        :class:`~eigen_depth_training.dataset.KittiDepthDataset` batch: ``image`` (B, 3, h,
+        w) normalised, channels-last; ``depth``, ``log_depth`` and ``mask`` (B, 1, H_out,
+        W_out), with ``mask = min_depth <= depth <= max_depth`` and ``log_depth = log(depth)``
+        there (0 elsewhere); ``ok`` (all true: a prepared frame always decodes); ``index``.
+    """
+    draws = raw['draws']
+    geometries = [InputGeometry.fit(int(w), int(h), config, extra_scale=d.scale,
+                                    crop_fraction=d.crop)
+                  for (w, h), d in zip(raw['image_size'].tolist(), draws)]
+    image = augmented_images(raw, geometries, draws, device)
+    depth = binned_targets(raw, geometries, draws, device, canonical_focal)
+    mask = (depth >= min_depth) & (depth <= max_depth)                      # (B, 1, Ho, Wo)
+    log_depth = torch.where(mask, torch.log(torch.clamp_min(depth, min_depth)),
+                            torch.zeros_like(depth))
+    return {'image': image, 'depth': depth, 'log_depth': log_depth, 'mask': mask,
+            'ok': torch.ones(len(draws), dtype=torch.bool), 'index': raw['index']}
