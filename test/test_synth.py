@@ -14,6 +14,8 @@
 
 """The synthetic KITTI world: layout and formats, geometry, variety, determinism, CLI."""
 import re
+import subprocess
+import sys
 
 import cv2
 from eigen_depth_training import kitti, synth
@@ -202,6 +204,15 @@ def test_drives_in_parallel_processes_are_the_same_bytes(tmp_path):
     with pytest.raises(synth.SynthError, match='workers'):
         synth.write_synthetic_kitti(tmp_path / 'bad', workers=0, **kwargs)
     assert [i.name for i in infos] == synth.default_drive_names(2)
+
+
+def test_the_world_imports_without_torch():
+    # Worker processes import the package: torch (options.py) is for the command line only.
+    script = ('import sys\nimport eigen_depth_training.synth\n'
+              "assert 'torch' not in sys.modules, 'torch imported'\n")
+    proc = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 @pytest.fixture(scope='module')
