@@ -39,16 +39,19 @@ per-sample path uses (:func:`~eigen_depth_training.dataset.apply_augmentation`),
   of ``sparse_depth_to_output`` in the same precision, so every target cell equals the
   per-sample path's bit for bit.
 
-Only the image resize runs once per frame (32 small resizes of at most 691x209 pixels);
-everything else is batched. On a GPU it all runs there; on the CPU the training loop runs
-it in a data-loading worker process, overlapped with the training step.
+Only the image resize and window cut run once per frame (32 small resizes of at most
+691x209 pixels) and the points' cells are computed per frame (with that frame's scalars);
+colour, normalisation and the binning of the whole batch are single batched operations.
+Data-loading workers only copy frames and points out of the prepared set
+(:class:`PreparedBatches`); the training process augments on its device.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Sequence
 
 from eigen_depth_ros.core.geometry import InputGeometry, resize_image
-from eigen_depth_ros.core.model import EigenDepthConfig, normalize_image
+from eigen_depth_ros.core.model import EigenDepthConfig, normalize_constants
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -64,23 +67,19 @@ class PreparedBatches(Dataset):
     Indexed like :class:`~eigen_depth_training.dataset.KittiDepthDataset` by ``(frame,
     seed)`` pairs (what :class:`~eigen_depth_training.dataset.ResumableSampler` yields); a
     :class:`~torch.utils.data.DataLoader` with a batch size fetches a whole batch through
-    :meth:`__getitems__` (use ``collate_fn=`` :func:`keep_batch`). With ``augment_on`` set
-    (the CPU), the batch comes back augmented (:func:`augment_batch` runs in the loader's
-    worker); otherwise raw, for :func:`augment_batch` on the training device.
+    :meth:`__getitems__` (use ``collate_fn=`` :func:`keep_batch`), raw, for
+    :func:`augment_batch` on the training device. This is all a data-loading worker does:
+    copying out of the memory-mapped set, about 0.2 ms of host CPU a sample.
 
     :param prepared: the prepared frames, in the order of ``draw``'s frame indices.
     :param draw: the dataset whose :meth:`~eigen_depth_training.dataset.KittiDepthDataset.
-        augmentation` draws each frame's augmentation (and which holds the depth range and
-        the canonical focal length).
-    :param augment_on: device to augment on inside the loader, or None for raw batches.
+        augmentation` draws each frame's augmentation.
     """
 
-    def __init__(self, prepared: PreparedSet, draw: Any,
-                 augment_on: torch.device | None = None) -> None:
+    def __init__(self, prepared: PreparedSet, draw: Any) -> None:
         """Keep the prepared set and the draws' source."""
         self.prepared = prepared
         self.draw = draw
-        self.augment_on = augment_on
 
     def __len__(self) -> int:
         """Return the number of frames."""
@@ -105,7 +104,7 @@ class PreparedBatches(Dataset):
         images = torch.from_numpy(np.stack([prepared.images[i] for i in indices]))
         uv, z = zip(*(prepared.points(i) for i in indices))
         counts = [len(part) for part in z]
-        raw = {
+        return {
             'images': images,                                               # (B, Hc, Wc, 3)
             'stored_size': torch.from_numpy(prepared.stored_size[indices].astype(np.int64)),
             'image_size': torch.from_numpy(prepared.image_size[indices].astype(np.int64)),
@@ -117,10 +116,6 @@ class PreparedBatches(Dataset):
             'index': torch.tensor(indices),
             'draws': draws,
         }
-        if self.augment_on is None:
-            return raw
-        return augment_batch(raw, self.draw.config, self.augment_on, self.draw.min_depth,
-                             self.draw.max_depth, self.draw.canonical_focal)
 
 
 def keep_batch(batch: dict[str, Any]) -> dict[str, Any]:
@@ -135,34 +130,71 @@ def _window_origin(geometry: InputGeometry, flip: bool) -> int:
     return geometry.resized_width - geometry.crop_x - geometry.config.input_width
 
 
-def augmented_images(raw: dict[str, Any], geometries: list[InputGeometry],
-                     draws: list[Augmentation], device: torch.device) -> torch.Tensor:
+def _split_over_threads(work: Callable[[range], None], count: int,
+                        device: torch.device) -> None:
     """
+    Run ``work`` over ``range(count)``: on the CPU split over one thread per core.
+
+    The per-frame operations are too small for PyTorch's own intra-op threads, so on the CPU
+    each of ``torch.get_num_threads()`` Python threads takes a share of the frames with
+    PyTorch single-threaded (its operations release the GIL); elsewhere (a GPU, where they
+    are only kernel launches) in this thread.
+    """
+    threads = torch.get_num_threads() if device.type == 'cpu' else 1
+    if threads <= 1 or count <= 1:
+        work(range(count))
+        return
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, (range(k, count, threads) for k in range(threads))))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def augmented_images(raw: dict[str, Any], geometries: list[InputGeometry],
+                     draws: list[Augmentation], device: torch.device,
+                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    r"""
     Cut the augmented, normalised input windows of a raw batch.
 
-    :return: (B, 3, input_height, input_width) float32 on ``device``, channels-last.
+    Per frame: the stored image is resized to the draw's size, the window cut (mirrored when
+    flipped), and colour and normalisation applied in one pass while the window is in cache,
+    :math:`\min(c_k x, 255) s_k + t_k = \min(x (c_k s_k) + t_k, 255 s_k + t_k)` with the
+    normalisation's :math:`s_k = 1 / (255 \sigma_k) > 0` and :math:`t_k = -\mu_k / \sigma_k`.
+
+    :param dtype: dtype of the result (bfloat16 when the step autocasts to it: the first
+        convolution would round to it anyway, and half the bytes are written).
+    :return: (B, 3, input_height, input_width) on ``device``, channels-last.
     """
     cfg = geometries[0].config
+    height, width = cfg.input_height, cfg.input_width
     images = raw['images'].to(device, non_blocking=True)                   # (B, Hc, Wc, 3)
-    window_dtype = torch.uint8 if device.type == 'cpu' else torch.float32
-    windows = torch.empty((len(draws), 3, cfg.input_height, cfg.input_width),
-                          dtype=window_dtype, device=device,
-                          memory_format=torch.channels_last)               # (B, 3, h, w)
-    for b, (geometry, draw) in enumerate(zip(geometries, draws)):
-        width, height = (int(n) for n in raw['stored_size'][b])
-        stored = images[b, :height, :width].permute(2, 0, 1).unsqueeze(0)  # (1, 3, Hs, Ws)
-        resized = resize_image(stored, geometry.resized_width, geometry.resized_height)
-        x0, y0 = _window_origin(geometry, draw.flip), geometry.crop_y
-        windows[b] = resized[0, :, y0:y0 + cfg.input_height, x0:x0 + cfg.input_width]
-    flips = torch.tensor([d.flip for d in draws], device=device)
-    if bool(flips.any()):
-        windows[flips] = windows[flips].flip(-1)
-    colour = torch.tensor([d.colour for d in draws], dtype=torch.float32,
-                          device=device).view(-1, 3, 1, 1)                 # (B, 3, 1, 1)
-    pixels = windows.float()
-    if bool((colour != 1.0).any()):
-        pixels = torch.clamp_max_(pixels.mul_(colour), 255.0)
-    return normalize_image(pixels)
+    out = torch.empty((len(draws), 3, height, width), dtype=dtype, device=device,
+                      memory_format=torch.channels_last)                   # (B, 3, h, w)
+    scale, shift = (t.view(3, 1, 1) for t in normalize_constants(device, torch.float32))
+    ceiling = 255.0 * scale + shift                                        # (3, 1, 1)
+    colours = torch.tensor([d.colour for d in draws], dtype=torch.float32,
+                           device=device).view(-1, 3, 1, 1) * scale        # (B, 3, 1, 1)
+
+    def fill(frames: range) -> None:
+        window = torch.empty((3, height, width), device=device)            # (3, h, w) f32
+        for b in frames:
+            geometry, draw = geometries[b], draws[b]
+            stored_w, stored_h = (int(n) for n in raw['stored_size'][b])
+            stored = images[b, :stored_h, :stored_w].permute(2, 0, 1).unsqueeze(0)
+            resized = resize_image(stored, geometry.resized_width,
+                                   geometry.resized_height)[0]             # (3, rh, rw)
+            x0, y0 = _window_origin(geometry, draw.flip), geometry.crop_y
+            pixels = resized[:, y0:y0 + height, x0:x0 + width]             # (3, h, w)
+            if draw.flip:
+                pixels = pixels.flip(-1)
+            torch.addcmul(shift, pixels, colours[b], out=window)
+            torch.minimum(window, ceiling, out=window)
+            out[b] = window
+
+    _split_over_threads(fill, len(draws), device)
+    return out
 
 
 def binned_targets(raw: dict[str, Any], geometries: list[InputGeometry],
@@ -180,21 +212,29 @@ def binned_targets(raw: dict[str, Any], geometries: list[InputGeometry],
     """
     out_w, out_h = geometries[0].output_size
     batch = len(geometries)
-    affine = torch.tensor([g.output_to_image_affine() for g in geometries],
-                          dtype=torch.float64, device=device)              # (B, 4)
-    width = raw['image_size'][:, 0].to(device=device, dtype=torch.float64)  # (B,)
-    flips = torch.tensor([d.flip for d in draws], device=device)           # (B,)
-    frame = raw['points_frame'].to(device, non_blocking=True)              # (P,)
     uv = raw['points_uv'].to(device, non_blocking=True).double()           # (P, 2)
     depth = raw['points_z'].to(device, non_blocking=True)                  # (P,)
-    u = torch.where(flips[frame], width[frame] - 1.0 - uv[:, 0], uv[:, 0])
-    a_x, b_x, a_y, b_y = affine[frame].unbind(1)
-    col = torch.round((u - b_x) / a_x)
-    row = torch.round((uv[:, 1] - b_y) / a_y)
-    inside = (col >= 0) & (row >= 0) & (col < out_w) & (row < out_h)
-    cell = (frame * out_h + row.long()) * out_w + col.long()
-    target = torch.full((batch * out_h * out_w,), float('inf'), device=device)
-    target.scatter_reduce_(0, cell[inside], depth[inside], reduce='amin')
+    offsets = [0] + torch.cumsum(torch.bincount(raw['points_frame'], minlength=batch),
+                                 0).tolist()
+    cells: list[torch.Tensor] = [uv.new_empty(0)] * batch
+
+    def bin_frames(frames: range) -> None:
+        for b in frames:
+            geometry = geometries[b]
+            a_x, b_x, a_y, b_y = geometry.output_to_image_affine()
+            u, v = uv[offsets[b]:offsets[b + 1]].unbind(1)                 # (P_b,)
+            if draws[b].flip:
+                u = (geometry.image_width - 1.0) - u
+            col = torch.round((u - b_x) / a_x)
+            row = torch.round((v - b_y) / a_y)
+            outside = (col < 0) | (row < 0) | (col >= out_w) | (row >= out_h)
+            cell = (b * out_h + row.long()) * out_w + col.long()
+            cells[b] = cell.masked_fill_(outside, batch * out_h * out_w)  # past the end
+
+    _split_over_threads(bin_frames, batch, device)
+    target = torch.full((batch * out_h * out_w + 1,), float('inf'), device=device)
+    target.scatter_reduce_(0, torch.cat(cells), depth, reduce='amin')
+    target = target[:-1]
     target[torch.isinf(target)] = 0.0
     target = target.view(batch, 1, out_h, out_w)
     scale = torch.tensor([d.scale for d in draws], dtype=torch.float32, device=device)
@@ -207,14 +247,14 @@ def binned_targets(raw: dict[str, Any], geometries: list[InputGeometry],
 
 
 def augment_batch(raw: dict[str, Any], config: EigenDepthConfig, device: torch.device,
-                  min_depth: float, max_depth: float, canonical_focal: float | None
-                  ) -> dict[str, Any]:
+                  min_depth: float, max_depth: float, canonical_focal: float | None,
+                  dtype: torch.dtype = torch.float32) -> dict[str, Any]:
     """
     Turn a raw batch (:meth:`PreparedBatches.__getitems__`) into a training batch on ``device``.
 
     :return: the keys the training step reads, like a collated
         :class:`~eigen_depth_training.dataset.KittiDepthDataset` batch: ``image`` (B, 3, h,
-        w) normalised, channels-last; ``depth``, ``log_depth`` and ``mask`` (B, 1, H_out,
+        w) normalised, channels-last, in ``dtype``; ``depth``, ``log_depth`` and ``mask`` (B, 1, H_out,
         W_out), with ``mask = min_depth <= depth <= max_depth`` and ``log_depth = log(depth)``
         there (0 elsewhere); ``ok`` (all true: a prepared frame always decodes); ``index``.
     """
@@ -222,7 +262,7 @@ def augment_batch(raw: dict[str, Any], config: EigenDepthConfig, device: torch.d
     geometries = [InputGeometry.fit(int(w), int(h), config, extra_scale=d.scale,
                                     crop_fraction=d.crop)
                   for (w, h), d in zip(raw['image_size'].tolist(), draws)]
-    image = augmented_images(raw, geometries, draws, device)
+    image = augmented_images(raw, geometries, draws, device, dtype)
     depth = binned_targets(raw, geometries, draws, device, canonical_focal)
     mask = (depth >= min_depth) & (depth <= max_depth)                      # (B, 1, Ho, Wo)
     log_depth = torch.where(mask, torch.log(torch.clamp_min(depth, min_depth)),

@@ -141,6 +141,14 @@ def build_parser(prog: str = 'eigen-depth train') -> argparse.ArgumentParser:
                       help='decode every training and validation frame once and keep it in '
                            'memory (auto: when the frames fit in 6 GiB), so that samples '
                            'cost only the augmentation')
+    data.add_argument('--data-pipeline', choices=('prepared', 'raw'), default='prepared',
+                      help='prepared: decode and resize every training frame once into a '
+                           'memory-mapped prepared set (--prepared-dir; rebuilt when the '
+                           'files, the split or the geometry change) and augment whole '
+                           'batches in torch on the training device; raw: decode PNGs and '
+                           'augment sample by sample in numpy (slower, no extra disk)')
+    data.add_argument('--prepared-dir', type=Path, default=None,
+                      help='folder of the prepared training set (default: <out>/prepared)')
     data.add_argument('--no-augment', action='store_true',
                       help='train on the centre crop without any augmentation')
 
@@ -311,7 +319,8 @@ def default_options(**overrides: Any) -> argparse.Namespace:
         (paths are not required here).
     """
     options = build_parser().parse_args([])
-    path_keys = {'data_root', 'train_split', 'val_split', 'cache_dir', 'init', 'out'}
+    path_keys = {'data_root', 'train_split', 'val_split', 'cache_dir', 'init', 'out',
+                 'prepared_dir'}
     for key, value in overrides.items():
         if not hasattr(options, key):
             raise ValueError(f'unknown training option {key!r}')

@@ -13,56 +13,147 @@
 # limitations under the License.
 
 """
-Training throughput: samples per second of the real training loop, side by side.
+Training throughput: samples per second of the real loop against its compute alone.
 
-Each variant runs :func:`~eigen_depth_training.train.train` for a few coarse steps on the
-same split, in this process, one after the other, so the figures share a machine and a
-moment: the data pipeline as it was (every sample decodes its PNG and reads its depth
-cache file; float32), with the frames preloaded in memory, and preloaded with bfloat16
-autocast (the ``--amp auto`` choice on CPUs with native bfloat16). ``eigen-depth bench
---train-data ROOT SPLIT`` runs it and writes the JSON.
+``eigen-depth bench --train-data ROOT SPLIT`` runs every variant of :data:`VARIANTS` in this
+process, one after the other, so the figures share a machine and a moment. Each variant
+builds a real :class:`~eigen_depth_training.train.Trainer` (coarse stage, the network,
+batch, optimiser and number format ``train`` uses) and times its steady state, after
+``warmup`` steps:
+
+- **compute only**: one batch taken from the loader, already on the device, stepped again
+  and again: the rate the hardware allows, the reference of every ratio;
+- **prepared**: the real loop on the prepared set (``--data-pipeline prepared``);
+- **raw**: the real loop decoding PNGs and augmenting sample by sample
+  (``--data-pipeline raw --preload off``, the path before the prepared set).
+
+Each row has ``samples_per_second`` and ``ratio`` (to the compute-only row of the same
+number format). The host CPU time of the data path per sample (:func:`host_cost`) is
+measured apart, in this process on one thread, so that the cores a GPU needs can be read
+off: ``ms per sample x samples/s of the GPU / 1000`` cores.
 """
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from typing import Any
 
-#: (name, --preload, --amp) of each variant, the pipeline before this comparison first.
-VARIANTS = (('png per sample, fp32 (before)', 'off', 'off'),
-            ('preloaded, fp32', 'on', 'off'),
-            ('preloaded, bf16 autocast', 'on', 'on'))
+import torch
+
+#: (name, --data-pipeline, --amp, compute only) of each variant.
+VARIANTS = (('compute only', 'prepared', 'auto', True),
+            ('prepared (batched torch augmentation)', 'prepared', 'auto', False),
+            ('raw (PNG + numpy per sample, before)', 'raw', 'auto', False),
+            ('compute only, float32', 'prepared', 'off', True),
+            ('prepared, float32', 'prepared', 'off', False))
 
 
-def bench_training(data_root: str | os.PathLike, split: str | os.PathLike,
-                   width_mult: float = 0.125, batch_size: int = 32, steps: int = 40,
-                   workers: int = 1, device: str = 'cpu') -> list[dict[str, Any]]:
+def _trainer(data_root: str, split: str, out: str, width_mult: float, batch_size: int,
+             pipeline: str, amp: str, workers: int, device: str, prepared_dir: str) -> Any:
+    """Build and set up a coarse-stage Trainer (no validation, no TensorBoard)."""
+    from .distributed import setup_distributed
+    from .options import default_options
+    from .train import Trainer
+
+    options = default_options(
+        data_root=data_root, train_split=split, out=out, width_mult=width_mult,
+        batch_size=batch_size, stage='coarse', coarse_samples=10 ** 9, val_every=0,
+        workers=workers, preload='off', data_pipeline=pipeline, prepared_dir=prepared_dir,
+        amp=amp, device=device, no_tensorboard=True, no_progress=True)
+    trainer = Trainer(options, None, setup_distributed(options.device, 'auto', 10.0))
+    trainer.setup()
+    trainer._begin_stage('coarse')
+    return trainer
+
+
+def _timed_steps(trainer: Any, batches: Any, steps: int, warmup: int) -> float:
+    """Return samples/s of ``steps`` training steps on ``batches`` after ``warmup`` steps."""
+    from .interrupts import StopRequest
+
+    with StopRequest() as stop:
+        for _ in range(warmup):
+            trainer._train_step(next(batches), stop)
+        started = time.perf_counter()
+        for _ in range(steps):
+            trainer._train_step(next(batches), stop)
+        elapsed = time.perf_counter() - started
+    return steps * trainer.batch / elapsed
+
+
+def _repeat(batch: dict[str, Any]) -> Any:
+    while True:
+        yield batch
+
+
+def host_cost(trainer: Any, batches: int = 4) -> dict[str, float]:
+    """
+    Measure the host CPU time per sample of the prepared data path, on one thread.
+
+    ``gather``: reading the frames and points of a batch out of the prepared set (what a
+    data-loading worker does; all the host does for a GPU, which augments on the device);
+    ``gather + augment``: the same plus the augmentation on the CPU (what a CPU run adds to
+    its training process).
+
+    :return: milliseconds of CPU time per sample of each.
+    """
+    from .batch_augment import augment_batch, PreparedBatches
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        keys = [(i % len(trainer.prepared), i) for i in range(trainer.batch)]
+        source = PreparedBatches(trainer.prepared, trainer.train_set)
+        data = trainer.train_set
+        steps = {'gather': lambda: source.__getitems__(keys),
+                 'gather + augment': lambda: augment_batch(
+                     source.__getitems__(keys), trainer.config, torch.device('cpu'),
+                     data.min_depth, data.max_depth, data.canonical_focal, trainer.amp_dtype)}
+        out = {}
+        for name, step in steps.items():
+            step()
+            started = time.process_time()
+            for _ in range(batches):
+                step()
+            out[name] = round(1000 * (time.process_time() - started) /
+                              (batches * trainer.batch), 3)
+        return out
+    finally:
+        torch.set_num_threads(threads)
+
+
+def bench_training(data_root: str, split: str, width_mult: float = 0.125,
+                   batch_size: int = 32, steps: int = 40, warmup: int = 5, workers: int = 1,
+                   device: str = 'cpu') -> dict[str, Any]:
     """
     Measure coarse-stage training samples/s of every variant of :data:`VARIANTS`.
 
-    :param steps: timed optimiser steps per variant (after the workers' start-up).
-    :return: one dict per variant: ``name``, ``preload``, ``amp``, ``samples_per_second``
-        (optimiser steps times batch over the loop's time) and ``setup_s`` (building the
-        dataset, including the preloading).
+    :return: ``{'rows': [...], 'host_ms_per_sample': {...}}``; each row has ``name``,
+        ``pipeline``, ``amp``, ``samples_per_second`` and ``ratio`` (to the compute-only row
+        of its number format).
     """
-    from .options import default_options
-    from .train import train
-
-    rows = []
-    for name, preload, amp in VARIANTS:
-        with tempfile.TemporaryDirectory(prefix='eigen_depth_train_bench_') as out:
-            options = default_options(
-                data_root=data_root, train_split=split, out=out, width_mult=width_mult,
-                batch_size=batch_size, stage='coarse', coarse_samples=steps * batch_size,
-                val_every=0, checkpoint_every=steps + 1, workers=workers, preload=preload,
-                amp=amp, device=device, no_tensorboard=True, no_progress=True)
-            started = time.perf_counter()
-            result = train(options)
-            total = time.perf_counter() - started
-        loop = steps * batch_size / result.samples_per_second
-        rows.append({'name': name, 'preload': preload, 'amp': amp,
-                     'samples_per_second': round(result.samples_per_second, 1),
-                     'setup_s': round(total - loop, 2)})
-        print(f'  training [{name}]: {result.samples_per_second:.1f} samples/s', flush=True)
-    return rows
+    rows: list[dict[str, Any]] = []
+    reference: dict[str, float] = {}
+    host: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix='eigen_depth_train_bench_') as out:
+        prepared_dir = f'{out}/prepared'
+        for name, pipeline, amp, compute_only in VARIANTS:
+            trainer = _trainer(data_root, split, f'{out}/{len(rows)}', width_mult, batch_size,
+                               pipeline, amp, workers, device, prepared_dir)
+            loader = trainer._batches()
+            try:
+                batches = _repeat(next(loader)) if compute_only else loader
+                rate = _timed_steps(trainer, batches, steps, warmup)
+            finally:
+                loader.close()
+            if compute_only:
+                reference[amp] = rate
+            if not host and trainer.prepared is not None:
+                host = host_cost(trainer)
+            rows.append({'name': name, 'pipeline': pipeline, 'amp': amp,
+                         'bf16_or_fp16': trainer.use_amp,
+                         'samples_per_second': round(rate, 1),
+                         'ratio': round(rate / reference[amp], 3)})
+            print(f'  training [{name}]: {rate:.1f} samples/s, '
+                  f'{rate / reference[amp]:.2f}x compute only', flush=True)
+    return {'width_mult': width_mult, 'batch': batch_size, 'steps': steps, 'warmup': warmup,
+            'workers': workers, 'rows': rows, 'host_ms_per_sample': host}

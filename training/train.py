@@ -90,6 +90,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from .batch_augment import augment_batch, keep_batch, PreparedBatches
 from .curves import write_learning_curves
 from .dataset import (estimated_frame_bytes, expand_sides, KittiDepthDataset, mean_log_target,
                       ResumableSampler)
@@ -101,6 +102,7 @@ from .kitti import KittiFormatError
 from .options import (learning_rates, MAX_SKIPPED_STEPS, model_config, options_to_dict,
                       parse_options, PRELOAD_AUTO_LIMIT, save_options_json, STAGE_GROUPS,
                       stage_steps)
+from .prepared import ensure_prepared, open_prepared, PreparedSet
 from .reproducibility import process_rng_states, seed_everything, seed_process, set_rng_state
 from .resume import read_resume_checkpoint, resume_position
 from .sample_images import add_sample_images
@@ -193,6 +195,10 @@ class Trainer:
         self.use_amp = options.amp == 'on' or (options.amp == 'auto' and (
             ctx.device.type == 'cuda' or cpu_has_native_bf16()))
         self.amp_dtype = amp_dtype_for(ctx.device) if self.use_amp else torch.float32
+        # channels-last pays with bfloat16/float16 convolutions (oneDNN, cuDNN), not fp32 CPU
+        self.memory_format = torch.channels_last if self.use_amp else torch.contiguous_format
+        self.prepared_pipeline = getattr(options, 'data_pipeline', 'prepared') == 'prepared'
+        self.prepared: PreparedSet | None = None
         # float16 autocast can overflow in the forward pass, which GradScaler does not guard
         self.skip_nonfinite = self.use_amp and self.amp_dtype == torch.float16
         self.nonfinite_in_row = 0
@@ -234,7 +240,7 @@ class Trainer:
             entries = expand_sides(entries, opts.sides)
         cache_dir = opts.cache_dir or (self.out / 'depth_cache')
         preload = opts.preload == 'on' or (
-            opts.preload == 'auto' and
+            opts.preload == 'auto' and not (train and self.prepared_pipeline) and
             estimated_frame_bytes(opts.data_root, entries) <= PRELOAD_AUTO_LIMIT)
         kwargs = {'root': opts.data_root, 'entries': entries, 'config': self.config,
                   'train': train, 'cache_dir': cache_dir, 'min_depth': opts.min_depth,
@@ -266,6 +272,8 @@ class Trainer:
         self.train_set.canonical_focal = self.f_train
         self.val_set = None if opts.val_split is None else \
             self._build_dataset(opts.val_split, train=False, canonical_focal=self.f_train)
+        if self.prepared_pipeline:
+            self.prepared = self._prepare()
         if len(self.train_set) < opts.batch_size:
             raise ValueError(f'the training split has {len(self.train_set)} usable frames, '
                              f'fewer than one batch of {opts.batch_size}')
@@ -289,7 +297,7 @@ class Trainer:
                 raise CheckpointError(f'{opts.init}: network {init_model.config.name!r} does '
                                       f'not match the one trained ({self.config.name!r})')
             self.model.load_state_dict(init_model.state_dict(), strict=True)
-        self.model.to(self.ctx.device)
+        self.model.to(self.ctx.device, memory_format=self.memory_format)
         seed_process(opts.seed, self.ctx.rank)
         if self.resume_payload is not None:
             self._restore(self.resume_payload)
@@ -304,6 +312,24 @@ class Trainer:
         self._log_event('start', world_size=self.ctx.world_size, steps=self.steps,
                         resumed_from=(self.resume_payload or {}).get('path'),
                         data=self.train_set.report.as_dict())
+
+    def _prepare(self) -> PreparedSet:
+        """
+        Open the prepared training set; rank 0 builds it first when needed.
+
+        (:func:`~eigen_depth_training.prepared.ensure_prepared`; the other processes open it
+        after a barrier, read-only, without copying.)
+        """
+        opts = self.options
+        folder = opts.prepared_dir or (self.out / 'prepared')
+        scale_max = 1.0 if opts.no_augment else opts.scale_max
+        prepared = None
+        if self.ctx.is_main:
+            prepared = ensure_prepared(self.train_set, folder, scale_max,
+                                       workers=opts.workers, progress=not opts.no_progress,
+                                       say=self._say)
+        _barrier(self.ctx)
+        return prepared or open_prepared(self.train_set, folder, scale_max)
 
     def _restore(self, payload: dict[str, Any]) -> None:
         """Restore the weights, position, sampler and RNG states of a training checkpoint."""
@@ -341,13 +367,15 @@ class Trainer:
         self._set_train_mode()
         param_groups = [{'params': groups[name][0], 'lr': groups[name][1], 'name': name}
                         for name in trained]
+        # fused: one kernel for the whole update instead of one per tensor (CPU and CUDA)
         if self.options.recipe == 'scratch':
             self.optimizer: torch.optim.Optimizer = torch.optim.Adam(
-                param_groups, lr=groups[trained[0]][1], weight_decay=self.options.weight_decay)
+                param_groups, lr=groups[trained[0]][1], weight_decay=self.options.weight_decay,
+                fused=True)
         else:
             self.optimizer = torch.optim.SGD(
                 param_groups, lr=groups[trained[0]][1], momentum=self.options.momentum,
-                weight_decay=self.options.weight_decay)
+                weight_decay=self.options.weight_decay, fused=True)
         self.scaler = torch.amp.GradScaler(
             'cuda', enabled=self.use_amp and self.ctx.device.type == 'cuda' and
             self.amp_dtype == torch.float16)
@@ -373,17 +401,30 @@ class Trainer:
         which runs in this process, is moved to each epoch's position before its pass.
         """
         workers = self.options.workers
+        device = self.ctx.device
         generator = torch.Generator()
         generator.manual_seed(self.options.seed)  # keeps the global torch RNG untouched
-        loader = DataLoader(self.train_set, batch_size=self.batch, sampler=self.sampler,
+        if self.prepared is None:
+            dataset, collate = self.train_set, None
+        else:
+            # the workers gather uint8 frames and points; the training device augments them
+            dataset, collate = PreparedBatches(self.prepared, self.train_set), keep_batch
+        loader = DataLoader(dataset, batch_size=self.batch, sampler=self.sampler,
                             drop_last=True, num_workers=workers, generator=generator,
+                            collate_fn=collate,
                             worker_init_fn=ignore_stop_signals if workers else None,
                             persistent_workers=workers > 0,
-                            pin_memory=self.ctx.device.type == 'cuda')
+                            pin_memory=device.type == 'cuda')
+        ts = self.train_set
         while True:
             self.sampler.set_position(self.epoch, self.position * self.batch)
             if len(self.sampler) >= self.batch:
-                yield from loader
+                for batch in loader:
+                    if self.prepared is not None:
+                        batch = augment_batch(batch, self.config, device, ts.min_depth,
+                                              ts.max_depth, ts.canonical_focal,
+                                              self.amp_dtype)
+                    yield batch
             self.epoch += 1
             self.position = 0
 
@@ -401,7 +442,8 @@ class Trainer:
             is updated when a loss is not finite.
         """
         device = self.ctx.device
-        x = batch['image'].to(device, non_blocking=True)          # (B, 3, h, w)
+        x = batch['image'].to(device, non_blocking=True,
+                              memory_format=self.memory_format)   # (B, 3, h, w)
         gt = batch['log_depth'].to(device, non_blocking=True)     # (B, 1, H_out, W_out)
         mask = batch['mask'].to(device, non_blocking=True)        # (B, 1, H_out, W_out)
         self.optimizer.zero_grad(set_to_none=True)

@@ -103,10 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--seed', type=int, default=0, help='seed of the random weights')
     parser.add_argument('--train-data', nargs=2, metavar=('ROOT', 'SPLIT'), default=None,
                         help='instead of inference: training samples/s of the coarse stage '
-                             '(PNG per sample in fp32, preloaded, preloaded with bf16 '
-                             'autocast) on this KITTI root and split, side by side')
+                             'on this KITTI root and split, side by side: compute only '
+                             '(batches already on the device), the prepared set, raw PNGs; '
+                             'and the host CPU time per sample of the data path')
     parser.add_argument('--train-steps', type=int, default=40,
                         help='timed optimiser steps per training variant')
+    parser.add_argument('--train-width-mult', type=float, default=0.125,
+                        help="channel multiplier of the trained network (0.125: the demo's "
+                             "narrow variant; 1: the paper's network)")
     parser.add_argument('--out', type=Path, required=True, help='JSON report to write')
     return parser
 
@@ -199,7 +203,8 @@ def bench_training_throughput(args: argparse.Namespace, report: dict[str, Any]) 
           flush=True)
     try:
         report['training'] = bench_training(root, split, steps=args.train_steps,
-                                            device=args.device)
+                                            device=args.device,
+                                            width_mult=args.train_width_mult)
     except ValueError as exc:
         print(f'eigen-depth bench: error: {exc}', file=sys.stderr)
         return 2
