@@ -61,7 +61,8 @@ A_MAX_PIXELS = 600_000
 B_STRIDE, B_FALLBACK_FX = 3, 200.0
 WAIT_S = 20.0                          # generous: the machine is shared
 STAMPS = itertools.count(1)
-OUTPUTS = ('depth/image', 'depth/camera_info', 'points', 'depth/colorized')
+DEPTH = 'depth/image'                  # the depth image, image_transport style
+OUTPUTS = (DEPTH, 'depth/camera_info', 'points', 'depth/colorized')
 
 
 def small_config() -> Any:
@@ -183,11 +184,13 @@ def nodes(ros: RosSide, module_checkpoint: str) -> dict[str, NodeProcess]:
     node_a = {'max_depth': A_MAX_DEPTH, 'max_input_pixels': A_MAX_PIXELS}
     node_b = {'compressed': True, 'depth_resolution': 'input', 'fallback_fx': B_FALLBACK_FX,
               'points_stride': B_STRIDE, 'publish_colorized': True}
+    # the idle node's depth image is overridden to best effort (test_qos_override)
+    idle = {**node_b, f'qos_overrides./idle/{DEPTH}.publisher.reliability': 'best_effort'}
     procs = {
         'a': start_node(module_checkpoint, '/a', 'eigen_depth', **node_a),
         'b': start_node(module_checkpoint, '/b', 'eigen_depth_b', **node_b),
         'first': start_node(module_checkpoint, '/first', 'eigen_depth_first', **node_a),
-        'idle': start_node(module_checkpoint, '/idle', 'eigen_depth_idle', **node_b),
+        'idle': start_node(module_checkpoint, '/idle', 'eigen_depth_idle', **idle),
         'term': start_node(module_checkpoint, '/term', 'eigen_depth_term'),
     }
     yield procs
@@ -435,7 +438,12 @@ def test_diagnostics_report_rates_latency_and_counts(node_a: RosSide) -> None:
                 'bad frames (total)', 'frames skipped, no subscriber (total)'):
         assert key in status
     assert status['device'] == 'cpu'
-    assert int(status['bad frames (total)']) >= 0
+    # a bad frame is counted: the total grows by exactly one
+    bad_before = diagnostics_total(rec, name, 'bad frames (total)')
+    node_a.publish('/a/image', BAD_FRAMES['truncated data'][0](next(STAMPS)))
+    rec.wait(lambda: diagnostics_total(rec, name, 'bad frames (total)') > bad_before,
+             what='the bad frame counted in /diagnostics')
+    assert diagnostics_total(rec, name, 'bad frames (total)') == bad_before + 1
     # A window that processed frames times each stage; the stages add up to end to end.
     busy = rec.wait(lambda: next((d for d in reversed(rec.diagnostics(name))
                                   if float(d['output rate (Hz)']) > 0), None),
@@ -504,6 +512,168 @@ def test_fast_camera_drops_frames_instead_of_queueing(node_a: RosSide) -> None:
              what='dropped frames counted in /diagnostics')
 
 
+def test_legacy_depth_topic_while_subscribed_with_one_deprecation_line(
+        node_a: RosSide) -> None:
+    """``depth`` (before image_transport names) still gets the depth image, said once."""
+    rec = node_a
+    sub = rec.subscribe('/a/depth', Image)
+    try:
+        rec.wait_connected(subscriptions=[sub], what='the legacy depth topic')
+        # the node publishes there once it sees the subscriber (its side of discovery)
+        first = image_msg(next(STAMPS))
+        rec.publish_until('/a/image', first,
+                          lambda: rec.counts['/a/depth'], 'a depth image on /a/depth')
+        secs = [send_frame(node_a, '/a/image', image_msg(next(STAMPS)), 'depth')
+                for _ in range(2)]
+        for sec in secs:
+            legacy, new = rec.find('/a/depth', sec=sec), rec.wait_for(f'/a/{DEPTH}', sec=sec)
+            assert legacy.data == new.data and legacy.header == new.header
+        rec.wait_log(A_LOG, '/a/depth is deprecated: subscribe /a/depth/image (beside '
+                     '/a/depth/camera_info')
+        assert sum('is deprecated' in m for m in rec.logs(A_LOG)) == 1
+    finally:
+        rec.node.destroy_subscription(sub)
+
+
+def send_info(ros: RosSide, sec: int, fx: float, frame_id: str = 'camera_optical',
+              offset_ns: int = 0) -> None:
+    """
+    Publish a camera_info to node A until its intrinsics are logged.
+
+    Stamped as :func:`image_msg` stamps frame ``sec``, plus ``offset_ns``.
+    """
+    start = len(ros.logs(A_LOG))
+    msg = stamped(camera_info(W, H, fx, fx * FY / FX, CX, CY), sec, frame_id)
+    msg.header.stamp.nanosec += offset_ns
+    text = f'intrinsics from camera_info: {W}x{H} fx={fx:.2f}'
+    ros.publish_until('/a/camera_info', msg,
+                      lambda: any(text in m for m in ros.logs(A_LOG)[start:]), text)
+
+
+def test_camera_info_is_paired_by_stamp(node_a: RosSide) -> None:
+    """An image gets the camera_info of its stamp, not the newest; else the newest, counted."""
+    rec, name = node_a, 'eigen_depth: depth estimation'
+    ensure_camera_info(node_a)
+    base_sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
+    base = image_to_depth(rec.find(f'/a/{DEPTH}', sec=base_sec))
+    paired, near, later = next(STAMPS), next(STAMPS), next(STAMPS) + 100
+    try:
+        # exact: the image of `paired` gets its own camera_info (doubled focal length: depth
+        # x 2), not the newest one (the test camera's), which arrived after it
+        send_info(node_a, paired, 2 * FX, frame_id='another_frame')
+        send_info(node_a, later, FX)
+        unpaired = diagnostics_total(rec, name, 'camera_info unpaired (total)')
+        send_frame(node_a, '/a/image', image_msg(paired))
+        np.testing.assert_array_equal(image_to_depth(rec.find(f'/a/{DEPTH}', sec=paired)),
+                                      2 * base)
+        rec.wait_log(A_LOG, "camera_info frame_id 'another_frame' is not the image's "
+                     "'camera_optical'")
+        # 0.3 s off: not paired at tolerance 0 (the newest serves, counted) ...
+        send_info(node_a, near, 2 * FX, offset_ns=300_000_000)
+        send_info(node_a, later + 1, FX)
+        send_frame(node_a, '/a/image', image_msg(near))
+        np.testing.assert_array_equal(image_to_depth(rec.find(f'/a/{DEPTH}', sec=near)), base)
+        rec.wait(lambda: diagnostics_total(rec, name, 'camera_info unpaired (total)')
+                 > unpaired, what='the unpaired frame counted in /diagnostics')
+        # ... and paired within info_sync_tolerance 0.5 s
+        (result,) = node_a.set_parameters('/a/eigen_depth', info_sync_tolerance=0.5)
+        assert result.successful, result.reason
+        with rec.cond:
+            rec.received[f'/a/{DEPTH}'].clear()
+        send_frame(node_a, '/a/image', image_msg(near))
+        np.testing.assert_array_equal(image_to_depth(rec.find(f'/a/{DEPTH}', sec=near)),
+                                      2 * base)
+    finally:
+        (result,) = node_a.set_parameters('/a/eigen_depth', info_sync_tolerance=0.0)
+        assert result.successful
+
+
+def lens_scene(rays_x: np.ndarray, rays_y: np.ndarray) -> np.ndarray:
+    """Return the colour the test scene has along rays (x/z, y/z): a ramp in each axis."""
+    red = np.clip(128 + 180 * rays_x, 0, 255)
+    green = np.clip(128 + 500 * rays_y, 0, 255)
+    return np.stack([red, green, np.full_like(red, 60)], -1)
+
+
+LENS_D = [-0.25, 0.08, 0.0, 0.0, 0.0]   # plumb_bob barrel distortion: up to ~25 px here
+
+
+def distorted_frame(sec: int) -> tuple[Image, CameraInfo]:
+    """Return a raw image of the test scene through a lens with :data:`LENS_D`, and its info."""
+    v, u = np.mgrid[0:H, 0:W].astype(np.float64)
+    k = np.array([[FX, 0, CX], [0, FY, CY], [0, 0, 1]])
+    rays = cv2.undistortPoints(np.stack([u, v], -1).reshape(-1, 1, 2), k, np.array(LENS_D))
+    rays = rays.reshape(H, W, 2)
+    rgb = np.rint(lens_scene(rays[..., 0], rays[..., 1])).astype(np.uint8)
+    msg = stamped(Image(height=H, width=W, encoding='rgb8', step=W * 3), sec)
+    msg.data = rgb.tobytes()
+    info = stamped(camera_info(W, H, FX, FY, CX, CY), sec)
+    info.d = LENS_D
+    return msg, info
+
+
+def cloud_colour_error(cloud: PointCloud2) -> np.ndarray:
+    """Return |colour of each point - the scene's colour along its ray| (red and green)."""
+    points = point_cloud2_to_array(cloud)
+    expected = lens_scene(points['x'] / points['z'], points['y'] / points['z'])
+    return np.abs(unpack_rgb(points['rgb'])[:, :2].astype(float) - expected[:, :2])
+
+
+def test_lens_distortion_is_undone_before_the_network(node_a: RosSide) -> None:
+    """A raw image with plumb_bob distortion: the cloud sees the scene where it is."""
+    rec = node_a
+    ensure_camera_info(node_a)
+    errors = {}
+    try:
+        for rectify in ('auto', False):
+            (result,) = node_a.set_parameters('/a/eigen_depth', rectify=rectify)
+            assert result.successful, result.reason
+            sec = next(STAMPS)
+            image, info = distorted_frame(sec)
+            for _ in range(2):                     # paired by stamp; sent twice, best effort
+                node_a.publish('/a/camera_info', info)
+            send_frame(node_a, '/a/image', image, 'points')
+            errors[rectify] = cloud_colour_error(rec.find('/a/points', sec=sec))
+            assert rec.find('/a/depth/camera_info', sec=sec).d.tolist() == [0.0] * 5
+    finally:
+        (result,) = node_a.set_parameters('/a/eigen_depth', rectify='auto')
+        assert result.successful
+        node_a.publish('/a/camera_info', stamped(camera_info(W, H, FX, FY, CX, CY),
+                                                 next(STAMPS)))
+    rectified, raw = errors['auto'], errors[False]
+    print(f'\ncolour error mean/max: rectified {rectified.mean():.2f}/{rectified.max():.1f}, '
+          f'raw {raw.mean():.2f}/{raw.max():.1f}')
+    assert rectified.mean() < 1.5 and rectified.max() < 6
+    assert raw.mean() > 3 * rectified.mean() and raw.max() > 10
+
+
+def test_namespaced_nodes_answer_their_own_camera_only(node_a: RosSide, node_b: RosSide
+                                                       ) -> None:
+    """Two cameras, one node each under its own namespace, in one DDS domain."""
+    rec = node_a
+    sec_a = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
+    sec_b = send_frame(node_b, '/b/image/compressed',
+                       compressed_msg(next(STAMPS), (20, 30, 40)))
+    assert rec.find(f'/b/{DEPTH}', sec=sec_a) is None
+    assert rec.find(f'/a/{DEPTH}', sec=sec_b) is None
+    assert (rec.find(f'/a/{DEPTH}', sec=sec_a).width, rec.find(f'/b/{DEPTH}', sec=sec_b).width
+            ) == (142, W)
+    names = {d['_name'] for d in rec.diagnostics()}
+    assert {'eigen_depth: depth estimation', 'eigen_depth_b: depth estimation'} <= names
+
+
+def test_qos_override_reaches_dds(ros: RosSide, nodes: dict) -> None:
+    """qos_overrides./idle/depth/image.publisher.reliability:=best_effort, seen in the graph."""
+    def reliability(topic: str) -> Any:
+        infos = ros.node.get_publishers_info_by_topic(topic)
+        return infos[0].qos_profile.reliability if infos else None
+    from rclpy.qos import ReliabilityPolicy
+    ros.wait(lambda: reliability(f'/idle/{DEPTH}') is not None and reliability('/idle/points'),
+             what='the idle node in the graph')
+    assert reliability(f'/idle/{DEPTH}') == ReliabilityPolicy.BEST_EFFORT
+    assert reliability('/idle/points') == ReliabilityPolicy.RELIABLE
+
+
 # ------------------------------------------------------------------------ node B
 
 
@@ -550,7 +720,8 @@ def test_jpeg_and_corrupt_compressed_frames(node_b: RosSide) -> None:
         format='jpeg', data=b'\xff\xd8\xff\xe0' + bytes(range(256)) * 8), bad))
     rec.wait_log(B_LOG, 'could not decode the compressed frame', start)
     good = send_frame(node_b, '/b/image/compressed', compressed_msg(next(STAMPS), (1, 2, 3)))
-    assert rec.find('/b/depth/image', sec=good) is not None and rec.find('/b/depth/image', sec=bad) is None
+    assert rec.find('/b/depth/image', sec=good) is not None
+    assert rec.find('/b/depth/image', sec=bad) is None
 
 
 # ------------------------------------------------------------------------ process life
@@ -579,8 +750,8 @@ def test_doubled_focal_length_doubles_the_depth(node_a: RosSide) -> None:
         (off,) = node_a.set_parameters('/a/eigen_depth', scale_by_focal=False)
         assert off.successful, off.reason
         sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
-        np.testing.assert_array_equal(check_depth(rec.find('/a/depth/image', sec=sec), sec, 142, 27),
-                                      base)
+        np.testing.assert_array_equal(
+            check_depth(rec.find('/a/depth/image', sec=sec), sec, 142, 27), base)
     finally:
         (on,) = node_a.set_parameters('/a/eigen_depth', scale_by_focal=True)
         assert on.successful
@@ -598,7 +769,15 @@ def test_bad_focal_camera_info_names_the_field_and_keeps_depth(node_a: RosSide) 
     try:
         sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
         check_depth(rec.find('/a/depth/image', sec=sec), sec, 142, 27)
-        rec.wait_log(A_LOG, 'the depth scale assumes', 0)
+        answered = rec.arrival('/a/depth/image', sec=sec)
+        # the frame's scale assumed f_in = f_train: the rejected focal length is not used,
+        # nor the last valid one (said once in the log, reported per period)
+        status = rec.wait(lambda: next((d for d in rec.diagnostics(
+            'eigen_depth: depth estimation', after=answered)), None),
+            what='diagnostics after the frame')
+        assert status['f_in source'].startswith('assumed f_in = f_train'), status
+        assert status['f_in (px)'] == 'nan' and status['depth scale f_in/f_train'] == '1.0000'
+        assert sum('the depth scale assumes' in m for m in rec.logs(A_LOG)) == 1
     finally:
         ensure_camera_info(node_a)
 
@@ -626,13 +805,19 @@ def test_sigterm_stops_the_node_cleanly(ros: RosSide, nodes: dict) -> None:
     assert proc.wait(timeout=20) == 0, proc.tail()
 
 
-def test_bad_checkpoints_exit_non_zero_with_one_error(tmp_path: Any) -> None:
+def test_bad_start_up_exits_non_zero_with_one_error(tmp_path: Any,
+                                                    module_checkpoint: str) -> None:
+    """Bad checkpoints and an invalid QoS override: one error line, exit status 1."""
     garbage = tmp_path / 'garbage.pt'
     garbage.write_bytes(b'not a checkpoint at all')
     cases = {'missing': (str(tmp_path / 'missing.pt'), 'checkpoint file not found'),
              'garbage': (str(garbage), f'cannot start: {garbage}: '),
-             'empty': ('', "parameter 'checkpoint' is empty")}
-    procs = {key: start_node(path, '/c', f'bad_{key}') for key, (path, _) in cases.items()}
+             'empty': ('', "parameter 'checkpoint' is empty"),
+             'qos': (module_checkpoint, 'cannot start: Unexpected QoS override for policy '
+                     '`reliability`: `sometimes`')}
+    bad_qos = {'qos_overrides./c/points.publisher.reliability': 'sometimes'}
+    procs = {key: start_node(path, '/c', f'bad_{key}', **(bad_qos if key == 'qos' else {}))
+             for key, (path, _) in cases.items()}
     for key, proc in procs.items():
         try:
             proc.wait(timeout=120)

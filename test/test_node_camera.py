@@ -145,10 +145,10 @@ PLUMB_BOB = (-0.3, 0.1, 0.001, -0.002, 0.0)
 
 def info(model: str = 'plumb_bob', d: tuple = PLUMB_BOB, r: tuple = IDENTITY, p: tuple = P,
          **fields: Any) -> SimpleNamespace:
-    """A duck-typed CameraInfo."""
-    values = dict(distortion_model=model, d=list(d), k=list(K), r=list(r), p=list(p),
-                  width=W, height=H, binning_x=0, binning_y=0,
-                  roi=SimpleNamespace(x_offset=0, y_offset=0, width=0, height=0))
+    """Return a duck-typed CameraInfo."""
+    values = {'distortion_model': model, 'd': list(d), 'k': list(K), 'r': list(r),
+              'p': list(p), 'width': W, 'height': H, 'binning_x': 0, 'binning_y': 0,
+              'roi': SimpleNamespace(x_offset=0, y_offset=0, width=0, height=0)}
     values.update(fields)
     return SimpleNamespace(**values)
 
@@ -186,7 +186,7 @@ def test_bad_distortion_names_the_field(fields: dict, field: str) -> None:
 
 
 def pattern() -> np.ndarray:
-    """An image whose colour tells where each pixel is: x in red, y in green."""
+    """Return an image whose colour tells where each pixel is: x in red, y in green."""
     v, u = np.mgrid[0:H, 0:W]
     return np.dstack([u * 255 // (W - 1), v * 255 // (H - 1),
                       np.full_like(u, 77)]).astype(np.uint8)

@@ -39,6 +39,7 @@ import sys
 import threading
 import time
 from typing import Any
+import zipfile
 
 from eigen_depth_ros.core.checkpoint import save_checkpoint
 from eigen_depth_ros.core.model import EigenDepthNet
@@ -68,7 +69,7 @@ from sensor_msgs.msg import Image, PointCloud2
 rclpy.init()
 node = rclpy.create_node('vanishing_consumer')
 qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-node.create_subscription(Image, sys.argv[1] + '/depth', lambda m: None, qos)
+node.create_subscription(Image, sys.argv[1] + '/depth/image', lambda m: None, qos)
 node.create_subscription(PointCloud2, sys.argv[1] + '/points', lambda m: None, qos)
 rclpy.spin(node)
 """
@@ -90,7 +91,7 @@ def send(ros: RosSide, ns: str, width: int = W, height: int = H,
     return sec
 
 
-def round_trip(ros: RosSide, ns: str, topic: str = 'depth', tries: int = 20,
+def round_trip(ros: RosSide, ns: str, topic: str = 'depth/image', tries: int = 20,
                **kwargs: Any) -> Any:
     """Send frames until one is answered on ``topic`` (best effort may drop one)."""
     for _ in range(tries):
@@ -113,11 +114,18 @@ def median_depth(msg: Image) -> float:
     return float(np.nanmedian(depth))
 
 
-def write_checkpoint(path: Path, metres: float) -> Path:
-    """Write the conftest network predicting about ``metres`` everywhere."""
+def write_checkpoint(path: Path, metres: float, fc_width: int | None = None) -> Path:
+    """
+    Write the support network predicting about ``metres`` everywhere.
+
+    :param fc_width: a wider fully connected layer (2048: 10 M parameters, which take the
+        node 1-2 s to load and quantise on the 2-core test machine); None: support's.
+    """
+    from dataclasses import replace
     from support import SMALL_KITTI
     torch.manual_seed(0)
-    model = EigenDepthNet(SMALL_KITTI)
+    config = SMALL_KITTI if fc_width is None else replace(SMALL_KITTI, fc_width=fc_width)
+    model = EigenDepthNet(config)
     with torch.no_grad():
         model.fine.conv4.bias.fill_(math.log(metres))
     return save_checkpoint(path, model)
@@ -155,7 +163,8 @@ def nodes(folder: Path) -> dict[str, NodeProcess]:
 @pytest.fixture(scope='module')
 def camera(nodes: dict[str, NodeProcess]) -> RosSide:
     with RosSide('node_faults_test') as side:
-        subs = [sub for ns in (NS, NS_INT) for sub in side.subscribe_outputs(ns)]
+        subs = [sub for ns in (NS, NS_INT) for sub in side.subscribe_outputs(
+            ns, ('depth/image', 'depth/camera_info', 'points'))]
         side.subscribe_rosout()
         side.subscribe_diagnostics()
         pubs = [side.publisher(f'{ns}/{name}', kind) for ns in (NS, NS_INT)
@@ -206,7 +215,7 @@ def test_image_size_and_camera_info_change_mid_stream(camera: RosSide, nodes: di
                             for line in camera.logs('faults.eigen_depth')[start:]),
                 what='the size mismatch to be logged')
     sec = send(camera, NS, width=640, height=192)
-    camera.wait(lambda: camera.find(f'{NS}/depth', sec=sec), what='depth')
+    camera.wait(lambda: camera.find(f'{NS}/depth/image', sec=sec), what='depth')
     assert camera.find(f'{NS}/points', sec=sec) is None
     # the matching camera_info arrives: cloud and depth/camera_info follow the new camera
     round_trip(camera, NS, 'points', width=640, height=192,
@@ -229,13 +238,20 @@ def test_image_size_and_camera_info_change_mid_stream(camera: RosSide, nodes: di
             300.0, 300.0), kitti_train_focal(SMALL_KITTI))
         assert (depth.width, depth.height) == (142, 27)
         assert 7 < median_depth(depth) / ratio < 14
-    cloud = point_cloud2_to_array(round_trip(camera, NS, 'points', info=pinhole()))
-    assert np.isfinite(cloud['z']).all()
+    # back to the test camera: the cloud is the depth image's again, pixel for pixel (every
+    # valid depth within the node's default 0.1-20 m range is a point of the same z)
+    cloud = round_trip(camera, NS, 'points', info=pinhole())
+    depth = image_to_depth(camera.wait_for(f'{NS}/depth/image', sec=cloud.header.stamp.sec))
+    with np.errstate(invalid='ignore'):
+        kept = depth[np.isfinite(depth) & (depth >= 0.1) & (depth <= 20.0)]
+    z = point_cloud2_to_array(cloud)['z']
+    assert z.size == kept.size > 0
+    np.testing.assert_array_equal(np.sort(z), np.sort(kept))
     alive(nodes)
 
 
 def test_checkpoint_swapped_at_runtime(camera: RosSide, nodes: dict, folder: Path) -> None:
-    twenty = write_checkpoint(folder / 'twenty.pt', 20.0)
+    twenty = write_checkpoint(folder / 'twenty.pt', 20.0, fc_width=2048)
     assert 7 < median_depth(round_trip(camera, NS, info=pinhole())) < 14
     start = len(camera.logs('faults.eigen_depth'))
     # frames keep coming while the new network loads beside the old one, from before the
@@ -249,19 +265,26 @@ def test_checkpoint_swapped_at_runtime(camera: RosSide, nodes: dict, folder: Pat
             time.sleep(0.05)
 
     def medians() -> list[float]:
-        answers = (camera.find(f'{NS}/depth', sec=sec) for sec in list(sent))
+        answers = (camera.find(f'{NS}/depth/image', sec=sec) for sec in list(sent))
         return [median_depth(depth) for depth in answers if depth is not None]
     thread = threading.Thread(target=stream)
     thread.start()
     try:
         camera.wait(lambda: medians(), what='the old network to answer the stream')
         result = camera.set_parameters(f'{NS}/eigen_depth', checkpoint=str(twenty))[0]
+        replied = time.monotonic()
         assert result.successful, result.reason
         camera.wait(lambda: any(m > 14 for m in medians()),
                     what='the new network to answer the stream')
     finally:
         streaming.set()
         thread.join()
+    # the load ran off the executor: the answer came at once, and frames sent after it were
+    # still answered by the old network while the new one loaded
+    during = [sec for sec in sent if (camera.arrival(f'{NS}/depth/image', sec=sec) or 0) > replied
+              and median_depth(camera.find(f'{NS}/depth/image', sec=sec)) < 14]
+    assert len(during) >= 3, f'{len(during)} frames answered during the load'
+    print(f'\n{len(during)} frames answered by the old network during the load')
     assert 14 < median_depth(round_trip(camera, NS, info=pinhole())) < 28
     # every frame answered during the swap came from one network or the other, whole, and
     # once the new network answered the old one never did again (one atomic swap)
@@ -284,6 +307,19 @@ def test_checkpoint_swapped_at_runtime(camera: RosSide, nodes: dict, folder: Pat
                             and line.endswith(f'still running the network from {twenty}')
                             for line in camera.logs('faults.eigen_depth')[start:]),
                 what='the refusal to be logged')
+    # a zip archive that is no checkpoint passes the quick checks: accepted, then the load
+    # fails on the loader thread, the error is logged and the parameter set back
+    archive = folder / 'archive.pt'
+    with zipfile.ZipFile(archive, 'w') as handle:
+        handle.writestr('data.txt', 'no tensors here')
+    result = camera.set_parameters(f'{NS}/eigen_depth', checkpoint=str(archive))[0]
+    assert result.successful, result.reason
+    camera.wait(lambda: any(line.startswith('checkpoint not changed: ') and str(archive) in line
+                            and line.endswith(f'from {twenty} (parameter reverted)')
+                            for line in camera.logs('faults.eigen_depth')[start:]),
+                what='the failed load to be logged')
+    camera.wait(lambda: camera.get_parameter(f'{NS}/eigen_depth', 'checkpoint') == str(twenty),
+                what='checkpoint to be set back')
     assert 14 < median_depth(round_trip(camera, NS, info=pinhole())) < 28
     alive(nodes)
 
@@ -299,7 +335,7 @@ def test_vanishing_subscribers(camera: RosSide, nodes: dict) -> None:
     consumer = subprocess.Popen([sys.executable, '-c', SUBSCRIBER, NS], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        camera.wait(lambda: camera.node.count_subscribers(f'{NS}/depth') >= 2,
+        camera.wait(lambda: camera.node.count_subscribers(f'{NS}/depth/image') >= 2,
                     what='the second consumer')
         round_trip(camera, NS, info=pinhole())
         # frozen: its reliable reader stops acknowledging; we must still be served, and

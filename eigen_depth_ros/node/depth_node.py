@@ -73,7 +73,7 @@ from rclpy.exceptions import InvalidParameterTypeException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import QoSProfile
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 import torch
@@ -84,21 +84,14 @@ from .harness import stamp_ns
 from .pairing import CameraModel, InfoBuffer, WAIT_S
 from .parameters import (check_depth_resolution, choose_backend, DYNAMIC, NODE_NAME,
                          PARAMETERS, ParameterSpec)
-from .qos import camera_input_qos, output_qos
+from .qos import camera_info_qos, camera_input_qos, output_qos
 from .rectify import lens_from_camera_info, LensError, Rectifier
 from .ros_env import check_profile_env
 from .settings import Settings
 
 ERROR_LOG_PERIOD_S = 5.0  # one log line per kind of fault per this many seconds
-CAMERA_QOS = camera_input_qos()
-OUTPUT_QOS = output_qos()
 LEGACY_DEPTH = 'depth'
 """The depth image's topic before image_transport names; published while subscribed."""
-
-
-def overridable() -> QoSOverridingOptions:
-    """Return the QoS overriding options of every topic: reliability, history, depth."""
-    return QoSOverridingOptions.with_default_policies()
 
 
 def parameter_descriptor(spec: ParameterSpec) -> ParameterDescriptor:
@@ -205,7 +198,7 @@ class DepthNode(Node):
 
         try:
             self._create_topics()
-        except (ValueError, ParameterException) as exc:  # a bad qos_overrides value
+        except (ValueError, RuntimeError, ParameterException) as exc:  # bad qos_overrides
             self.get_logger().error(f'cannot start: {exc}')
             self.destroy_node()
             raise StartupError(str(exc)) from None
@@ -220,31 +213,42 @@ class DepthNode(Node):
 
     def _create_topics(self) -> None:
         """Create the publishers and subscriptions, each open to ``qos_overrides``."""
-        self._depth_pub = self.create_publisher(Image, 'depth/image', OUTPUT_QOS,
-                                                qos_overriding_options=overridable())
-        self._legacy_pub = self.create_publisher(Image, LEGACY_DEPTH, OUTPUT_QOS,
-                                                 qos_overriding_options=overridable())
-        self._info_pub = self.create_publisher(CameraInfo, 'depth/camera_info', OUTPUT_QOS,
-                                               qos_overriding_options=overridable())
-        self._points_pub = self.create_publisher(PointCloud2, 'points', OUTPUT_QOS,
-                                                 qos_overriding_options=overridable())
-        self._colorized_pub = self.create_publisher(Image, 'depth/colorized', OUTPUT_QOS,
-                                                    qos_overriding_options=overridable())
+        self._depth_pub = self._publisher(Image, 'depth/image')
+        self._legacy_pub = self._publisher(Image, LEGACY_DEPTH)
+        self._info_pub = self._publisher(CameraInfo, 'depth/camera_info')
+        self._points_pub = self._publisher(PointCloud2, 'points')
+        self._colorized_pub = self._publisher(Image, 'depth/colorized')
         self._outputs = (self._depth_pub, self._legacy_pub, self._info_pub, self._points_pub,
                          self._colorized_pub)
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10,
-                                                      qos_overriding_options=overridable())
+        self._diagnostics_pub = self._publisher(DiagnosticArray, '/diagnostics',
+                                                QoSProfile(depth=10))
         if self._param('compressed'):
-            topic = self.resolve_topic_name('image') + '/compressed'
-            self._image_sub = self.create_subscription(
-                CompressedImage, topic, self._on_image, CAMERA_QOS,
-                qos_overriding_options=overridable())
+            self._image_sub = self._subscription(
+                CompressedImage, self.resolve_topic_name('image') + '/compressed',
+                self._on_image, camera_input_qos())
         else:
-            self._image_sub = self.create_subscription(
-                Image, 'image', self._on_image, CAMERA_QOS, qos_overriding_options=overridable())
-        self._info_sub = self.create_subscription(
-            CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data,
-            qos_overriding_options=overridable())
+            self._image_sub = self._subscription(Image, 'image', self._on_image,
+                                                 camera_input_qos())
+        self._info_sub = self._subscription(CameraInfo, 'camera_info', self._on_camera_info,
+                                            camera_info_qos())
+
+    def _publisher(self, msg_type: type, topic: str, qos: QoSProfile | None = None) -> Any:
+        """
+        Create a publisher whose QoS the ``qos_overrides.<topic>.publisher.*`` parameters set.
+
+        :param qos: its default QoS (:func:`~.qos.output_qos` when None). rclpy writes the
+            overrides into the profile it is given, so each topic gets a profile of its own.
+        """
+        return self.create_publisher(
+            msg_type, topic, output_qos() if qos is None else qos,
+            qos_overriding_options=QoSOverridingOptions.with_default_policies())
+
+    def _subscription(self, msg_type: type, topic: str, callback: Callable[[Any], None],
+                      qos: QoSProfile) -> Any:
+        """Create a subscription open to ``qos_overrides.<topic>.subscription.*``."""
+        return self.create_subscription(
+            msg_type, topic, callback, qos,
+            qos_overriding_options=QoSOverridingOptions.with_default_policies())
 
     def _param(self, name: str) -> Any:
         """Return the current value of a declared parameter."""

@@ -584,6 +584,19 @@ class RosSide:
         finally:
             self.node.destroy_client(client)
 
+    def get_parameter(self, node: str, name: str) -> Any:
+        """Return the value of the parameter ``name`` of the node ``node`` (full name)."""
+        from rcl_interfaces.srv import GetParameters
+        from rclpy.parameter import parameter_value_to_python
+        client = self.node.create_client(GetParameters, f'{node}/get_parameters')
+        try:
+            self.wait(client.service_is_ready, what=f'the parameter service of {node}')
+            future = client.call_async(GetParameters.Request(names=[name]))
+            self.wait(future.done, what=f'get_parameters on {node}')
+            return parameter_value_to_python(future.result().values[0])
+        finally:
+            self.node.destroy_client(client)
+
     # --------------------------------------------------------------- the end
 
     def close(self) -> None:

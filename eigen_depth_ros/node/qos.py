@@ -16,7 +16,8 @@
 Quality of service of ``depth_node``'s subscriptions and publishers.
 
 Only rclpy is needed (no torch), so a process that imitates the node's camera subscription
-(``eigen-depth bench --transport``) uses the very same profile.
+(``eigen-depth bench --transport``) uses the very same profile. Each call returns a new
+profile: rclpy writes ``qos_overrides`` into the profile a publisher is created with.
 """
 from __future__ import annotations
 
@@ -32,6 +33,14 @@ def camera_input_qos() -> QoSProfile:
     rest.
     """
     return QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
+                      durability=qos_profile_sensor_data.durability,
+                      history=qos_profile_sensor_data.history)
+
+
+def camera_info_qos() -> QoSProfile:
+    """Return the QoS of the node's camera_info subscription: sensor data (a copy of it)."""
+    return QoSProfile(depth=qos_profile_sensor_data.depth,
+                      reliability=qos_profile_sensor_data.reliability,
                       durability=qos_profile_sensor_data.durability,
                       history=qos_profile_sensor_data.history)
 
