@@ -194,6 +194,7 @@ def calibration_values(size: tuple[int, int] = DEFAULT_SIZE, focal: float | None
 
 def _calibration_texts(date: str, size: tuple[int, int], focal: float | None = None
                        ) -> dict[str, str]:
+    """Return the text of each calibration file of ``date`` (file name -> text)."""
     day = datetime.strptime(date, '%Y_%m_%d')
     times = {'calib_cam_to_cam.txt': '13:57:47', 'calib_velo_to_cam.txt': '11:37:16',
              'calib_imu_to_velo.txt': '16:47:16'}
@@ -217,6 +218,7 @@ class _Rig:
 
 
 def _rig(size: tuple[int, int], focal: float | None = None) -> _Rig:
+    """Return the render geometry of the calibration written for ``size`` and ``focal``."""
     values = calibration_values(size, focal)
     cam, velo = values['calib_cam_to_cam.txt'], values['calib_velo_to_cam.txt']
     rect = cam['R_rect_00'].reshape(3, 3)
@@ -292,11 +294,13 @@ def _oxts_lines(rng: np.random.Generator, times: np.ndarray, positions: np.ndarr
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:
+    """Write ``lines``, each ended by a newline, creating the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(''.join(line + '\n' for line in lines), encoding='utf-8')
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:
+    """Write an RGB uint8 image as PNG, creating the folder; OSError if it cannot."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1])):
         raise OSError(f'{path}: cannot write PNG')

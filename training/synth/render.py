@@ -90,6 +90,7 @@ def _fbm(x: np.ndarray, y: np.ndarray, seed: int, octaves: int = 3) -> np.ndarra
 
 
 def _frac(x: np.ndarray) -> np.ndarray:
+    """Return the fractional part of ``x`` (in [0, 1), also for negative ``x``)."""
     return x - np.floor(x)
 
 
@@ -109,6 +110,7 @@ class _Rays:
 
 
 def _rays(dirs: np.ndarray) -> _Rays:
+    """Return the rays of directions ``dirs`` (..., 3) in float32, with reciprocals and lengths."""
     dirs = dirs.astype(np.float32)
     with np.errstate(divide='ignore'):
         inv = tuple(np.float32(1.0) / dirs[..., i] for i in range(3))

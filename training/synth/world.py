@@ -317,6 +317,7 @@ class _Builder:
     """
 
     def __init__(self, rng: np.random.Generator, duration: float) -> None:
+        """Start an empty world drawn from ``rng`` for a drive of ``duration`` seconds."""
         self.rng = rng
         self.duration = duration
         self.rows: list[tuple] = []
