@@ -63,7 +63,9 @@ SUBPROCESS = {'subprocess.Popen', 'subprocess.run', 'subprocess.call', 'subproce
 # Allowed exceptions: (file, call) -> why.
 ALLOWED = {('eigen_depth_ros/tools/export.py', 'torch.jit.load'):
            'loads the TorchScript file the command has just written, to check it'}
-HOSTILE_NAME = 'we ird;touch pwned;$(touch pwned)`touch pwned`\'"q'
+# Shell syntax that runs `touch pwned` whether a shell gets it bare, in double quotes or in
+# single quotes (its quotes are balanced, so no shell stops at a syntax error first).
+HOSTILE_NAME = 'we ird;touch pwned;$(touch pwned)`touch pwned`\';touch pwned;\'"q"'
 
 
 def dotted(node: ast.AST) -> str:
@@ -76,6 +78,34 @@ def dotted(node: ast.AST) -> str:
         parts.append(node.id)
         return '.'.join(reversed(parts))
     return ''
+
+
+def import_aliases(tree: ast.AST) -> dict[str, str]:
+    """
+    Map each name the imports of ``tree`` bind to the dotted name it stands for.
+
+    ``import pickle as p`` binds ``p`` -> ``pickle``; ``from subprocess import run`` binds
+    ``run`` -> ``subprocess.run``; ``import os.path`` binds ``os`` -> ``os``.
+    """
+    aliases = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    aliases[alias.asname] = alias.name
+                else:
+                    first = alias.name.split('.')[0]
+                    aliases[first] = first
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                aliases[alias.asname or alias.name] = f'{node.module}.{alias.name}'
+    return aliases
+
+
+def resolved(name: str, aliases: dict[str, str]) -> str:
+    """Return the dotted ``name`` with its first part replaced by what the imports bound."""
+    first, dot, rest = name.partition('.')
+    return aliases.get(first, first) + dot + rest if name else name
 
 
 def keyword(call: ast.Call, name: str) -> ast.AST | None:
@@ -113,9 +143,10 @@ def scan(path: Path) -> tuple[list[str], list[str]]:
     rel = path.relative_to(ROOT).as_posix()
     tree = ast.parse(path.read_text(), str(path))
     parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    aliases = import_aliases(tree)
     problems, sites = [], []
     for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
-        name = dotted(call.func)
+        name = resolved(dotted(call.func), aliases)   # what the call is, however imported
         where = f'{rel}:{call.lineno}'
         if (rel, name) in ALLOWED:
             continue
@@ -152,23 +183,63 @@ def test_source_runs_no_shell_and_unpickles_nothing() -> None:
     print('\nsubprocess call sites (argument lists, no shell):\n  ' + '\n  '.join(sites))
 
 
-def test_scanner_catches_what_it_should(tmp_path: Path) -> None:
+def scan_text(tmp_path: Path, text: str) -> list[str]:
+    """Scan ``text`` as a source file of a tree rooted at ``tmp_path``; return the problems."""
     bad = tmp_path / 'bad.py'
-    bad.write_text('import os, pickle, subprocess, torch\n'
-                   'def f(path: str, cmd):\n'
-                   '    os.system("ls " + path)\n'
-                   '    subprocess.run(f"ls {path}", shell=True)\n'
-                   '    subprocess.Popen(cmd)\n'
-                   '    torch.load(path)\n'
-                   '    pickle.loads(b"")\n'
-                   '    eval(path)\n')
+    bad.write_text(text)
     global ROOT
     saved, ROOT = ROOT, tmp_path
     try:
         problems, _ = scan(bad)
     finally:
         ROOT = saved
-    assert len(problems) == 7, problems
+    return problems
+
+
+def test_scanner_catches_what_it_should(tmp_path: Path) -> None:
+    problems = scan_text(tmp_path, 'import os, pickle, subprocess, torch\n'
+                                   'def f(path: str, cmd):\n'
+                                   '    os.system("ls " + path)\n'
+                                   '    subprocess.run(f"ls {path}", shell=True)\n'
+                                   '    subprocess.Popen(cmd)\n'
+                                   '    torch.load(path)\n'
+                                   '    pickle.loads(b"")\n'
+                                   '    eval(path)\n')
+    assert [p.split(': ', 1)[1] for p in problems] == [
+        'os.system(...)', 'shell= in subprocess.run', 'subprocess.run with an argument that '
+        'is not a list', 'subprocess.Popen with an argument that is not a list',
+        'torch.load without weights_only=True', 'pickle.loads(...)', 'eval(...)']
+
+
+def test_scanner_sees_through_import_aliases(tmp_path: Path) -> None:
+    # the same calls, imported under other names: each is found under its real name
+    problems = scan_text(tmp_path, 'import pickle as p\n'
+                                   'import subprocess as sp\n'
+                                   'from subprocess import run, check_output as co\n'
+                                   'from os import system\n'
+                                   'from torch import load\n'
+                                   'import numpy\n'
+                                   'from yaml import load as yload\n'
+                                   'def f(path: str):\n'
+                                   '    p.load(open(path, "rb"))\n'
+                                   '    run(path)\n'
+                                   '    co(path)\n'
+                                   '    sp.Popen(path)\n'
+                                   '    system(path)\n'
+                                   '    load(path)\n'
+                                   '    numpy.load(path, allow_pickle=True)\n'
+                                   '    yload(path)\n')
+    assert [p.split(': ', 1)[1] for p in problems] == [
+        'pickle.load(...)', 'subprocess.run with an argument that is not a list',
+        'subprocess.check_output with an argument that is not a list',
+        'subprocess.Popen with an argument that is not a list', 'os.system(...)',
+        'torch.load without weights_only=True', 'np.load(allow_pickle=True)',
+        'yaml.load(...)']
+    # and names that only look alike are not flagged: a method called run, re.compile
+    assert scan_text(tmp_path, 'import re\n'
+                               'def f(runner, path: str):\n'
+                               '    runner.run(path)\n'
+                               '    re.compile(path)\n') == []
 
 
 class TouchesMarker:
@@ -180,7 +251,9 @@ class TouchesMarker:
 
 def test_code_running_checkpoint_in_the_node_runs_nothing(tmp_path: Path,
                                                           ros_env: dict[str, str]) -> None:
-    evil = tmp_path / 'evil.pt'
+    # at a path full of shell syntax, which reaches the node process as one argument
+    evil = tmp_path / HOSTILE_NAME / 'evil.pt'
+    evil.parent.mkdir()
     torch.save({'format': CHECKPOINT_FORMAT, 'model_args': {}, 'state_dict': {},
                 'x': TouchesMarker()}, evil)
     with pytest.raises(CheckpointError):
@@ -191,7 +264,8 @@ def test_code_running_checkpoint_in_the_node_runs_nothing(tmp_path: Path,
     finally:
         code = node.stop()
     assert code == 1 and 'refused' in node.log_text(), node.log_text()
-    assert not (tmp_path / 'pwned').exists()
+    assert str(evil) in node.log_text()   # the node names the file it refused, intact
+    assert not list(tmp_path.rglob('pwned'))
 
 
 def hostile_definition_bag(path: Path, storage: str, marker: Path) -> Path:
@@ -246,32 +320,49 @@ def test_bag_message_definitions_run_nothing(tmp_path: Path, small_checkpoint: P
 
 
 def test_command_line_paths_are_only_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture) -> None:
+                                           capsys: pytest.CaptureFixture,
+                                           small_checkpoint: Path) -> None:
+    # Every file exists, so each tool gets past "not found" and opens it; each then stops
+    # at a fault of the content it read, named with the path. The node process started
+    # with such a path: test_code_running_checkpoint_in_the_node_runs_nothing.
     monkeypatch.chdir(tmp_path)
-    hostile = tmp_path / HOSTILE_NAME / 'model.pt'
+    hostile = tmp_path / HOSTILE_NAME
+    hostile.mkdir()
+    broken = hostile / 'broken.pt'
+    broken.write_bytes(b'a file, but not a checkpoint')
+    model = hostile / 'model.pt'
+    model.write_bytes(small_checkpoint.read_bytes())
+    bag = hostile_definition_bag(hostile / 'bag', 'mcap', tmp_path / 'pwned')
+    split = hostile / 'files.txt'
+    split.write_text('2011_09_26/2011_09_26_drive_0001_sync 0000000000 l\n')
     from eigen_depth_ros.tools import soak
     from eigen_depth_training import evaluate, train
-    calls = {
-        'bag-eval': (bag_eval.main, [str(hostile), '--checkpoint', str(hostile), '--out',
-                                     str(tmp_path / 'o'), '--image-topic', '/i',
-                                     '--depth-topic', '/d']),
-        'export': (export.main, ['--checkpoint', str(hostile), '--format', 'onnx', '--out',
-                                 str(tmp_path / 'x.onnx')]),
-        'soak': (soak.main, ['--checkpoint', str(hostile), '--out', str(tmp_path / 's.json')]),
-        'train': (train.main, ['--data-root', str(hostile), '--train-split', str(hostile),
-                               '--out', str(tmp_path / 'run'), '--no-progress']),
-        'eval': (evaluate.main, ['--checkpoint', str(hostile), '--data-root', str(hostile),
-                                 '--split', str(hostile), '--out', str(tmp_path / 'e')]),
-        'synth-bag': (synth_bag.main, [str(tmp_path / 'b'), '--kitti-root', str(hostile)]),
+    absent = f'{hostile}: 1 drive(s) absent: 2011_09_26/2011_09_26_drive_0001_sync'
+    calls = {   # name: (main, argv, the error that shows the file was read)
+        'bag-eval': (bag_eval.main, [str(bag), '--checkpoint', str(broken), '--out',
+                                     str(hostile / 'o'), '--image-topic', '/camera/image_raw',
+                                     '--depth-topic', '/depth', '--device', 'cpu'],
+                     f'{broken}: not a checkpoint'),
+        'export': (export.main, ['--checkpoint', str(broken), '--format', 'onnx', '--out',
+                                 str(hostile / 'x.onnx')], f'{broken}: not a checkpoint'),
+        'soak': (soak.main, ['--checkpoint', str(broken), '--out', str(hostile / 's.json')],
+                 f'{broken}: not a checkpoint'),
+        'train': (train.main, ['--data-root', str(hostile), '--train-split', str(split),
+                               '--out', str(hostile / 'run'), '--no-progress'], absent),
+        'eval': (evaluate.main, ['--checkpoint', str(model), '--data-root', str(hostile),
+                                 '--split', str(split), '--out', str(hostile / 'e')], absent),
+        'synth-bag': (synth_bag.main, [str(hostile / 'b'), '--kitti-root', str(hostile)],
+                      f'{hostile}/2011_09_26/calib_cam_to_cam.txt: cannot read'),
     }
-    for name, (main, argv) in calls.items():
+    for name, (main, argv, read) in calls.items():
         try:
             code = main(argv)
         except SystemExit as exc:   # argparse
             code = exc.code
         err = capsys.readouterr().err
         assert code in (1, 2), f'{name}: {code}'
-        assert HOSTILE_NAME in err and 'Traceback' not in err, f'{name}: {err[-500:]}'
+        assert read in err and 'Traceback' not in err, f'{name}: {err[-500:]}'
+        assert 'not found' not in err, f'{name}: {err[-500:]}'
     assert not list(tmp_path.rglob('pwned'))
 
 
