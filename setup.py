@@ -42,6 +42,7 @@ setup(
     entry_points={
         'console_scripts': [
             f'depth_node = {PACKAGE}.node.depth_node:main',
+            f'depth_lifecycle_node = {PACKAGE}.node.lifecycle:main',
             f'eigen-depth = {PACKAGE}.tools.cli:main',
         ],
     },

@@ -22,6 +22,17 @@ Parameters come from ``params_file`` (default: the package's config/depth.yaml);
 ``checkpoint``, ``device`` and ``backend`` arguments override it only when they are not
 empty, so an unset argument never blanks the file's value.
 
+Several cameras: ``cameras:='front rear'`` runs one node per camera, each in its own
+namespace (``/front/eigen_depth`` on ``/front/image`` and ``/front/camera_info``, publishing
+``/front/depth/image``, ``/front/points``, ...); ``namespace:=robot1`` puts the node (or
+every camera's node) under a namespace. A params file's ``eigen_depth:`` block names the node
+without a namespace, which rcl does not apply to a namespaced node, so for those the block is
+passed to the node as a dictionary too.
+
+Managed: ``use_lifecycle:=true`` runs ``depth_lifecycle_node``, a lifecycle node that
+lifecycle_manager (or ``ros2 lifecycle set``) configures and activates; with
+``autostart:=true`` (the default) it configures and activates itself.
+
 Fast DDS: unless a profile is already set in the environment, the node gets the package's
 shared-memory profile (config/fastdds_shm.xml) so camera-sized best-effort messages arrive
 between processes; ``fastdds_profile:=''`` turns this off (needed when the node must also
@@ -42,9 +53,12 @@ from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+import yaml
 
 PACKAGE = 'eigen_depth_ros'
 EXECUTABLE = 'depth_node'
+MANAGED_EXECUTABLE = 'depth_lifecycle_node'
+AUTOSTART_FLAG = '--autostart'  # eigen_depth_ros.node.lifecycle.AUTOSTART_FLAG
 NODE_NAME = 'eigen_depth'
 PARAMS_FILE = 'depth.yaml'
 FASTDDS_PROFILE = 'fastdds_shm.xml'
@@ -59,7 +73,6 @@ def launch_setup(context: LaunchContext) -> list:
         return LaunchConfiguration(name).perform(context).strip()
 
     overrides = {name: arg(name) for name in OVERRIDES if arg(name)}
-    parameters = [arg('params_file')] + ([overrides] if overrides else [])
     actions = []
     environment = getattr(context, 'environment', os.environ)
     names = profile_variables(environment)  # the one(s) this Fast DDS reads
@@ -78,17 +91,47 @@ def launch_setup(context: LaunchContext) -> list:
         for name in names:
             if environment.get(name) != profile:
                 actions.append(SetEnvironmentVariable(name, profile))
-    actions.append(Node(
-        package=PACKAGE,
-        executable=EXECUTABLE,
-        name=NODE_NAME,
-        output='screen',
-        parameters=parameters,
-        remappings=[('image', arg('image_topic')),
-                    ('camera_info', arg('camera_info_topic'))],
-        ros_arguments=['--log-level', arg('log_level')],
-    ))
+    managed = arg('use_lifecycle').lower() == 'true'
+    autostart = managed and arg('autostart').lower() == 'true'
+    for namespace in camera_namespaces(arg('namespace'), arg('cameras')):
+        parameters = node_parameters(arg('params_file'), namespace)
+        actions.append(Node(
+            package=PACKAGE,
+            executable=MANAGED_EXECUTABLE if managed else EXECUTABLE,
+            name=NODE_NAME,
+            namespace=namespace,
+            output='screen',
+            parameters=parameters + ([overrides] if overrides else []),
+            remappings=[('image', arg('image_topic')),
+                        ('camera_info', arg('camera_info_topic'))],
+            arguments=[AUTOSTART_FLAG] if autostart else [],
+            ros_arguments=['--log-level', arg('log_level')],
+        ))
     return actions
+
+
+def camera_namespaces(namespace: str, cameras: str) -> list[str]:
+    """Return one namespace per node: each camera's under ``namespace``, or ``namespace``."""
+    names = cameras.replace(',', ' ').split()
+    if not names:
+        return [namespace]
+    return ['/'.join(part.strip('/') for part in (namespace, name) if part.strip('/'))
+            for name in names]
+
+
+def node_parameters(params_file: str, namespace: str) -> list:
+    """
+    Return the node's parameters: the file, and for a namespaced node its block again.
+
+    rcl applies a block named ``eigen_depth`` (no namespace) only to ``/eigen_depth``; a
+    namespaced node gets the block's values as a dictionary as well.
+    """
+    if not namespace.strip('/'):
+        return [params_file]
+    with open(params_file) as stream:
+        document = yaml.safe_load(stream) or {}
+    block = (document.get(NODE_NAME) or {}).get('ros__parameters')
+    return [params_file] + ([block] if block else [])
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -116,6 +159,23 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'camera_info_topic', default_value='camera_info',
             description='CameraInfo topic of the camera'),
+        DeclareLaunchArgument(
+            'namespace', default_value='',
+            description='Namespace of the node (of every camera node with cameras); empty '
+                        'for none'),
+        DeclareLaunchArgument(
+            'cameras', default_value='',
+            description='Several cameras: namespaces separated by spaces or commas (e.g. '
+                        'front,rear); one node per camera, each on <camera>/image and '
+                        '<camera>/camera_info; empty for one node'),
+        DeclareLaunchArgument(
+            'use_lifecycle', default_value='false',
+            description='true runs the managed (lifecycle) node, which configure and '
+                        'activate transitions bring up'),
+        DeclareLaunchArgument(
+            'autostart', default_value='true',
+            description='With use_lifecycle: the node configures and activates itself; '
+                        'false leaves it unconfigured for a lifecycle manager'),
         DeclareLaunchArgument(
             'log_level', default_value='info',
             description='Log level of the node: debug, info, warn, error or fatal'),

@@ -123,11 +123,14 @@ def test_node_matches_setup_package_and_config(launch_tree: tuple, setup_py: dic
     tree, constants = launch_tree
     (node,) = calls(tree, 'Node')
     package = evaluate(keyword(node, 'package'), constants)
-    executable = evaluate(keyword(node, 'executable'), constants)
     name = evaluate(keyword(node, 'name'), constants)
     assert package == setup_py['name']
     assert ElementTree.parse(ROOT / 'package.xml').findtext('name') == package
-    assert setup_py['scripts'][executable] == 'eigen_depth_ros.node.depth_node:main'
+    assert setup_py['scripts'][constants['EXECUTABLE']] == 'eigen_depth_ros.node.depth_node:main'
+    assert setup_py['scripts'][constants['MANAGED_EXECUTABLE']] == \
+        'eigen_depth_ros.node.lifecycle:main'
+    from eigen_depth_ros.node.lifecycle import AUTOSTART_FLAG
+    assert constants['AUTOSTART_FLAG'] == AUTOSTART_FLAG
     params = yaml.safe_load(PARAMS_FILE.read_text())
     assert list(params) == [name] and 'ros__parameters' in params[name]
     from eigen_depth_ros.node.parameters import NODE_NAME
@@ -243,6 +246,7 @@ def test_empty_arguments_keep_the_yaml_values(monkeypatch: pytest.MonkeyPatch) -
     assert node.remappings == [('image', 'image'), ('camera_info', 'camera_info')]
     assert node.ros_arguments == ['--log-level', 'info']
     assert node.executable == 'depth_node' and node.name == 'eigen_depth'
+    assert node.namespace == '' and node.arguments == []
     setenv = [a for a in actions if a.kind == 'setenv']
     assert [a.args for a in setenv] == [(
         'FASTDDS_DEFAULT_PROFILES_FILE', f'{ROOT}/config/fastdds_shm.xml')]
@@ -311,6 +315,34 @@ def test_a_bad_profile_stops_the_launch_naming_it(monkeypatch: pytest.MonkeyPatc
         assert 'Fast DDS said: [XMLPARSER Error] Transport Node not found' in message, message
 
 
+def test_one_node_per_camera_each_in_its_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cameras:='front,rear' (under namespace:=robot): two nodes, each with the YAML's values."""
+    monkeypatch.setattr(dds_env, 'fastdds_major', lambda env=None: 3)
+    block = yaml.safe_load(PARAMS_FILE.read_text())['eigen_depth']['ros__parameters']
+    nodes = [a for a in run_launch_file(monkeypatch, {}, cameras='front, rear',
+                                        namespace='/robot', checkpoint='/m.pt')
+             if a.kind == 'node']
+    assert [n.namespace for n in nodes] == ['robot/front', 'robot/rear']
+    for node in nodes:
+        # rcl applies the file's `eigen_depth:` block to /eigen_depth only: the block again
+        assert node.parameters == [f'{ROOT}/config/depth.yaml', block, {'checkpoint': '/m.pt'}]
+        assert node.remappings == [('image', 'image'), ('camera_info', 'camera_info')]
+    (node,) = [a for a in run_launch_file(monkeypatch, {}, namespace='/front')
+               if a.kind == 'node']
+    assert node.namespace == '/front' and node.parameters == [f'{ROOT}/config/depth.yaml',
+                                                              block]
+
+
+def test_use_lifecycle_runs_the_managed_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dds_env, 'fastdds_major', lambda env=None: 3)
+    node = run_launch_file(monkeypatch, {}, use_lifecycle='true')[-1]
+    assert node.executable == 'depth_lifecycle_node' and node.arguments == ['--autostart']
+    node = run_launch_file(monkeypatch, {}, use_lifecycle='true', autostart='false')[-1]
+    assert node.executable == 'depth_lifecycle_node' and node.arguments == []
+    node = run_launch_file(monkeypatch, {}, autostart='true')[-1]   # unmanaged: ignored
+    assert node.executable == 'depth_node' and node.arguments == []
+
+
 # ------------------------------------------------------------------------ colcon install
 
 
@@ -342,7 +374,7 @@ def install_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_install_tree_has_the_ament_layout(install_tree: Path) -> None:
-    for relative in ('lib/eigen_depth_ros/depth_node',
+    for relative in ('lib/eigen_depth_ros/depth_node', 'lib/eigen_depth_ros/depth_lifecycle_node',
                      'share/eigen_depth_ros/launch/depth.launch.py',
                      'share/eigen_depth_ros/config/depth.yaml',
                      'share/eigen_depth_ros/config/fastdds_shm.xml',

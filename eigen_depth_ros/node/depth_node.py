@@ -71,6 +71,7 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 import rclpy
 from rclpy.exceptions import InvalidParameterTypeException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
@@ -134,39 +135,54 @@ class _Job:
     error: Exception | None = None
 
 
-class DepthNode(Node):
+class DepthCore:
     """
-    ROS 2 node running the Eigen et al. depth network on a camera stream.
+    What ``depth_node`` does, in the phases of a managed node; mixed into a Node class.
 
-    :param node_name: the node name (``eigen_depth`` unless remapped).
-    :param kwargs: passed to :class:`rclpy.node.Node` (``context``,
-        ``parameter_overrides``, ...).
-    :raises StartupError: after logging one error, when a parameter is invalid or the
-        checkpoint cannot be loaded (the node is destroyed first).
+    :class:`DepthNode` (unmanaged, the default) runs every phase in its constructor;
+    :class:`eigen_depth_ros.node.lifecycle.ManagedDepthNode` runs them on lifecycle
+    transitions. :meth:`_declare` declares the parameters; :meth:`_configure` loads and warms
+    the network, starts the worker and creates the publishers; :meth:`_activate` subscribes
+    the camera and starts the diagnostics; :meth:`_deactivate` and :meth:`_cleanup` undo
+    them in turn.
     """
 
-    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
-        super().__init__(node_name, **kwargs)
+    def _declare(self) -> None:
+        """
+        Declare every parameter, read the settings and set up the shared state.
+
+        :raises ValueError: (or a ``ParameterException``) for an invalid parameter.
+        """
         # Throttled and once-only logs come from the executor and the worker thread alike.
         self._log_lock = threading.Lock()
         self._last_log: dict[str, float] = {}
         self._said: set[str] = set()
-        try:
-            for spec in PARAMETERS:
-                self.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
-            self._settings = self._read_settings({})
-            self._resolution = check_depth_resolution(self._param('depth_resolution'))
-            self._estimator = self._load_estimator()
-            self._checkpoint = str(self._param('checkpoint')).strip()
-        except (ValueError, OSError, RuntimeError, ParameterException) as exc:
-            hint = (' (write doubles with a decimal point, e.g. 20.0)'
-                    if isinstance(exc, InvalidParameterTypeException) else '')
-            self.get_logger().error(f'cannot start: {exc}{hint}')
-            self.destroy_node()
-            raise StartupError(str(exc)) from None
-
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
+        self._estimator: DepthEstimator | None = None
+        self._checkpoint = ''
+        self._worker: threading.Thread | None = None
+        self._stopping = False
+        # The checkpoint a loader thread is loading, None when none is.
+        self._loading: str | None = None
+        self._subscriptions: list[Any] = []
+        self._diagnostics_timer = None
+        for spec in PARAMETERS:
+            self.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
+        self._settings = self._read_settings({})
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _configure(self) -> None:
+        """
+        Load and warm up the network on a new worker thread; create the publishers.
+
+        :raises ValueError: (or ``OSError``, ``RuntimeError``, a ``ParameterException``)
+            naming what is wrong: the caller logs it and undoes what was done
+            (:meth:`_cleanup`).
+        """
+        self._resolution = check_depth_resolution(self._param('depth_resolution'))
+        self._estimator = self._load_estimator()
+        self._checkpoint = str(self._param('checkpoint')).strip()
         self._slot: _Frame | None = None
         self._jobs: list[_Job] = []
         self._stopping = False
@@ -182,37 +198,56 @@ class DepthNode(Node):
         # worker, so the executor never reads half of one), and what the log said last.
         self._focal = FocalState()
         self._focal_log = FocalLog()
-        # The checkpoint a loader thread is loading, None when none is.
-        self._loading: str | None = None
         self._legacy_said = False
         # The worker runs every forward pass, the first one before the node subscribes.
         self._worker = threading.Thread(target=self._work, name='eigen_depth_worker',
                                         daemon=True)
         self._worker.start()
-        try:
-            self._on_worker(lambda: self._warm_up(self._estimator, self._checkpoint))
-        except (ValueError, RuntimeError) as exc:
-            self.get_logger().error(f'cannot start: {exc}')
-            self.destroy_node()
-            raise StartupError(str(exc)) from None
+        self._on_worker(lambda: self._warm_up(self._estimator, self._checkpoint))
+        self._create_publishers()
 
-        try:
-            self._create_topics()
-        except (ValueError, RuntimeError, ParameterException) as exc:  # bad qos_overrides
-            self.get_logger().error(f'cannot start: {exc}')
-            self.destroy_node()
-            raise StartupError(str(exc)) from None
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+    def _activate(self) -> None:
+        """Subscribe the camera and start the diagnostics timer."""
+        self._create_subscriptions()
         self._diagnostics_timer = self.create_timer(self._param('diagnostics_period'),
                                                     self._publish_diagnostics)
         self.get_logger().info(
             f'ready: {self._image_sub.topic_name} -> {self._depth_pub.topic_name} '
             f'({self._resolution} resolution), {self._points_pub.topic_name}')
 
+    def _deactivate(self) -> None:
+        """Stop taking frames: unsubscribe the camera, drop a waiting frame, stop diagnostics."""
+        for subscription in self._subscriptions:
+            self.destroy_subscription(subscription)
+        self._subscriptions = []
+        if self._diagnostics_timer is not None:
+            self.destroy_timer(self._diagnostics_timer)
+            self._diagnostics_timer = None
+        with self._lock:
+            self._slot = None
+
+    def _cleanup(self) -> None:
+        """Stop the worker (after the frame in progress), free the network and publishers."""
+        self._stop_worker()
+        for publisher in getattr(self, '_outputs', ()) + (
+                (self._diagnostics_pub,) if hasattr(self, '_diagnostics_pub') else ()):
+            self.destroy_publisher(publisher)
+        self._outputs = ()
+        self._estimator = None
+
+    def _stop_worker(self) -> None:
+        """Stop the worker thread, waiting for the frame in progress."""
+        if self._worker is not None:
+            with self._lock:
+                self._stopping = True
+                self._wake.notify_all()
+            self._worker.join(timeout=10.0)
+            self._worker = None
+
     # ----------------------------------------------------------------- set-up helpers
 
-    def _create_topics(self) -> None:
-        """Create the publishers and subscriptions, each open to ``qos_overrides``."""
+    def _create_publishers(self) -> None:
+        """Create the publishers, each open to ``qos_overrides``."""
         self._depth_pub = self._publisher(Image, 'depth/image')
         self._legacy_pub = self._publisher(Image, LEGACY_DEPTH)
         self._info_pub = self._publisher(CameraInfo, 'depth/camera_info')
@@ -222,6 +257,9 @@ class DepthNode(Node):
                          self._colorized_pub)
         self._diagnostics_pub = self._publisher(DiagnosticArray, '/diagnostics',
                                                 QoSProfile(depth=10))
+
+    def _create_subscriptions(self) -> None:
+        """Subscribe the camera image and camera_info, each open to ``qos_overrides``."""
         if self._param('compressed'):
             self._image_sub = self._subscription(
                 CompressedImage, self.resolve_topic_name('image') + '/compressed',
@@ -231,6 +269,7 @@ class DepthNode(Node):
                                                  camera_input_qos())
         self._info_sub = self._subscription(CameraInfo, 'camera_info', self._on_camera_info,
                                             camera_info_qos())
+        self._subscriptions = [self._image_sub, self._info_sub]
 
     def _publisher(self, msg_type: type, topic: str, qos: QoSProfile | None = None) -> Any:
         """
@@ -370,7 +409,8 @@ class DepthNode(Node):
             self._jobs.append(job)
             self._wake.notify()
         while not job.done.wait(0.1):
-            if self._stopping or not self._worker.is_alive():
+            worker = self._worker
+            if self._stopping or worker is None or not worker.is_alive():
                 raise RuntimeError('the node is stopping')
         if job.error is not None:
             raise job.error
@@ -403,12 +443,14 @@ class DepthNode(Node):
         A new ``checkpoint`` that passes the quick checks (:meth:`_check_replacement`) is
         accepted at once and loaded by a loader thread (:meth:`_swap`), beside the running
         network, which keeps answering camera frames meanwhile. Setting ``checkpoint`` to
-        the running file changes nothing (that is how a failed load is reverted).
+        the running file changes nothing (that is how a failed load is reverted); before the
+        node is configured, the new value is only kept (configuring loads it).
         """
         changes = {p.name: p.value for p in params if p.name in DYNAMIC}
         checkpoint = changes.pop('checkpoint', None)
-        if checkpoint is not None and str(checkpoint).strip() == self._checkpoint:
-            checkpoint = None
+        if checkpoint is not None and (str(checkpoint).strip() == self._checkpoint
+                                       or self._estimator is None):
+            checkpoint = None  # the running file, or not configured: read at configure
         if not changes and checkpoint is None:
             return SetParametersResult(successful=True)
         try:
@@ -763,17 +805,41 @@ class DepthNode(Node):
         except Exception as exc:  # noqa: B902 - a callback never raises
             self._log_throttled('diagnostics', f'diagnostics failed: {exc!r}')
 
-    # ----------------------------------------------------------------- shutdown
+
+class DepthNode(DepthCore, Node):
+    """
+    ROS 2 node running the Eigen et al. depth network on a camera stream (unmanaged).
+
+    :param node_name: the node name (``eigen_depth`` unless remapped).
+    :param kwargs: passed to :class:`rclpy.node.Node` (``context``,
+        ``parameter_overrides``, ...).
+    :raises StartupError: after logging one error, when a parameter is invalid or the
+        checkpoint cannot be loaded (the node is destroyed first).
+    """
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        try:
+            self._declare()
+            self._configure()
+            self._activate()
+        except (ValueError, OSError, RuntimeError, ParameterException) as exc:
+            self.get_logger().error(f'cannot start: {start_error(exc)}')
+            self.destroy_node()
+            raise StartupError(str(exc)) from None
 
     def destroy_node(self) -> None:
         """Stop the worker thread (waiting for the frame in progress), then the node."""
-        worker = getattr(self, '_worker', None)
-        if worker is not None:
-            with self._lock:
-                self._stopping = True
-                self._wake.notify_all()
-            worker.join(timeout=10.0)
+        if hasattr(self, '_worker'):
+            self._stop_worker()
         super().destroy_node()
+
+
+def start_error(exc: BaseException) -> str:
+    """Return the one-line reason a node cannot start or configure (with a hint for types)."""
+    hint = (' (write doubles with a decimal point, e.g. 20.0)'
+            if isinstance(exc, InvalidParameterTypeException) else '')
+    return f'{exc}{hint}'
 
 
 def _one_line(exc: BaseException) -> str:
@@ -782,12 +848,17 @@ def _one_line(exc: BaseException) -> str:
     return f'{type(exc).__name__}: {first}'
 
 
-def main(args: list[str] | None = None) -> int:
+def run_node(node_class: Callable[[], Node], args: list[str] | None,
+             autostart: bool = False) -> int:
     """
-    Run the node until Ctrl-C or SIGTERM.
+    Make a node of ``node_class`` and spin it until it finishes, or Ctrl-C or SIGTERM.
 
+    :param node_class: :class:`DepthNode`, or the managed node (whose ``finished`` event
+        ends the spin, and whose ``trigger_configure``/``trigger_activate`` ``autostart``
+        calls).
     :param args: command-line arguments for rclpy (default ``sys.argv``).
-    :return: 0 on a clean stop, 1 when the node could not start.
+    :param autostart: configure and activate a managed node before spinning.
+    :return: 0 on a clean stop, 1 when the node could not start (or autostart failed).
     """
     rclpy.init(args=args)
     node = None
@@ -800,14 +871,21 @@ def main(args: list[str] | None = None) -> int:
         if level == 'error':
             return 1
         malloc_note = keep_large_buffers()  # camera-sized messages without page faults
-        node = DepthNode()
+        node = node_class()
         node.get_logger().info(malloc_note)
+        if autostart and not all(step() == TransitionCallbackReturn.SUCCESS for step in (
+                node.trigger_configure, node.trigger_activate)):
+            return 1
         # One executor thread: a second one contends for the GIL with the inference worker
         # and made latency erratic at 30 Hz (docs/speed.md). A checkpoint swap loads on a
         # thread of its own, so the camera callbacks go on meanwhile.
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
+        finished = getattr(node, 'finished', None)
+        if finished is None:
+            executor.spin()
+        while finished is not None and not finished.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
     except StartupError:
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
@@ -823,6 +901,16 @@ def main(args: list[str] | None = None) -> int:
         if rclpy.ok():
             rclpy.shutdown()
     return 0
+
+
+def main(args: list[str] | None = None) -> int:
+    """
+    Run the (unmanaged) node until Ctrl-C or SIGTERM.
+
+    :param args: command-line arguments for rclpy (default ``sys.argv``).
+    :return: 0 on a clean stop, 1 when the node could not start.
+    """
+    return run_node(DepthNode, args)
 
 
 if __name__ == '__main__':

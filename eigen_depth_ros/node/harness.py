@@ -75,8 +75,8 @@ class HarnessTimeout(HarnessError):
 def node_command(checkpoint: str | os.PathLike | None = None, *,
                  params: Mapping[str, Any] | None = None,
                  remaps: Mapping[str, str] | None = None, namespace: str | None = None,
-                 name: str | None = None, params_file: str | os.PathLike | None = None
-                 ) -> list[str]:
+                 name: str | None = None, params_file: str | os.PathLike | None = None,
+                 module: str = 'eigen_depth_ros.node') -> list[str]:
     """
     Build the command line of a ``depth_node`` process.
 
@@ -87,9 +87,11 @@ def node_command(checkpoint: str | os.PathLike | None = None, *,
     :param namespace: the node's namespace (``-r __ns:=``).
     :param name: the node's name (``-r __node:=``).
     :param params_file: a ROS 2 parameters YAML file, read before the ``-p`` parameters.
+    :param module: the module run with ``python -m``: ``eigen_depth_ros.node.lifecycle``
+        for the managed node.
     :return: the argument list, for :class:`NodeProcess` (never a shell string).
     """
-    cmd = [sys.executable, '-m', 'eigen_depth_ros.node', '--ros-args']
+    cmd = [sys.executable, '-m', module, '--ros-args']
     if params_file is not None:
         cmd += ['--params-file', str(params_file)]
     if namespace:
