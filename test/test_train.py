@@ -377,3 +377,19 @@ def test_resume_position_is_exact_only_with_the_same_layout():
     assert resume_position(payload, 2, 4) == (3, 5, True)
     assert resume_position(payload, 1, 4) == (4, 0, False)
     assert resume_position(payload, 2, 8) == (4, 0, False)
+
+
+def test_time_budget_ends_each_stage_early_as_if_complete(tmp_path):
+    options = small_options(tmp_path / 'run', coarse_samples=400, fine_samples=400,
+                            time_budget=1e-5)  # 0.6 ms: each stage ends after one step
+    result = train(options, SMALL_KITTI)
+    assert result.status == 'finished' and result.steps == {'coarse': 1, 'fine': 1}
+    events = [json.loads(line) for line in
+              (tmp_path / 'run' / 'train_log.jsonl').read_text().splitlines()]
+    budget = [e for e in events if e['event'] == 'budget']
+    assert [(e['stage'], e['step'], e['planned_steps']) for e in budget] == [
+        ('coarse', 1, 100), ('fine', 1, 100)]
+    _, meta = load_checkpoint(result.checkpoints['final'])
+    assert meta['stage'] == 'fine' and meta['stages_done'] == ['coarse', 'fine']
+    with pytest.raises(ValueError, match='--time-budget'):
+        small_options(tmp_path / 'bad', time_budget=-1.0)

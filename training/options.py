@@ -212,6 +212,11 @@ def build_parser(prog: str = 'eigen-depth train') -> argparse.ArgumentParser:
                                'ceil(samples / batch))')
     schedule.add_argument('--fine-samples', type=_positive_int, default=1_000_000,
                           help='training samples seen by the fine stage')
+    schedule.add_argument('--time-budget', type=float, default=0.0, metavar='MIN',
+                          help='train for at most MIN minutes (0: no limit); the stages share '
+                               'it in proportion to their planned steps, and a stage whose '
+                               'share is spent ends there, validated and saved as if complete '
+                               '(for fixed-time runs such as eigen-depth gpu-run)')
     schedule.add_argument('--seed', type=int, default=0,
                           help='seed of initialisation, shuffling, augmentation and dropout')
     schedule.add_argument('--stop-after', type=_non_negative_int, default=0,
@@ -297,6 +302,8 @@ def check_options(options: argparse.Namespace, require_paths: bool = True) -> st
     low, high = options.colour_range
     if not 0 < low <= high:
         return f'--colour-range needs 0 < LOW <= HIGH, got {low} {high}'
+    if not (math.isfinite(options.time_budget) and options.time_budget >= 0):
+        return f'--time-budget must be >= 0 minutes, got {options.time_budget}'
     if options.min_depth >= options.max_depth:
         return '--min-depth must be below --max-depth'
     for stage, samples in (('coarse', options.coarse_samples), ('fine', options.fine_samples)):

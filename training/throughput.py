@@ -72,7 +72,7 @@ def _timed_steps(trainer: Any, batches: Any, steps: int, warmup: int) -> float:
 
     with StopRequest() as stop:
         for _ in range(warmup):
-            trainer._train_step(next(batches), stop)
+            trainer._train_step(next(batches), stop)  # (loss, finite, stop, time up)
         started = time.perf_counter()
         for _ in range(steps):
             trainer._train_step(next(batches), stop)

@@ -216,6 +216,7 @@ class Trainer:
         self.position = 0  # batches of this process consumed in the current epoch
         self.samples_seen = 0
         self.train_loss: float | None = None
+        self.stage_deadline: float | None = None  # perf_counter() at which --time-budget ends
 
     # ----------------------------------------------------------------- set-up
 
@@ -386,6 +387,11 @@ class Trainer:
             if payload.get('scaler'):
                 self.scaler.load_state_dict(payload['scaler'])
         self.net = data_parallel(model, self.ctx)
+        budget_min = getattr(self.options, 'time_budget', 0.0)
+        if budget_min:
+            # the stages share the budget in proportion to their planned steps
+            share = self.steps[stage] / sum(self.steps.values())
+            self.stage_deadline = time.perf_counter() + 60.0 * budget_min * share
 
     def _set_train_mode(self) -> None:
         """Set train mode for the stage being trained; the frozen coarse stack stays in eval."""
@@ -434,12 +440,13 @@ class Trainer:
         return torch.autocast(self.ctx.device.type, dtype=self.amp_dtype)
 
     def _train_step(self, batch: dict[str, Any], stop: StopRequest
-                    ) -> tuple[float, bool, bool]:
+                    ) -> tuple[float, bool, bool, bool]:
         """
         Take one optimiser step.
 
-        :return: (loss, finite on every process, stop requested on any process); nothing
-            is updated when a loss is not finite.
+        :return: (loss, finite on every process, stop requested on any process, the stage's
+            share of ``--time-budget`` spent on any process); nothing is updated when a loss
+            is not finite.
         """
         device = self.ctx.device
         x = batch['image'].to(device, non_blocking=True,
@@ -450,18 +457,20 @@ class Trainer:
         with self._autocast():
             pred = self.net(x, stage=self.stage)                  # (B, 1, H_out, W_out)
         loss = scale_invariant_loss(pred.float(), gt, mask, lam=self.options.lam)
-        # one exchange per step: non-finite losses, stop requests, undecodable images
+        # one exchange per step: non-finite losses, stop requests, undecodable images, time
+        time_up = self.stage_deadline is not None and time.perf_counter() > self.stage_deadline
         flags = torch.tensor([0.0 if torch.isfinite(loss) else 1.0,
                               1.0 if stop.requested else 0.0,
-                              float((~batch['ok']).sum())], device=device)
+                              float((~batch['ok']).sum()), float(time_up)], device=device)
         flags = _all_reduce(self.ctx, flags).cpu()
         self.bad_samples += int(flags[2])
+        stop_now, time_up = bool(flags[1] > 0), bool(flags[3] > 0)
         if flags[0] > 0:
-            return float(loss.detach()), False, bool(flags[1] > 0)
+            return float(loss.detach()), False, stop_now, time_up
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return float(loss.detach()), True, bool(flags[1] > 0)
+        return float(loss.detach()), True, stop_now, time_up
 
     # ----------------------------------------------------------------- validation
 
@@ -596,7 +605,7 @@ class Trainer:
                     if not stop.requested:
                         raise
                     return self._stop_on_signal(stop)
-                loss, finite, stop_now = self._train_step(batch, stop)
+                loss, finite, stop_now, time_up = self._train_step(batch, stop)
                 if finite:
                     self.nonfinite_in_row = 0
                     window.append(loss)
@@ -607,6 +616,8 @@ class Trainer:
                 self.samples_seen += opts.batch_size
                 self._steps_this_run += 1
                 bar.update(1)
+                if time_up and self.step < total:
+                    total = self._end_stage_early(total)
                 if self.step % opts.log_every == 0 or self.step == total:
                     self._log_train(window, bar)
                     window = []
@@ -627,6 +638,14 @@ class Trainer:
         if window:
             self._log_train(window, bar)
         return 'finished'
+
+    def _end_stage_early(self, planned: int) -> int:
+        """End the stage at this step: its share of ``--time-budget`` is spent."""
+        self.steps[self.stage] = self.step
+        self._log_event('budget', planned_steps=planned)
+        self._say(f'{self.stage} stage: its share of --time-budget is spent; ending it at step '
+                  f'{self.step} of {planned}')
+        return self.step
 
     def _stop_on_signal(self, stop: StopRequest) -> str:
         """Save ``last.pt`` at the current step boundary after SIGINT/SIGTERM."""

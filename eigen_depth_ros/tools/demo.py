@@ -38,6 +38,7 @@ import argparse
 import hashlib
 import importlib
 import json
+import os
 from pathlib import Path
 import shutil
 import sys
@@ -210,15 +211,18 @@ def make_world(args: argparse.Namespace) -> tuple[Path, str]:
            'more_test_drives': more_drives, 'more_test_frames': args.more_test_frames,
            'version': 3}
 
+    workers = os.cpu_count() or 1  # the same bytes whatever the number of processes
+
     def build(tmp: Path) -> None:
         write_synthetic_kitti(tmp / 'kitti', frames=args.frames, seed=args.seed,
                               drive_names=train_drives, size=train_size, stationary=0,
-                              progress=True)
+                              progress=True, workers=workers)
         write_synthetic_kitti(tmp / 'kitti', frames=args.test_frames, seed=args.seed,
                               drive_names=[test_drive], progress=True)
         if more_drives:
             write_synthetic_kitti(tmp / 'kitti', frames=args.more_test_frames, seed=args.seed,
-                                  drive_names=more_drives, stationary=0, progress=True)
+                                  drive_names=more_drives, stationary=0, progress=True,
+                                  workers=workers)
         split = build_eigen_split(tmp / 'kitti', val_fraction=0.1, seed=args.seed)
         # the test drive alone in test_files.txt, the further ones in their own file
         replace(split, test=tuple(e for e in split.test if e.drive == test_drive)).write(
@@ -248,14 +252,27 @@ def train_model(args: argparse.Namespace, world: Path) -> Path:
             val_split=world / 'splits' / 'val_files.txt', out=tmp, width_mult=args.width_mult,
             batch_size=args.batch_size, coarse_samples=args.coarse_samples,
             fine_samples=args.fine_samples, val_every=max(100, steps // 20),
-            checkpoint_every=200,
-            workers=1, device=args.device, seed=args.seed)
+            checkpoint_every=200, prepared_dir=args.out / 'prepared',
+            workers=demo_workers(args.device), device=args.device, seed=args.seed)
         result = train(options)
         if result.status != 'finished':
             raise DemoError(f'training ended as {result.status!r}')
 
     folder = cached_stage(args.out / 'model', key, build, 'training the model')
     return folder / 'final.pt'
+
+
+def demo_workers(device: str) -> int:
+    """
+    Data-loading workers of the demo's training: none on a CPU, up to four on a GPU.
+
+    With the prepared set a worker only copies frames out of it; on a CPU that the training
+    step keeps busy on every core, a worker process costs more (it pre-empts the step's
+    threads) than the copying it takes over.
+    """
+    from eigen_depth_ros.core.inference import select_device
+
+    return 0 if select_device(device).type == 'cpu' else min(4, os.cpu_count() or 1)
 
 
 def bird_eye_view(path: Path, clouds: dict[int, np.ndarray], world: Path, test_drive: str,
