@@ -20,7 +20,7 @@ endif
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo lint clean
+.PHONY: venv test demo lint clean mutate
 
 venv: $(STAMP)
 
@@ -41,6 +41,21 @@ test: venv
 
 demo: venv
 	$(BIN)/eigen-depth demo
+
+# Mutation testing of the modules whose mistakes users cannot see (docs/testing.md); not part
+# of `make test`. Installs mutmut into the venv on first use; starts from a fresh mutants/;
+# one worker unless MUTATE_JOBS=N. Prints the score of each module and fails below 90 %.
+mutate: venv
+	@$(BIN)/python -c 'import mutmut' 2>/dev/null || \
+		$(BIN)/python -m pip install --quiet 'mutmut==3.8.1' -c requirements.txt
+	rm -rf mutants
+	OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children $(or $(MUTATE_JOBS),1)
+	@$(BIN)/mutmut results --all true | awk -F': ' '{ m = $$1; sub(/^ +/, "", m); \
+		sub(/\.x[^.]*__mutmut_[0-9]+$$/, "", m); n[m]++; \
+		if ($$2 ~ /^(killed|timeout|segfault|suspicious)$$/) k[m]++ } \
+		END { bad = 0; for (m in n) { p = 100 * k[m] / n[m]; bad += p < 90; \
+		printf "%-40s %4d of %4d killed  %5.1f %%\n", m, k[m], n[m], p | "sort" } \
+		close("sort"); exit bad > 0 }'
 
 clean:
 	rm -rf $(VENV) build install log .pytest_cache

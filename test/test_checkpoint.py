@@ -137,3 +137,16 @@ def test_f_train_is_read_or_assumed_with_a_warning(tmp_path):
     for bad in (0.0, -3.0, float('nan'), 'x'):
         focal, note = train_focal({'f_train': bad}, SMALL_KITTI)
         assert focal == kitti_train_focal(SMALL_KITTI) and 'bad f_train' in note
+
+
+def test_f_train_below_one_pixel_is_kept_and_the_warning_says_what_was_assumed():
+    from eigen_depth_ros.core.checkpoint import train_focal
+    from eigen_depth_ros.core.geometry import kitti_train_focal
+    assert train_focal({'f_train': 0.5}, SMALL_KITTI) == (0.5, None)
+    assert train_focal({'f_train': '472.5'}, SMALL_KITTI) == (472.5, None)
+    assumed = kitti_train_focal(SMALL_KITTI)
+    assert train_focal({}, SMALL_KITTI) == (assumed, (
+        'checkpoint records no f_train (written before the canonical-focal rule): assuming '
+        f"KITTI's camera, f_train = {assumed:.1f} px at the network input"))
+    assert train_focal({'f_train': -3.0}, SMALL_KITTI)[1].startswith(
+        'checkpoint has a bad f_train -3.0 (written before the canonical-focal rule)')

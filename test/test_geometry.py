@@ -13,6 +13,9 @@
 # limitations under the License.
 
 """Camera <-> network geometry: sizes, the affine map, intrinsics and resampling."""
+import math
+import warnings
+
 from eigen_depth_ros.core.geometry import InputGeometry
 from eigen_depth_ros.core.model import KITTI, NYU
 import numpy as np
@@ -148,3 +151,86 @@ def test_input_focal_and_focal_scale_follow_the_canonical_focal_rule():
             focal_scale(bad, 334.7)
         with pytest.raises(ValueError):
             focal_scale(334.7, bad)
+
+
+def test_image_tensor_views_ordinary_images_and_copies_the_others():
+    from eigen_depth_ros.core.geometry import image_tensor
+    rgb = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    tensor = image_tensor(rgb)
+    assert tuple(tensor.shape) == (1, 3, 4, 5)
+    rgb[1, 2, 0] = 200                      # a view: the tensor sees the change
+    assert tensor[0, 0, 1, 2].item() == 200
+    read_only = np.frombuffer(rgb.tobytes(), np.uint8).reshape(rgb.shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')      # PyTorch warns when it views read-only memory
+        copied = image_tensor(read_only)
+    np.testing.assert_array_equal(copied[0].permute(1, 2, 0).numpy(), rgb)
+
+
+def test_uint8_stays_uint8_on_the_cpu_and_becomes_float_elsewhere():
+    import torch
+    g = InputGeometry.fit(1242, 375, KITTI)
+    assert g.crop_input(np.zeros((375, 1242, 3), np.uint8)).dtype == np.uint8
+    # the 'meta' device stands in for a GPU: shapes and dtypes, no data
+    off_cpu = g.resize_crop(torch.zeros((1, 3, 375, 1242), dtype=torch.uint8, device='meta'))
+    assert off_cpu.dtype == torch.float32 and tuple(off_cpu.shape) == (1, 3, 172, 576)
+
+
+def test_a_crop_window_off_the_left_edge_moves_the_affine_map():
+    # 700x172 needs no resize (s = 1); the 576-wide window is centred: crop_x = 62, so output
+    # column 0 is camera column 5 + 62 and output row 0 is camera row 5 + 57.
+    g = InputGeometry.fit(700, 172, KITTI)
+    assert (g.resized_width, g.resized_height, g.crop_x, g.crop_y) == (700, 172, 62, 0)
+    assert g.output_to_image_affine() == (4.0, 67.0, 4.0, 62.0)
+    assert g.output_intrinsics(500.0, 500.0, 350.0, 86.0) == (125.0, 125.0, 70.75, 6.0)
+
+
+@pytest.mark.parametrize('size', [(1242, 375), (576, 172)])
+def test_output_to_image_is_finite_exactly_where_the_map_reaches(size):
+    # 576x172 is the network input itself: the affine is integer, so camera pixels fall
+    # exactly on the first and last output pixel centres, which are inside.
+    g = InputGeometry.fit(*size, KITTI)
+    a_x, b_x, a_y, b_y = g.output_to_image_affine()
+    w_out, h_out = g.output_size
+    u = (np.arange(size[0]) - b_x) / a_x
+    v = (np.arange(size[1]) - b_y) / a_y
+    reach = ((v >= 0) & (v <= h_out - 1))[:, None] & ((u >= 0) & (u <= w_out - 1))[None, :]
+    rows = np.tile(np.arange(h_out, dtype=np.float64)[:, None], (1, w_out))  # value = row i
+    full = g.output_to_image(rows)
+    assert full.dtype == np.float32
+    np.testing.assert_array_equal(np.isfinite(full), reach)
+    np.testing.assert_allclose(full[reach], np.broadcast_to(v[:, None], full.shape)[reach],
+                               atol=1e-3)
+
+
+def test_sparse_points_nearer_than_a_metre_are_kept():
+    g = InputGeometry.fit(1242, 375, KITTI)
+    a_x, b_x, a_y, b_y = g.output_to_image_affine()
+    depth = np.zeros((375, 1242), np.float32)
+    depth[int(round(5 * a_y + b_y)), int(round(10 * a_x + b_x))] = 0.5
+    out = g.sparse_depth_to_output(depth)
+    assert out[5, 10] == 0.5 and np.count_nonzero(out) == 1
+
+
+def test_focal_lengths_below_one_pixel_are_valid_and_bad_ones_are_named():
+    from eigen_depth_ros.core.geometry import focal_scale
+    g = InputGeometry.fit(1242, 375, KITTI)
+    s = 576 / 1242
+    assert g.input_focal(0.5, 0.5) == pytest.approx(0.5 * (0.5 * s + 0.5 * 174 / 375))
+    assert focal_scale(0.5, 0.25) == 2.0
+    for fx, fy in ((math.inf, 700.0), (700.0, 0.0), (-1.0, 700.0), (math.nan, 700.0)):
+        with pytest.raises(ValueError) as info:
+            g.input_focal(fx, fy)
+        assert str(info.value) == \
+            f'focal lengths must be positive and finite, got fx={fx}, fy={fy}'
+    with pytest.raises(ValueError) as info:
+        focal_scale(0.0, 334.7)
+    assert str(info.value) == 'focal lengths must be positive and finite, got f_in=0.0, ' \
+        'f_train=334.7'
+
+
+def test_crop_input_needs_a_colour_image():
+    g = InputGeometry.fit(64, 48, NYU)
+    with pytest.raises(ValueError) as info:
+        g.crop_input(np.zeros((48, 64), np.uint8))
+    assert str(info.value) == 'expected an (H, W, C) image, got shape (48, 64)'

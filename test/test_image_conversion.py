@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import array
 from types import SimpleNamespace
+import warnings
 
 import cv2
 from eigen_depth_ros.msg.image_conversion import (array_to_image_fields, colorize_depth,
                                                   compressed_to_rgb, depth_to_image_fields,
                                                   image_to_array, image_to_depth, image_to_rgb,
-                                                  ImageConversionError, message_to_rgb)
+                                                  ImageConversionError, message_to_rgb,
+                                                  set_fields)
 from hypothesis import given, settings, strategies as st
 import numpy as np
 import pytest
@@ -241,3 +243,234 @@ def test_colorize_depth_near_red_far_blue_invalid_black() -> None:
     np.testing.assert_array_equal(rgb[0, 2:], 0)
     with pytest.raises(ValueError):
         colorize_depth(depth, 0.0, 10.0)
+
+
+# ---------------------------------------------------------------- exact values (mutants)
+
+def test_upper_case_encodings_are_accepted() -> None:
+    np.testing.assert_array_equal(image_to_rgb(make_image(RGB, 'RGB8')), RGB)
+    np.testing.assert_array_equal(image_to_rgb(make_image(RGB[:, :, ::-1], 'BGR8')), RGB)
+    mono16 = make_image(np.array([[1, 258]], np.uint16), 'MONO16')
+    assert image_to_array(mono16).tolist() == [[1, 258]]
+
+
+@pytest.mark.parametrize('encoding,kind,message', [
+    ('32FC1', 'depth_encoding', "image encoding '32FC1' holds numbers (depth or raw data), not "
+     'a colour camera image: connect the colour topic of the camera'),
+    ('bayer_rggb8', 'encoding', "image encoding 'bayer_rggb8' is a raw Bayer mosaic: debayer it "
+     'first (image_proc) and feed the colour image'),
+    ('yuv420', 'encoding', "unsupported image encoding 'yuv420'; supported: rgb8, bgr8, rgba8, "
+     'bgra8, mono8, mono16, rgb16, bgr16, rgba16, bgra16, yuv422, uyvy, yuv422_yuy2, yuyv'),
+])
+def test_rejected_encodings_say_what_to_do(encoding: str, kind: str, message: str) -> None:
+    msg = SimpleNamespace(height=2, width=2, encoding=encoding, is_bigendian=0, step=8,
+                          data=bytes(16))
+    with pytest.raises(ImageConversionError) as info:
+        image_to_rgb(msg)
+    assert (info.value.kind, str(info.value)) == (kind, message)
+
+
+def test_image_to_array_names_an_unknown_encoding() -> None:
+    msg = SimpleNamespace(height=2, width=2, encoding='yuv420', is_bigendian=0, step=8,
+                          data=bytes(16))
+    with pytest.raises(ImageConversionError) as info:
+        image_to_array(msg)
+    assert info.value.kind == 'encoding'
+    assert str(info.value) == "unsupported image encoding 'yuv420'"
+
+
+@pytest.mark.parametrize('encoding', ['yuv422', 'yuv422_yuy2'])
+def test_yuv422_needs_an_even_width(encoding: str) -> None:
+    msg = SimpleNamespace(height=2, width=3, encoding=encoding, is_bigendian=0, step=6,
+                          data=bytes(12))
+    with pytest.raises(ImageConversionError) as info:
+        image_to_rgb(msg)
+    assert (info.value.kind, str(info.value)) == ('layout', f'{encoding} image width 3 is odd')
+
+
+def test_a_truncated_frame_says_how_many_bytes_it_needs() -> None:
+    msg = make_image(RGB, 'rgb8')
+    msg.data = msg.data[:-1]
+    with pytest.raises(ImageConversionError) as info:
+        image_to_rgb(msg)
+    assert str(info.value) == \
+        'data holds 104 bytes but step 21 x height 5 needs 105 (truncated frame)'
+
+
+def test_big_endian_numeric_images_come_back_native_and_new() -> None:
+    depth = np.array([[1.5, 2.25], [-3.0, 80.0]], np.float32)
+    msg = make_image(depth, '32FC1', bigendian=True)
+    pixels = image_to_array(msg)
+    assert pixels.dtype == np.dtype('=f4') and pixels.flags['C_CONTIGUOUS']
+    assert pixels.tolist() == depth.tolist()
+    # a new array, also where it could be a view of the (read-only) message bytes
+    native = image_to_array(make_image(depth, '32FC1'))
+    assert native.flags['WRITEABLE'] and native.tolist() == depth.tolist()
+    millimetres = np.array([[1000, 2500], [0, 513]], np.uint16)   # 513 = 0x0201
+    back = image_to_depth(make_image(millimetres, '16UC1', bigendian=True))
+    assert back.dtype == np.float32
+    np.testing.assert_array_equal(back, np.array([[1.0, 2.5], [np.nan, 0.513]], np.float32))
+
+
+def test_every_sixteen_bit_value_is_rounded_to_eight_bits() -> None:
+    values = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    rgb = image_to_rgb(make_image(values, 'mono16'))
+    assert rgb.dtype == np.uint8
+    # 0..65535 -> 0..255 is v / 257, rounded (no ties: v / 257 is never k + 1/2)
+    np.testing.assert_array_equal(rgb[:, :, 0], np.rint(values / 257.0).astype(np.uint8))
+
+
+def test_numpy_data_of_any_shape_and_nested_lists_are_read_as_bytes() -> None:
+    flat = make_image(RGB, 'rgb8', pad=3, data_type='numpy')
+    rows = SimpleNamespace(**{**vars(flat), 'data': flat.data.reshape(5, 24)})
+    np.testing.assert_array_equal(image_to_rgb(rows), RGB)
+    nested = SimpleNamespace(**{**vars(flat), 'data': flat.data.reshape(5, 24).tolist()})
+    np.testing.assert_array_equal(image_to_rgb(nested), RGB)
+
+
+def jpeg_segment(marker: int, payload: bytes) -> bytes:
+    """Return one JPEG marker segment: FF, marker, big-endian length + 2, payload."""
+    return bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, 'big') + payload
+
+
+def start_of_frame(marker: int, width: int, height: int) -> bytes:
+    """Return a start-of-frame segment: precision 8, height, width, one component."""
+    return jpeg_segment(marker, bytes([8]) + height.to_bytes(2, 'big') +
+                        width.to_bytes(2, 'big') + bytes([1, 1, 0x11, 0]))
+
+
+@pytest.mark.parametrize('sof', [0xC0, 0xC2, 0xC5, 0xC9, 0xCD, 0xCF])
+def test_jpeg_size_is_read_past_every_other_marker(sof: int) -> None:
+    from eigen_depth_ros.msg.image_conversion import _jpeg_size
+    # Segments that look like a size of 1x1 if read as a frame: DHT (C4), JPG (C8), DAC (CC).
+    decoy = bytes([8, 0, 1, 0, 1, 1, 1, 0x11, 0])
+    stream = (b'\xff\xd8' + jpeg_segment(0xE0, b'JFIF\x00' + bytes(9))
+              + b'\xff' + jpeg_segment(0xC4, decoy)             # a fill byte before DHT
+              + b'\xff\x01\xff\xd0\xff\xd7\xff\xd8'             # markers without a length
+              + jpeg_segment(0xC8, decoy) + jpeg_segment(0xCC, decoy)
+              + start_of_frame(sof, 40000, 300))
+    assert _jpeg_size(stream) == (40000, 300)
+
+
+def test_jpeg_size_edge_cases() -> None:
+    from eigen_depth_ros.msg.image_conversion import _jpeg_size
+    frame = start_of_frame(0xC0, 640, 480)
+    # the frame header may end the data: its first 9 bytes hold the size
+    assert _jpeg_size(b'\xff\xd8' + frame[:9]) == (640, 480)
+    assert _jpeg_size(b'\xff\xd8' + frame[:8]) is None
+    # an application segment of 32 KiB and more (its length has the top bit set)
+    assert _jpeg_size(b'\xff\xd8' + jpeg_segment(0xE1, bytes(0x8000)) + frame) == (640, 480)
+    # no frame header, a frame header without its FF, and no JPEG at all
+    assert _jpeg_size(b'\xff\xd8' + jpeg_segment(0xE0, bytes(14))) is None
+    assert _jpeg_size(b'\xff\xd8\x00' + frame[1:]) is None
+    assert _jpeg_size(b'\xff\xd9' + frame) is None
+
+
+def test_png_size_from_the_first_24_bytes() -> None:
+    from eigen_depth_ros.msg.image_conversion import _png_size
+    header = b'\x89PNG\r\n\x1a\n' + b'\x00\x00\x00\x0d' + b'IHDR'
+    assert _png_size(header + (2 ** 31).to_bytes(4, 'big') + (7).to_bytes(4, 'big')) == \
+        (2 ** 31, 7)
+    assert _png_size(header + bytes(7)) is None                      # cut short
+    assert _png_size(b'GIF89a' + bytes(6) + b'IHDR' + bytes(8)) is None  # not a PNG
+
+
+def test_compressed_sizes_are_checked_as_width_by_height() -> None:
+    # A PNG header claiming 100000 x 10 is refused before decoding (the data is no image).
+    header = (b'\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR' + (100000).to_bytes(4, 'big')
+              + (10).to_bytes(4, 'big') + bytes(20))
+    with pytest.raises(ImageConversionError) as info:
+        compressed_to_rgb(compressed(header, 'png'), max_pixels=999_999)
+    assert (info.value.kind, str(info.value)) == (
+        'too_large', 'image is 100000x10 = 1000000 pixels, above the limit of 999999 pixels')
+    # A BMP has no header this module reads: checked after decoding, width by height.
+    _, bmp = cv2.imencode('.bmp', np.zeros((50, 60, 3), np.uint8))
+    with pytest.raises(ImageConversionError) as info:
+        compressed_to_rgb(compressed(bmp.tobytes(), 'bmp'), max_pixels=2999)
+    assert str(info.value) == 'image is 60x50 = 3000 pixels, above the limit of 2999 pixels'
+    assert compressed_to_rgb(compressed(bmp.tobytes(), 'bmp'), max_pixels=3000).shape == \
+        (50, 60, 3)
+
+
+def test_a_compressed_message_without_a_format_field() -> None:
+    _, png = cv2.imencode('.png', RGB[:, :, ::-1])
+    np.testing.assert_array_equal(compressed_to_rgb(SimpleNamespace(data=png.tobytes())), RGB)
+    with pytest.raises(ImageConversionError) as info:
+        compressed_to_rgb(SimpleNamespace(data=b''))
+    assert str(info.value) == "compressed frame (format '') has no data"
+
+
+def test_message_to_rgb_tells_the_types_apart_and_passes_the_limit() -> None:
+    image = make_image(RGB, 'rgb8')
+    image.format = 'not a compressed image'       # an Image with an extra field is an Image
+    np.testing.assert_array_equal(message_to_rgb(image), RGB)
+    with pytest.raises(ImageConversionError, match='above the limit of 34'):
+        message_to_rgb(make_image(RGB, 'rgb8'), max_pixels=34)
+    _, png = cv2.imencode('.png', RGB[:, :, ::-1])
+    with pytest.raises(ImageConversionError, match='above the limit of 34'):
+        message_to_rgb(compressed(png.tobytes(), 'png'), max_pixels=34)
+
+
+def test_array_to_image_fields_of_a_colour_image() -> None:
+    fields = array_to_image_fields(RGB, 'rgb8')
+    assert {k: v for k, v in fields.items() if k != 'data'} == {
+        'height': 5, 'width': 7, 'encoding': 'rgb8', 'is_bigendian': 0, 'step': 21}
+    assert bytes(fields['data']) == RGB.tobytes()
+    np.testing.assert_array_equal(image_to_rgb(SimpleNamespace(**fields)), RGB)
+    with pytest.raises(ValueError) as info:
+        array_to_image_fields(np.zeros((1, 2, 3, 4), np.uint8), '8UC4')
+    assert str(info.value) == 'expected an (H, W) or (H, W, C) array, got shape (1, 2, 3, 4)'
+
+
+def test_is_bigendian_is_the_hosts_for_multi_byte_pixels_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from eigen_depth_ros.msg import image_conversion
+    monkeypatch.setattr(image_conversion, 'NATIVE_BIGENDIAN', 1)     # as on a big-endian host
+    assert array_to_image_fields(RGB, 'rgb8')['is_bigendian'] == 0
+    assert array_to_image_fields(np.zeros((2, 2), np.uint16), '16UC1')['is_bigendian'] == 1
+    assert array_to_image_fields(np.zeros((2, 2), np.float32), '32FC1')['is_bigendian'] == 1
+
+
+def test_depth_fields_are_float32_with_nan_where_not_positive() -> None:
+    depth = np.array([[0.5, 0.0, -2.0, np.nan, np.inf]])       # float64 in
+    fields = depth_to_image_fields(depth)
+    assert fields['step'] == 20 and len(fields['data']) == 20
+    np.testing.assert_array_equal(np.frombuffer(fields['data'], np.float32),
+                                  [0.5, np.nan, np.nan, np.nan, np.inf])
+    with pytest.raises(ValueError) as info:
+        depth_to_image_fields(np.zeros((2, 3, 1)))
+    assert str(info.value) == 'expected an (H, W) depth map, got shape (2, 3, 1)'
+
+
+def test_image_to_depth_kind_and_limit() -> None:
+    with pytest.raises(ImageConversionError) as info:
+        image_to_depth(make_image(RGB, 'rgb8'))
+    assert info.value.kind == 'encoding'
+    msg = SimpleNamespace(**array_to_image_fields(np.ones((5, 7), np.float32), '32FC1'))
+    with pytest.raises(ImageConversionError, match='above the limit of 34'):
+        image_to_depth(msg, max_pixels=34)
+
+
+def test_colorize_depth_follows_inverse_depth() -> None:
+    # min 1 m, max 4 m: t = (1/d - 1/4) / (3/4), so 1 m -> 1, 4/3 m -> 2/3, 2 m -> 1/3,
+    # 4 m -> 0; nearer and farther saturate. Level = t * 255 + 0.5, truncated.
+    depth = np.array([[1.0, 4.0 / 3.0, 2.0, 4.0, 8.0, 0.5]], np.float32)
+    levels = np.array([[255, 170, 85, 0, 0, 255]], np.uint8)
+    expected = cv2.cvtColor(cv2.applyColorMap(levels, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(colorize_depth(depth, 1.0, 4.0), expected)
+
+
+def test_colorize_depth_is_quiet_about_invalid_pixels_and_needs_a_range() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        rgb = colorize_depth(np.array([[0.0, -0.0, -1.0, np.nan]], np.float32), 1.0, 4.0)
+    np.testing.assert_array_equal(rgb, 0)
+    with pytest.raises(ValueError) as info:
+        colorize_depth(np.ones((1, 1)), 5.0, 5.0)
+    assert str(info.value) == 'need 0 < min_depth < max_depth, got 5.0, 5.0'
+
+
+def test_set_fields_assigns_and_returns_the_message() -> None:
+    msg = SimpleNamespace(width=1)
+    assert set_fields(msg, {'width': 7, 'encoding': 'rgb8'}) is msg
+    assert (msg.width, msg.encoding) == (7, 'rgb8')

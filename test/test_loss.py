@@ -88,3 +88,26 @@ def test_empty_mask_gives_zero_and_gradients_flow():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match='differ in shape'):
         scale_invariant_loss(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 3))
+
+
+def test_a_zero_one_mask_of_another_dtype_counts_as_bool():
+    # the hand-computed case above with the mask as float 1/0: still 14/3 - 2
+    pred = torch.tensor([[[[1.0, 2.0, 3.0, 100.0]]]])
+    mask = torch.tensor([[[[1.0, 1.0, 1.0, 0.0]]]])
+    assert scale_invariant_loss(pred, torch.zeros_like(pred), mask).item() == \
+        pytest.approx(14 / 3 - 2)
+
+
+def test_an_image_without_valid_pixels_is_left_out_of_the_mean():
+    # image 1: one valid pixel with d = 2 -> 4 - 0.5 * 4 = 2; image 2: nothing valid.
+    # The mean runs over image 1 only: 2, not (2 + 0) / 2.
+    pred = torch.tensor([[[[2.0, 0.0]]], [[[1.0, 1.0]]]])
+    mask = torch.tensor([[[[True, False]]], [[[False, False]]]])
+    assert scale_invariant_loss(pred, torch.zeros_like(pred), mask).item() == pytest.approx(2.0)
+
+
+def test_a_mask_of_another_shape_is_an_error_naming_both_shapes():
+    with pytest.raises(ValueError) as info:
+        scale_invariant_loss(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2),
+                             torch.ones(1, 1, 2, 3, dtype=torch.bool))
+    assert str(info.value) == 'mask (1, 1, 2, 3) and prediction (1, 1, 2, 2) differ in shape'

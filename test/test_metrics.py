@@ -16,8 +16,8 @@
 import math
 
 from eigen_depth_ros.core.metrics import (compute_depth_metrics, eigen_crop_mask, evaluate_depth,
-                                          format_metric_table, garg_crop_mask, mean_metrics,
-                                          valid_depth_mask)
+                                          format_metric_table, garg_crop_mask, json_safe,
+                                          mean_metrics, median_scale, valid_depth_mask)
 import numpy as np
 import pytest
 import torch
@@ -89,3 +89,68 @@ def test_mean_and_table():
     assert agg['rmse'] == 2.0 and agg['n'] == 2
     table = format_metric_table({'coarse': agg})
     assert 'd<1.25' in table and 'RMSE log sc.-inv.' in table and '2.000' in table
+
+
+def test_valid_depth_mask_keeps_both_caps_and_defaults_to_1mm_and_80m():
+    gt = np.array([[0.0005, 0.001, 0.5, 80.0, 80.5, np.nan, np.inf]])
+    np.testing.assert_array_equal(valid_depth_mask(gt),
+                                  [[False, True, True, True, False, False, False]])
+    np.testing.assert_array_equal(valid_depth_mask(gt, min_depth=0.5, max_depth=0.5),
+                                  [[False, False, True, False, False, False, False]])
+
+
+def test_valid_depth_mask_crops_and_stacks():
+    gt = np.full((375, 1242), 10.0)
+    np.testing.assert_array_equal(valid_depth_mask(gt, crop='eigen'), eigen_crop_mask(375, 1242))
+    np.testing.assert_array_equal(valid_depth_mask(gt, crop='garg'), garg_crop_mask(375, 1242))
+    # a stack of images gets the crop of one image in each
+    stack = np.stack([gt, gt * 9.0])   # the second is 90 m: beyond the cap everywhere
+    masks = valid_depth_mask(stack, crop='eigen')
+    assert masks.shape == (2, 375, 1242)
+    np.testing.assert_array_equal(masks[0], eigen_crop_mask(375, 1242))
+    assert not masks[1].any()
+    with pytest.raises(ValueError) as info:
+        valid_depth_mask(gt, crop='kitti')
+    assert str(info.value) == "crop must be 'garg', 'eigen' or None, got 'kitti'"
+
+
+def test_median_scale_over_the_mask_only():
+    gt = np.array([[1.0, 2.0, 100.0]])
+    pred = np.array([[2.0, 2.0, 1.0]])
+    # median(1, 2) / median(2, 2) = 0.75; the masked-out 100 m / 1 m pixel does not count
+    assert median_scale(pred, gt, np.array([[True, True, False]])) == 0.75
+    assert median_scale(pred, gt, np.array([[1, 1, 0]])) == 0.75   # a 0/1 mask is a mask
+    assert median_scale(pred, gt, np.ones((1, 3), bool)) == 1.0
+
+
+def test_mean_of_no_image_is_an_error():
+    with pytest.raises(ValueError) as info:
+        mean_metrics([])
+    assert str(info.value) == 'no image to average'
+
+
+def test_metric_table_has_the_columns_of_the_papers_table_2():
+    row = {'a1': 0.611, 'a2': 0.887, 'a3': 0.971, 'abs_rel': 0.215, 'sq_rel': 1.515,
+           'rmse': 7.156, 'rmse_log': 0.27, 'si_rmse_log': 0.246}
+    lines = format_metric_table({'coarse': row, 'coarse + fine': {**row, 'a1': 0.692}}
+                                ).split('\n')
+    assert lines == [
+        'method        |    d<1.25 |  d<1.25^2 |  d<1.25^3 |   abs rel |   sqr rel |      RMSE '
+        '|  RMSE log | RMSE log sc.-inv.',
+        '-' * 117,
+        'coarse        |     0.611 |     0.887 |     0.971 |     0.215 |     1.515 |     7.156 '
+        '|     0.270 |     0.246',
+        'coarse + fine |     0.692 |     0.887 |     0.971 |     0.215 |     1.515 |     7.156 '
+        '|     0.270 |     0.246']
+
+
+def test_json_safe_rounds_floats_and_makes_nan_and_inf_none():
+    report = {'abs_rel': 0.123456789, 'rows': [math.nan, math.inf, -math.inf, 3, 'x'],
+              'pair': (2.5, 1 / 3), 'nested': {'a1': 0.98765432}}
+    assert json_safe(report) == {'abs_rel': 0.123457, 'rows': [None, None, None, 3, 'x'],
+                                 'pair': [2.5, 0.333333], 'nested': {'a1': 0.987654}}
+    assert json_safe(report, digits=2)['nested'] == {'a1': 0.99}
+    kept = json_safe(report, digits=None)
+    assert kept['abs_rel'] == 0.123456789 and kept['pair'] == [2.5, 1 / 3]
+    assert kept['rows'][:3] == [None, None, None]
+    assert json_safe(True) is True and json_safe(None) is None

@@ -23,7 +23,8 @@ import math
 from eigen_depth_ros.core.obstacles import (add_counts, cloud_obstacle_counts,
                                             depth_obstacle_counts, flat_scores, match_cells,
                                             ObstacleGridSpec, occupied_cells, points_from_depth,
-                                            scores_from_counts, zero_counts)
+                                            points_in_image_area, scores_from_counts,
+                                            zero_counts)
 import numpy as np
 import pytest
 
@@ -224,3 +225,49 @@ def test_bad_inputs_raise_one_line_value_errors():
     assert 'tolerance' in one_line_error(ObstacleGridSpec, tolerance=-0.1)
     assert 'min_points' in one_line_error(ObstacleGridSpec, min_points=0)
     assert 'cells' in one_line_error(match_cells, np.zeros((3, 2)), np.zeros((1, 2), int))
+
+
+def test_points_in_image_area_keeps_every_point_on_a_kept_pixel():
+    # camera fx = fy = 10, cx = 2, cy = 1 and a 5x3 image whose pixel (row 1, column 3) is
+    # not in the area; a point lands on (round(10 x / z + 2), round(10 y / z + 1)).
+    area = np.ones((3, 5), dtype=bool)
+    area[1, 3] = False
+    points = np.array([
+        [0.0, 0.0, 2.0],       # column 2, row 1: kept
+        [0.0, 0.0, 7.0],       # the same pixel, farther: kept too (not only the nearest)
+        [0.2, 0.1, 1.0],       # column 4, row 2, the last pixel: kept
+        [-0.2, -0.1, 1.0],     # column 0, row 0, the first pixel: kept
+        [0.26, 0.0, 1.0],      # column 5: right of the image
+        [0.0, 0.16, 1.0],      # row 3: below the image
+        [-0.26, 0.0, 1.0],     # column -1
+        [0.0, -0.16, 1.0],     # row -1
+        [0.0, 0.0, -1.0],      # behind the camera
+        [0.0, 0.0, 0.001],     # at min_depth (1 mm): not beyond it
+        [0.1, 0.0, 1.0],       # column 3, row 1: outside the area
+    ])
+    kept = points_in_image_area(points, 10.0, 10.0, 2.0, 1.0, area)
+    np.testing.assert_array_equal(kept, points[:4])
+    np.testing.assert_array_equal(
+        points_in_image_area(points, 10.0, 10.0, 2.0, 1.0, area, min_depth=1.5), points[:2])
+
+
+def test_grid_spec_edges():
+    assert ObstacleGridSpec(ranges=[5.0, 0.5]).ranges == (5.0, 0.5)   # stored as a tuple
+    assert ObstacleGridSpec(tolerance=0.0, tolerance_per_m=0.0).match_distance(
+        np.array([0.0, 10.0])).tolist() == [0.0, 0.0]
+    for ranges in ((math.inf,), (0.0,), (10.0, -1.0)):
+        with pytest.raises(ValueError, match='ranges must be positive metres'):
+            ObstacleGridSpec(ranges=ranges)
+
+
+def test_counts_start_at_zero_and_add_per_key():
+    assert zero_counts(ObstacleGridSpec(ranges=(5.0, 12.5))) == {
+        '5m': {'tp_truth': 0, 'truth': 0, 'tp_pred': 0, 'pred': 0},
+        '12.5m': {'tp_truth': 0, 'truth': 0, 'tp_pred': 0, 'pred': 0}}
+    total = {'10m': {'tp_truth': 2, 'truth': 5, 'tp_pred': 3, 'pred': 4}}
+    frame = {'10m': {'tp_truth': 1, 'truth': 1, 'tp_pred': 1}, '20m': {'truth': 6}}
+    assert add_counts(total, frame) == {
+        '10m': {'tp_truth': 3, 'truth': 6, 'tp_pred': 4, 'pred': 4},
+        '20m': {'tp_truth': 0, 'truth': 6, 'tp_pred': 0, 'pred': 0}}
+    assert add_counts(frame, total) == add_counts(total, frame)
+    assert total == {'10m': {'tp_truth': 2, 'truth': 5, 'tp_pred': 3, 'pred': 4}}  # unchanged

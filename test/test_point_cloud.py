@@ -12,17 +12,17 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Tests of eigen_depth_ros.msg.point_cloud and .camera_info (no rclpy needed)."""
+"""Tests of eigen_depth_ros.msg.point_cloud (no rclpy needed); camera_info: test_camera_info."""
 from __future__ import annotations
 
 import math
 from types import SimpleNamespace
+import warnings
 
 from eigen_depth_ros.core.geometry import InputGeometry
 from eigen_depth_ros.core.model import KITTI
-from eigen_depth_ros.msg.camera_info import (CameraInfoError, depth_camera_info_fields,
-                                             fallback_intrinsics, Intrinsics,
-                                             intrinsics_from_camera_info)
+from eigen_depth_ros.msg import point_cloud
+from eigen_depth_ros.msg.camera_info import Intrinsics
 from eigen_depth_ros.msg.point_cloud import (build_point_cloud2, depth_to_points, pack_rgb,
                                              point_cloud2_to_array, points_to_pixels,
                                              resample_to_grid, unpack_rgb, XYZ_DTYPE, XYZRGB_DTYPE)
@@ -213,60 +213,6 @@ def test_network_resolution_cloud_lands_on_the_camera_rays() -> None:
     np.testing.assert_allclose(v, a_y * i + b_y, atol=1e-3)
 
 
-def camera_info(**overrides: object) -> SimpleNamespace:
-    info = SimpleNamespace(width=640, height=480, binning_x=0, binning_y=0,
-                           roi=SimpleNamespace(x_offset=0, y_offset=0, width=0, height=0),
-                           k=[500.0, 0, 320.0, 0, 505.0, 240.0, 0, 0, 1],
-                           p=[490.0, 0, 318.0, 0, 0, 495.0, 238.0, 0, 0, 0, 1, 0])
-    for name, value in overrides.items():
-        setattr(info, name, value)
-    return info
-
-
-def test_intrinsics_come_from_p_then_k() -> None:
-    assert intrinsics_from_camera_info(camera_info()).pinhole == (490.0, 495.0, 318.0, 238.0)
-    k_only = intrinsics_from_camera_info(camera_info(p=[0.0] * 12))
-    assert k_only.pinhole == (500.0, 505.0, 320.0, 240.0)
-    assert k_only.matches(640, 480) and not k_only.matches(480, 640)
-
-
-def test_binning_and_roi() -> None:
-    info = camera_info(binning_x=2, binning_y=2, p=[0.0] * 12,
-                       roi=SimpleNamespace(x_offset=100, y_offset=40, width=400, height=300))
-    intrinsics = intrinsics_from_camera_info(info)
-    assert (intrinsics.width, intrinsics.height) == (200, 150)
-    assert intrinsics.fx == 250.0 and intrinsics.cx == (320.0 - 100 + 0.5) / 2 - 0.5
-
-
-@pytest.mark.parametrize('overrides,words', [
-    ({'k': [0.0] * 9, 'p': [0.0] * 12}, 'focal length'),
-    ({'p': [math.nan] + [0.0] * 11, 'k': [math.nan] * 9}, 'focal length'),
-    ({'width': 0}, 'empty'),
-])
-def test_bad_camera_info_is_rejected(overrides: dict, words: str) -> None:
-    with pytest.raises(CameraInfoError, match=words):
-        intrinsics_from_camera_info(camera_info(**overrides))
-
-
-def test_fallback_intrinsics_default_to_the_centre() -> None:
-    intrinsics = fallback_intrinsics(641, 480, 300.0)
-    assert intrinsics.pinhole == (300.0, 300.0, 320.0, 239.5)
-    assert fallback_intrinsics(10, 10, 5.0, 6.0, 1.0, 2.0).pinhole == (5.0, 6.0, 1.0, 2.0)
-    with pytest.raises(CameraInfoError):
-        fallback_intrinsics(10, 10, 0.0)
-
-
-def test_depth_camera_info_fields() -> None:
-    fields = depth_camera_info_fields(50.0, 51.0, 20.5, 10.25, 142, 27)
-    assert (fields['width'], fields['height']) == (142, 27)
-    assert fields['k'] == [50.0, 0.0, 20.5, 0.0, 51.0, 10.25, 0.0, 0.0, 1.0]
-    assert fields['p'][:3] == [50.0, 0.0, 20.5] and fields['p'][3] == 0.0
-    assert fields['d'] == [0.0] * 5 and fields['distortion_model'] == 'plumb_bob'
-    # What the node publishes is read back as the same intrinsics.
-    back = intrinsics_from_camera_info(SimpleNamespace(**fields))
-    assert back.pinhole == (50.0, 51.0, 20.5, 10.25)
-
-
 # ------------------------------------------------------------ clearing points (issue 14)
 
 def test_clearing_points_lie_on_their_rays_at_the_range_and_never_inside_max_depth():
@@ -312,3 +258,155 @@ def test_clearing_range_must_lie_beyond_max_depth(clearing):
     with pytest.raises(ValueError, match='clearing_range'):
         depth_to_points(np.ones((2, 2)), FX, FY, CX, CY, max_depth=20.0,
                         clearing_range=clearing)
+
+
+# ------------------------------------------------------------ values at the edges (mutants)
+
+def test_depth_gates_are_inclusive_and_zero_is_no_point() -> None:
+    depth = np.array([[0.0, 0.5, 2.0, 5.0, 5.5]], np.float32)
+    # default gate: every positive depth, 0 is "no point" (REP 118)
+    assert depth_to_points(depth, 1.0, 1.0, 0.0, 0.0)['z'].tolist() == [0.5, 2.0, 5.0, 5.5]
+    # min_depth and max_depth themselves are kept, and they may be equal
+    assert depth_to_points(depth, 1.0, 1.0, 0.0, 0.0, min_depth=2.0,
+                           max_depth=5.0)['z'].tolist() == [2.0, 5.0]
+    assert depth_to_points(depth, 1.0, 1.0, 0.0, 0.0, min_depth=5.0,
+                           max_depth=5.0)['z'].tolist() == [5.0]
+
+
+def test_a_pixel_at_max_depth_is_a_point_not_a_clearing_ray() -> None:
+    depth = np.array([[5.0, 6.0]], np.float32)
+    points = depth_to_points(depth, 1.0, 1.0, 0.0, 0.0, max_depth=5.0, clearing_range=8.0)
+    # (0, 0) at 5 m stays where it is; (1, 0) beyond 5 m clears to 8 m along (1, 0, 1)
+    np.testing.assert_allclose(points['x'], [0.0, 8.0 / math.sqrt(2)], rtol=1e-6)
+    np.testing.assert_allclose(points['z'], [5.0, 8.0 / math.sqrt(2)], rtol=1e-6)
+
+
+def test_sub_pixel_focal_lengths_are_valid() -> None:
+    points = depth_to_points(np.full((1, 2), 2.0, np.float32), 0.5, 0.25, 0.0, -1.0)
+    assert points['x'].tolist() == [0.0, 4.0] and points['y'].tolist() == [8.0, 8.0]
+    with pytest.raises(ValueError, match='focal lengths must be finite and positive, got '
+                       'fx=0.5, fy=0.0'):
+        depth_to_points(np.ones((2, 2), np.float32), 0.5, 0.0, 0.0, 0.0)
+
+
+def test_absurd_intrinsics_drop_their_points_without_a_warning() -> None:
+    """Rays that overflow float32 give no point, and say nothing per frame (the node's log)."""
+    depth = np.full((4, 5), 100.0, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        # fx = 1e-37: x = (u - 2) 1e37 * 100 overflows except in column u = cx = 2
+        tiny_fx = depth_to_points(depth, 1e-37, 1.0, 2.0, 1.0)
+        # fy = 1e-40: the ray (v - 1) / fy is inf except in row v = cy = 1
+        tiny_fy = depth_to_points(depth, 1.0, 1e-40, 2.0, 1.0)
+        # clearing along infinite rays: z = R / inf = 0 and x = inf * 0 (NaN): dropped too
+        clearing = depth_to_points(depth, 1e-40, 1.0, 2.0, 1.0, max_depth=50.0,
+                                   clearing_range=60.0)
+    assert tiny_fx['x'].tolist() == [0.0] * 4
+    assert tiny_fx['y'].tolist() == [-100.0, 0.0, 100.0, 200.0]
+    assert tiny_fy['x'].tolist() == [-200.0, -100.0, 0.0, 100.0, 200.0]
+    assert tiny_fy['y'].tolist() == [0.0] * 5
+    xyz = np.stack([clearing[name] for name in ('x', 'y', 'z')], axis=1).astype(np.float64)
+    assert clearing['x'].tolist() == [0.0] * 4
+    np.testing.assert_allclose(np.linalg.norm(xyz, axis=1), 60.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize('depth,kwargs,message', [
+    (np.ones((2, 2, 1)), {}, 'expected an (H, W) depth image, got shape (2, 2, 1)'),
+    (np.ones((2, 2)), {'colors': np.zeros((2, 2), np.uint8)},
+     'colors (2, 2) do not match depth (2, 2) x 3'),
+    (np.ones((2, 2)), {'colors': np.zeros((2, 2, 4), np.uint8)},
+     'colors (2, 2, 4) do not match depth (2, 2) x 3'),
+    (np.ones((2, 2)), {'colors': np.zeros((3, 2, 3), np.uint8)},
+     'colors (3, 2, 3) do not match depth (2, 2) x 3'),
+])
+def test_bad_shapes_are_named(depth: np.ndarray, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        depth_to_points(depth, FX, FY, CX, CY, **kwargs)
+    assert str(info.value) == message
+
+
+def test_rgb_packing_on_both_byte_orders(monkeypatch: pytest.MonkeyPatch) -> None:
+    colors = np.array([[[255, 0, 0], [1, 2, 3]], [[0, 128, 0], [9, 8, 7]]], np.uint8)
+    packed = pack_rgb(colors)
+    assert packed.shape == (2, 2)
+    # a 2-D field unpacks to (2, 2, 3), from float32 or from a list of floats
+    unpacked = unpack_rgb(packed)
+    assert unpacked.dtype == np.uint8
+    np.testing.assert_array_equal(unpacked, colors)
+    np.testing.assert_array_equal(unpack_rgb(packed.tolist()), colors)
+    # A big-endian host writes the uint32 0x00RRGGBB as the bytes 0, r, g, b.
+    monkeypatch.setattr(point_cloud, 'NATIVE_BIGENDIAN', 1)
+    big = pack_rgb(colors[0])
+    assert big.view('>u4').tolist() == [0xFF0000, 0x010203]
+
+
+def test_resample_to_grid_rows_and_border() -> None:
+    # a vertical ramp: grid row i samples image row y = 2 i + 1, whatever the column
+    image = np.tile(np.arange(50, dtype=np.float32)[:, None], (1, 100))
+    grid = resample_to_grid(image, (4.0, 2.5, 2.0, 1.0), 20, 10)
+    np.testing.assert_allclose(grid, np.tile((2.0 * np.arange(10) + 1.0)[:, None], (1, 20)),
+                               atol=1e-3)
+    # samples beyond the image take the value of its nearest border pixel
+    ramp = np.tile(np.arange(10, dtype=np.float32), (5, 1))
+    beyond = resample_to_grid(ramp, (1.0, 5.0, 1.0, 0.0), 10, 5)
+    np.testing.assert_allclose(beyond[0], [5, 6, 7, 8, 9, 9, 9, 9, 9, 9], atol=1e-3)
+
+
+def test_only_float32_fields_are_written() -> None:
+    points = np.zeros(2, [('x', np.float32), ('i', np.uint16)])
+    with pytest.raises(ValueError) as info:
+        build_point_cloud2(points, SimpleNamespace(), *fake_classes())
+    assert str(info.value) == "field 'i' is uint16, only float32 is written"
+
+
+def test_the_cloud_says_the_hosts_byte_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    points = np.zeros(1, XYZ_DTYPE)
+    assert build_point_cloud2(points, SimpleNamespace(), *fake_classes()).is_bigendian is False
+    monkeypatch.setattr(point_cloud, 'NATIVE_BIGENDIAN', 1)
+    assert build_point_cloud2(points, SimpleNamespace(), *fake_classes()).is_bigendian is True
+
+
+def field(name: str, offset: int, datatype: int = 7, count: int = 1) -> SimpleNamespace:
+    """Return a duck-typed sensor_msgs/PointField."""
+    return SimpleNamespace(name=name, offset=offset, datatype=datatype, count=count)
+
+
+def test_reader_honours_offset_gaps_counts_and_numpy_data() -> None:
+    # 20-byte points: x at 0, a 2-float 'pair' at 8 (bytes 4..7 unused), 'n' 3 bytes at 16
+    dtype = np.dtype({'names': ['x', 'pair', 'n'], 'formats': ['<f4', ('<f4', (2,)), ('u1', (3,))],
+                      'offsets': [0, 8, 16], 'itemsize': 20})
+    values = np.zeros(2, dtype)
+    values['x'] = [1.5, -2.5]
+    values['pair'] = [[1, 2], [3, 4]]
+    values['n'] = [[1, 2, 3], [4, 5, 6]]
+    raw = values.view(np.uint8).reshape(2, 20)        # rosbags gives data as a uint8 array
+    cloud = SimpleNamespace(height=1, width=2, is_bigendian=False, point_step=20, row_step=40,
+                            fields=[field('x', 0), field('pair', 8, count=2),
+                                    field('n', 16, datatype=2, count=3)], data=raw)
+    back = point_cloud2_to_array(cloud)
+    assert back['x'].tolist() == [1.5, -2.5]
+    assert back['pair'].tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert back['n'].tolist() == [[1, 2, 3], [4, 5, 6]]
+    cloud.data = values                               # any numpy array: its bytes are read
+    assert point_cloud2_to_array(cloud)['pair'].tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+
+def test_reader_of_empty_one_point_and_bad_clouds() -> None:
+    def cloud(**change: object) -> SimpleNamespace:
+        base = SimpleNamespace(height=1, width=1, is_bigendian=False, point_step=12,
+                               row_step=12, fields=[field('x', 0), field('y', 4), field('z', 8)],
+                               data=np.array([1.0, 2.0, 3.0], np.float32).tobytes())
+        return SimpleNamespace(**{**vars(base), **change})
+    one = point_cloud2_to_array(cloud())
+    assert one.tolist() == [(1.0, 2.0, 3.0)]
+    for empty in (cloud(width=0, row_step=0, data=b''), cloud(height=0, data=b'')):
+        points = point_cloud2_to_array(empty)
+        assert points.shape == (0,) and points.dtype.names == ('x', 'y', 'z')
+        assert points.dtype['x'] == np.dtype('=f4')
+    for change, message in (
+            ({'fields': [field('x', 0, datatype=9)]}, "field 'x' has unknown datatype 9"),
+            ({'row_step': 11}, 'row_step 11 is below width 1 x point_step 12'),
+            ({'data': bytes(11)}, 'cloud data holds 11 bytes, the header needs 12')):
+        with pytest.raises(ValueError) as info:
+            point_cloud2_to_array(cloud(**change))
+        assert str(info.value) == message

@@ -229,13 +229,15 @@ class InputGeometry:
         a_x, b_x, a_y, b_y = self.output_to_image_affine()
         # Camera pixel (u, v) -> output coordinates ((u - b_x) / a_x, (v - b_y) / a_y).
         inverse = np.array([[1 / a_x, 0, -b_x / a_x], [0, 1 / a_y, -b_y / a_y]])
-        border = cv2.BORDER_REPLICATE if fill_outside else cv2.BORDER_CONSTANT
+        # Replicated even when cutting: a NaN border would reach into the map's last column
+        # and row, as warpAffine samples a camera pixel within 1/64 px of them with weight 0
+        # on the pixel beyond (and NaN * 0 is NaN).
         out = cv2.warpAffine(np.ascontiguousarray(output_map, dtype=np.float32), inverse,
                              (self.image_width, self.image_height),
                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                             borderMode=border, borderValue=float('nan'))
+                             borderMode=cv2.BORDER_REPLICATE)
         if not fill_outside:
-            # warpAffine blends the border into the outermost half pixel: cut it exactly.
+            # Cut exactly where the map ends.
             u = (np.arange(self.image_width) - b_x) / a_x
             v = (np.arange(self.image_height) - b_y) / a_y
             w_out, h_out = self.output_size
