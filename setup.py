@@ -18,6 +18,11 @@ from glob import glob
 from setuptools import find_packages, setup
 
 PACKAGE = 'eigen_depth_ros'
+# The eigen-depth tools' and training's Python dependencies beyond the node's (rclpy and the
+# messages, numpy, OpenCV, torch, PyYAML: package.xml, for rosdep). On the apt route:
+# `pip install -e .[tools]`; the pip route gets them pinned from requirements.txt.
+TOOLS = ['rosbags', 'mcap', 'zstandard', 'matplotlib', 'tqdm', 'tensorboard', 'onnx',
+         'onnxruntime']
 
 setup(
     name=PACKAGE,
@@ -34,6 +39,7 @@ setup(
         (f'share/{PACKAGE}/config', glob('config/*.yaml') + glob('config/*.xml')),
     ],
     install_requires=['setuptools'],
+    extras_require={'tools': TOOLS},
     zip_safe=True,
     maintainer='eigen_depth_ros maintainers',
     maintainer_email='maintainers@eigen-depth-ros.invalid',
