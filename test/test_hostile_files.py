@@ -36,6 +36,7 @@ import textwrap
 from typing import Callable
 
 from eigen_depth_ros.bags import bag_eval, synth_bag
+from eigen_depth_ros.bags.bag_eval import BagGroundTruth
 from eigen_depth_ros.core.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, load_checkpoint,
                                              read_checkpoint, save_checkpoint)
 from eigen_depth_ros.core.model import config_to_dict, EigenDepthNet
@@ -72,6 +73,12 @@ def bags(kitti_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     return {storage: synth_bag.write_bag(kitti_root, DRIVE, folder / storage, storage=storage,
                                          progress=False)
             for storage in ('mcap', 'sqlite3')}
+
+
+@pytest.fixture(scope='module')
+def first_image(kitti_root: Path) -> np.ndarray:
+    """The drive's first camera image, (H, W, 3) RGB, as the bags hold it (rgb8)."""
+    return kitti.read_image(kitti.frame_path(kitti_root, f'{DATE}/{DRIVE}_sync', 'image_02', 0))
 
 
 def data_file(bag: Path) -> Path:
@@ -128,11 +135,16 @@ def sqlite_page(data: bytearray) -> bytearray:
     return data
 
 
-def pixels(data: bytearray) -> bytearray:
-    """Flip bits in the middle of the file: image bytes, still a readable bag."""
-    middle = len(data) // 2
-    for offset in range(0, 4000, 97):
-        data[middle + offset] ^= 0x5A
+PIXEL_FLIPS = range(0, 4000, 97)   # 42 bytes of the first image's rows 150 and 151
+PIXEL_ROWS = slice(150, 152)
+
+
+def pixels(data: bytearray, first_image: np.ndarray) -> bytearray:
+    """Flip bits of the first camera image's pixel bytes: still a readable bag."""
+    start = data.find(first_image[PIXEL_ROWS].tobytes())
+    assert start > 0 and data.find(first_image[PIXEL_ROWS].tobytes(), start + 1) < 0
+    for offset in PIXEL_FLIPS:
+        data[start + offset] ^= 0x5A
     return data
 
 
@@ -168,13 +180,14 @@ def run_bag_eval(bag: Path, checkpoint: Path, out: Path, capsys: pytest.CaptureF
 @pytest.mark.parametrize('storage, name, damage', BAG_CASES,
                          ids=[f'{case[0]}-{case[1]}' for case in BAG_CASES])
 def test_damaged_bag_gives_one_line_error(bags: dict[str, Path], tmp_path: Path,
-                                          small_checkpoint: Path,
+                                          small_checkpoint: Path, first_image: np.ndarray,
                                           capsys: pytest.CaptureFixture, storage: str,
                                           name: str, damage: Callable) -> None:
     broken = tmp_path / f'{storage}_{name}'
     shutil.copytree(bags[storage], broken)
     target = data_file(broken)
-    target.write_bytes(bytes(damage(bytearray(target.read_bytes()))))
+    data = bytearray(target.read_bytes())
+    target.write_bytes(bytes(damage(data, first_image) if name == 'pixels' else damage(data)))
     recoverable = storage == 'mcap' and name in ('cut_half', 'cut_last_byte', 'summary_length')
     code, errors = run_bag_eval(broken, small_checkpoint, tmp_path / 'out', capsys,
                                 'truncated' if recoverable else 'error:')
@@ -182,12 +195,19 @@ def test_damaged_bag_gives_one_line_error(bags: dict[str, Path], tmp_path: Path,
         assert code == 0 and len(errors) == 1 and 'recovered' in errors[0], errors
         assert json.loads((tmp_path / 'out' / 'metrics.json').read_text())['bag']['truncated']
         return
-    if name == 'pixels':
-        assert code in (0, 1)   # damaged pixels are still pixels
-    else:
-        assert code == 1
-    if code == 1:
-        assert len(errors) == 1 and str(broken) in errors[0], errors
+    if name == 'pixels':   # damaged pixels are still pixels: every frame is evaluated
+        assert code == 0 and errors == [], errors
+        result = json.loads((tmp_path / 'out' / 'metrics.json').read_text())
+        assert result['frames_evaluated'] == 2 and result['skipped'] == {}
+        source = BagGroundTruth(broken, '/camera/image_raw', '/camera/camera_info',
+                                '/velodyne_points', None)
+        first = next(source.frames())
+        source.close()
+        changed = first.rgb != first_image   # exactly the flipped bytes, nothing else
+        assert int(changed.sum()) == int(changed[PIXEL_ROWS].sum()) == len(PIXEL_FLIPS)
+        return
+    assert code == 1
+    assert len(errors) == 1 and str(broken) in errors[0], errors
 
 
 @pytest.mark.parametrize('content', [b'', b'rosbag2_bagfile_information:\n  version: [',
