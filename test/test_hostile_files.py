@@ -77,7 +77,7 @@ def bags(kitti_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 
 @pytest.fixture(scope='module')
 def first_image(kitti_root: Path) -> np.ndarray:
-    """The drive's first camera image, (H, W, 3) RGB, as the bags hold it (rgb8)."""
+    """Return the drive's first camera image, (H, W, 3) RGB, as the bags hold it (rgb8)."""
     return kitti.read_image(kitti.frame_path(kitti_root, f'{DATE}/{DRIVE}_sync', 'image_02', 0))
 
 
