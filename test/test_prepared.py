@@ -202,3 +202,17 @@ def test_bench_rows_compare_the_loop_with_its_compute(tmp_path):
         assert row['ratio'] == 1.0 if row['name'].startswith('compute only') else row['ratio'] > 0
     host = report['host_ms_per_sample']
     assert 0 < host['gather'] < host['gather + augment']
+
+
+def test_prepare_command_writes_what_train_then_reads(tmp_path):
+    from support import cli_args
+    from eigen_depth_training.prepare_cli import main as prepare_main
+    options = small_options(tmp_path / 'run', stage='coarse')
+    args = cli_args(options)
+    assert prepare_main(args) == 0
+    manifest = tmp_path / 'run' / 'prepared' / 'manifest.json'
+    built = manifest.stat().st_mtime_ns
+    from eigen_depth_training.train import main as train_main
+    assert train_main(args + ['--stage', 'coarse']) == 0
+    assert manifest.stat().st_mtime_ns == built  # reused, not prepared again
+    assert prepare_main(args + ['--train-split', str(tmp_path / 'none.txt')]) == 2

@@ -161,6 +161,39 @@ class TrainResult:
     model_args: dict[str, Any] = field(default_factory=dict)
 
 
+# --------------------------------------------------------------------------- data
+
+def dataset_arguments(options: argparse.Namespace, config: EigenDepthConfig, split: Path,
+                      train: bool) -> dict[str, Any]:
+    """
+    Return the :class:`~eigen_depth_training.dataset.KittiDepthDataset` arguments of a split.
+
+    The training split takes ``--sides``; the frames are preloaded (``--preload``) unless
+    the training split is read from a prepared set (``--data-pipeline prepared``).
+    """
+    entries = read_split_file(split)
+    if train:
+        entries = expand_sides(entries, options.sides)
+    prepared = train and getattr(options, 'data_pipeline', 'prepared') == 'prepared'
+    preload = not prepared and (options.preload == 'on' or (
+        options.preload == 'auto' and
+        estimated_frame_bytes(options.data_root, entries) <= PRELOAD_AUTO_LIMIT))
+    augment = not options.no_augment
+    return {'root': options.data_root, 'entries': entries, 'config': config, 'train': train,
+            'cache_dir': options.cache_dir or (Path(options.out) / 'depth_cache'),
+            'min_depth': options.min_depth, 'max_depth': options.max_depth,
+            'scale_max': options.scale_max if augment else 1.0,
+            'colour_range': tuple(options.colour_range) if augment else (1.0, 1.0),
+            'flip_prob': options.flip_prob if augment else 0.0, 'seed': options.seed,
+            'preload': preload}
+
+
+def prepared_location(options: argparse.Namespace) -> tuple[Path, float]:
+    """Return the prepared set's folder (``--prepared-dir`` or ``<out>/prepared``) and zoom."""
+    folder = options.prepared_dir or (Path(options.out) / 'prepared')
+    return Path(folder), (1.0 if options.no_augment else options.scale_max)
+
+
 # --------------------------------------------------------------------------- the trainer
 
 class Trainer:
@@ -236,20 +269,8 @@ class Trainer:
     def _build_dataset(self, split: Path, train: bool,
                        canonical_focal: float | None = None) -> KittiDepthDataset:
         opts = self.options
-        entries = read_split_file(split)
-        if train:
-            entries = expand_sides(entries, opts.sides)
-        cache_dir = opts.cache_dir or (self.out / 'depth_cache')
-        preload = opts.preload == 'on' or (
-            opts.preload == 'auto' and not (train and self.prepared_pipeline) and
-            estimated_frame_bytes(opts.data_root, entries) <= PRELOAD_AUTO_LIMIT)
-        kwargs = {'root': opts.data_root, 'entries': entries, 'config': self.config,
-                  'train': train, 'cache_dir': cache_dir, 'min_depth': opts.min_depth,
-                  'max_depth': opts.max_depth,
-                  'scale_max': 1.0 if opts.no_augment else opts.scale_max,
-                  'colour_range': (1.0, 1.0) if opts.no_augment else tuple(opts.colour_range),
-                  'flip_prob': 0.0 if opts.no_augment else opts.flip_prob, 'seed': opts.seed,
-                  'preload': preload, 'canonical_focal': canonical_focal}
+        kwargs = dataset_arguments(opts, self.config, split, train)
+        kwargs['canonical_focal'] = canonical_focal
         # rank 0 projects and caches the LiDAR once; the others then find the cache filled
         dataset = None
         if self.ctx.is_main:
@@ -322,8 +343,7 @@ class Trainer:
         after a barrier, read-only, without copying.)
         """
         opts = self.options
-        folder = opts.prepared_dir or (self.out / 'prepared')
-        scale_max = 1.0 if opts.no_augment else opts.scale_max
+        folder, scale_max = prepared_location(opts)
         prepared = None
         if self.ctx.is_main:
             prepared = ensure_prepared(self.train_set, folder, scale_max,

@@ -39,6 +39,10 @@ SUBCOMMANDS = {
              'memory'),
     'gpu-check': ('eigen_depth_ros.tools.gpu_check', 'prove the CUDA paths in minutes (or the '
                   'same on the CPU)'),
+    'gpu-run': ('eigen_depth_ros.tools.gpu_run', 'the first GPU run: the paper-width network '
+                'trained for minutes, both test tables'),
+    'prepare': ('eigen_depth_training.prepare_cli', 'write the prepared training set of a split '
+                '(train does it on first use)'),
 }
 
 

@@ -105,11 +105,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help='training samples of the fine stage (default: %(default)s)')
     model.add_argument('--batch-size', type=int, default=32,
                        help='training batch size (default: %(default)s)')
+    model.add_argument('--time-budget', type=float, default=0.0, metavar='MIN',
+                       help='train for at most MIN minutes, the stages ending early as if '
+                            'complete (train --time-budget; 0: the sample counts alone, '
+                            'default: %(default)s)')
+    model.add_argument('--val-every', type=int, default=0,
+                       help='validate every N steps (0: about 20 times per run, at least 100 '
+                            'steps apart; default: %(default)s)')
+    model.add_argument('--val-max-frames', type=int, default=0,
+                       help='validation frames (0: all; default: %(default)s)')
     model.add_argument('--retrain', action='store_true', help='ignore the cached model')
     run = parser.add_argument_group('node run')
     run.add_argument('--rate', type=float, default=1.0,
                      help='camera playback speed factor (default: %(default)s, 10 Hz)')
     run.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    run.add_argument('--skip-node', action='store_true',
+                     help='evaluate offline only: no bag, no depth_node run')
     return parser
 
 
@@ -165,6 +176,8 @@ def check_world_options(args: argparse.Namespace) -> None:
         raise DemoError(f'--more-test-frames {args.more_test_frames}: need at least 1 frame')
     if not 0.1 <= args.train_scale <= 1.0:
         raise DemoError(f'--train-scale {args.train_scale} is outside 0.1..1')
+    if args.time_budget < 0 or args.val_every < 0 or args.val_max_frames < 0:
+        raise DemoError('--time-budget, --val-every and --val-max-frames must be >= 0')
     for flag in ('coarse_samples', 'fine_samples'):
         if getattr(args, flag) < args.batch_size:
             raise DemoError(f'--{flag.replace("_", "-")} {getattr(args, flag)} is less than one '
@@ -242,7 +255,9 @@ def train_model(args: argparse.Namespace, world: Path) -> Path:
 
     world_key = json.loads((world / 'stage.json').read_text())['key']
     key = {'world': world_key, 'width_mult': args.width_mult, 'batch': args.batch_size,
-           'coarse': args.coarse_samples, 'fine': args.fine_samples, 'version': 2}
+           'coarse': args.coarse_samples, 'fine': args.fine_samples,
+           'time_budget': args.time_budget, 'val_every': args.val_every,
+           'val_max_frames': args.val_max_frames, 'version': 3}
 
     steps = (args.coarse_samples + args.fine_samples) // args.batch_size
 
@@ -251,7 +266,9 @@ def train_model(args: argparse.Namespace, world: Path) -> Path:
             data_root=world / 'kitti', train_split=world / 'splits' / 'train_files.txt',
             val_split=world / 'splits' / 'val_files.txt', out=tmp, width_mult=args.width_mult,
             batch_size=args.batch_size, coarse_samples=args.coarse_samples,
-            fine_samples=args.fine_samples, val_every=max(100, steps // 20),
+            fine_samples=args.fine_samples,
+            val_every=args.val_every or max(100, steps // 20),
+            val_max_frames=args.val_max_frames, time_budget=args.time_budget,
             checkpoint_every=200, prepared_dir=args.out / 'prepared',
             workers=demo_workers(args.device), device=args.device, seed=args.seed)
         result = train(options)
@@ -328,13 +345,59 @@ def bird_eye_view(path: Path, clouds: dict[int, np.ndarray], world: Path, test_d
     return path
 
 
+def play_into_node(args: argparse.Namespace, world: Path, test_drive: str,
+                   checkpoint: Path) -> tuple[dict, Path]:
+    """
+    Write the test drive as a bag, play it into ``depth_node`` over DDS and score it.
+
+    :return: ``bag-eval``'s result of the live run and the bird's-eye picture.
+    """
+    from eigen_depth_ros.bags import bag_eval, synth_bag
+
+    bag = args.out / 'bag'
+    shutil.rmtree(bag, ignore_errors=True)
+    synth_bag.write_bag(world / 'kitti', test_drive, bag)
+    print('[demo] playing the test drive into depth_node over DDS ...')
+    live_args = bag_eval.build_parser().parse_args([
+        str(bag), '--checkpoint', str(checkpoint), '--image-topic', '/camera/image_raw',
+        '--camera-info-topic', '/camera/camera_info', '--lidar-topic', '/velodyne_points',
+        '--crop', 'garg', '--live', '--rate', str(args.rate), '--device', args.device,
+        '--out', str(args.out / 'live')])
+    live_args.node_overrides = {'max_depth': 40.0}
+    live, live_run = bag_eval.run(live_args)
+    stamps = synth_bag.read_stamps(world / 'kitti' / test_drive.split('/')[0] /
+                                   test_drive.split('/')[1] / 'image_02' / 'timestamps.txt')
+    bird = bird_eye_view(args.out / 'birdseye.png', live_run.clouds, world,
+                         test_drive, {s: i for i, s in enumerate(stamps)})
+    return live, bird
+
+
+def training_record(checkpoint: Path) -> dict:
+    """
+    Return what the training did: network, steps per stage, samples and samples/s.
+
+    Read from the final checkpoint and ``train_log.jsonl`` beside it (the time from the
+    run's start to its end, validation and saving included).
+    """
+    from eigen_depth_ros.core.checkpoint import load_checkpoint
+
+    model, meta = load_checkpoint(checkpoint)
+    events = [json.loads(line) for line in
+              (checkpoint.parent / 'train_log.jsonl').read_text().splitlines()]
+    times = {e['event']: e['time'] for e in events if e['event'] in ('start', 'finish')}
+    seconds = times.get('finish', 0.0) - times.get('start', 0.0)
+    samples = int(meta.get('samples_seen', 0))
+    return {'network': model.config.name,
+            'parameters': sum(p.numel() for p in model.parameters()),
+            'steps': meta.get('steps'), 'samples': samples, 'seconds': round(seconds, 1),
+            'samples_per_second': round(samples / seconds, 1) if seconds > 0 else None,
+            'budget_ended': [e['stage'] for e in events if e['event'] == 'budget']}
+
+
 def run_demo(args: argparse.Namespace) -> dict:
     """Run every stage; return the summary (also written to ``summary.json``)."""
     from eigen_depth_training.evaluate import evaluate, obstacle_table
 
-    from eigen_depth_ros.bags import bag_eval
-
-    from eigen_depth_ros.bags import synth_bag
     from eigen_depth_ros.core.metrics import format_metric_table, json_safe
 
     check_environment()
@@ -358,42 +421,32 @@ def run_demo(args: argparse.Namespace) -> dict:
     if (world / 'splits' / 'more_test_files.txt').is_file():
         print(f'[demo] evaluating on {args.more_test_drives} more test drives ...')
         more = evaluate_on('more_test_files.txt', 'eval_more')
-
-    bag = args.out / 'bag'
-    shutil.rmtree(bag, ignore_errors=True)
-    synth_bag.write_bag(world / 'kitti', test_drive, bag)
-    print('[demo] playing the test drive into depth_node over DDS ...')
-    live_args = bag_eval.build_parser().parse_args([
-        str(bag), '--checkpoint', str(checkpoint), '--image-topic', '/camera/image_raw',
-        '--camera-info-topic', '/camera/camera_info', '--lidar-topic', '/velodyne_points',
-        '--crop', 'garg', '--live', '--rate', str(args.rate), '--device', args.device,
-        '--out', str(args.out / 'live')])
-    live_args.node_overrides = {'max_depth': 40.0}
-    live, live_run = bag_eval.run(live_args)
-
-    stamps = synth_bag.read_stamps(world / 'kitti' / test_drive.split('/')[0] /
-                                   test_drive.split('/')[1] / 'image_02' / 'timestamps.txt')
-    bird = bird_eye_view(args.out / 'birdseye.png', live_run.clouds, world,
-                         test_drive, {s: i for i, s in enumerate(stamps)})
     rows = {name: result['aggregate'] for name, result in offline['results'].items()}
-    rows['depth_node (live)'] = live['aggregate']
     summary = {
         'checkpoint': str(checkpoint), 'test_drive': test_drive,
-        'metrics': rows, 'obstacle_truth': {
-            'offline': offline['obstacles']['truth'],
-            'depth_node (live)': 'lidar (every point of the scan, not the depth image)'},
-        'live': live['live'], 'seconds': time.monotonic() - started,
+        'training': training_record(checkpoint), 'metrics': rows,
+        'obstacle_truth': {'offline': offline['obstacles']['truth']},
         'pictures': {'examples': str(args.out / 'eval' / 'examples.png'),
-                     'live_report': str(args.out / 'live' / 'report.png'),
-                     'birdseye': str(bird),
                      'learning_curves': str(checkpoint.parent / 'learning_curves.png')},
     }
+    live = None
+    if not args.skip_node:
+        live, bird = play_into_node(args, world, test_drive, checkpoint)
+        rows['depth_node (live)'] = live['aggregate']
+        summary['obstacle_truth']['depth_node (live)'] = ('lidar (every point of the scan, not '
+                                                          'the depth image)')
+        summary['live'] = live['live']
+        summary['pictures'].update(live_report=str(args.out / 'live' / 'report.png'),
+                                   birdseye=str(bird))
     if more is not None:
         summary['more_test_drives'] = {
             'drives': more_test_drive_names(args.more_test_drives), 'frames': more['images'],
             'metrics': {name: result['aggregate'] for name, result in more['results'].items()}}
+    summary['seconds'] = time.monotonic() - started
     (args.out / 'summary.json').write_text(json.dumps(json_safe(summary), indent=2))
-    stats = live['live']
+    record = summary['training']
+    print(f"\ntraining: {record['network']}, {record['samples']} samples in "
+          f"{record['seconds']:.0f} s ({record['samples_per_second']} samples/s)")
     print('\n' + format_metric_table(rows))
     print('\nobstacle cells (0.3-2.5 m above the road, 0.5 m cells; '
           'eigen_depth_ros/core/obstacles.py):')
@@ -403,12 +456,14 @@ def run_demo(args: argparse.Namespace) -> dict:
               'than one drive; eval_more/):')
         print(format_metric_table(summary['more_test_drives']['metrics']))
         print(obstacle_table(more['results']))
-    print(f'\ndepth_node: {stats["frames_sent"]} frames in, {stats["depth_received"]} depth '
-          f'out ({stats["dropped"]} dropped) at {stats["output_rate_hz"]:.1f} Hz; latency p50 '
-          f'{stats["latency_depth"]["p50_ms"]:.1f} ms, p95 '
-          f'{stats["latency_depth"]["p95_ms"]:.1f} ms')
-    print(f'outputs: {args.out.resolve()} (summary.json, eval/examples.png, live/report.png, '
-          f'birdseye.png, model/learning_curves.png); {summary["seconds"]:.0f} s')
+    if live is not None:
+        stats = live['live']
+        print(f'\ndepth_node: {stats["frames_sent"]} frames in, {stats["depth_received"]} '
+              f'depth out ({stats["dropped"]} dropped) at {stats["output_rate_hz"]:.1f} Hz; '
+              f'latency p50 {stats["latency_depth"]["p50_ms"]:.1f} ms, p95 '
+              f'{stats["latency_depth"]["p95_ms"]:.1f} ms')
+    print(f'outputs: {args.out.resolve()} (summary.json; pictures: '
+          f'{", ".join(summary["pictures"].values())}); {summary["seconds"]:.0f} s')
     return summary
 
 
