@@ -123,9 +123,12 @@ def host_cost(trainer: Any, batches: int = 4) -> dict[str, float]:
 
 def bench_training(data_root: str, split: str, width_mult: float = 0.125,
                    batch_size: int = 32, steps: int = 40, warmup: int = 5, workers: int = 1,
-                   device: str = 'cpu') -> dict[str, Any]:
+                   device: str = 'cpu', variants: tuple = VARIANTS) -> dict[str, Any]:
     """
-    Measure coarse-stage training samples/s of every variant of :data:`VARIANTS`.
+    Measure coarse-stage training samples/s of every variant of ``variants``.
+
+    :param variants: rows of :data:`VARIANTS` to run; each number format's compute-only row
+        must come before the rows measured against it.
 
     :return: ``{'rows': [...], 'host_ms_per_sample': {...}}``; each row has ``name``,
         ``pipeline``, ``amp``, ``samples_per_second`` and ``ratio`` (to the compute-only row
@@ -136,7 +139,7 @@ def bench_training(data_root: str, split: str, width_mult: float = 0.125,
     host: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix='eigen_depth_train_bench_') as out:
         prepared_dir = f'{out}/prepared'
-        for name, pipeline, amp, compute_only in VARIANTS:
+        for name, pipeline, amp, compute_only in variants:
             trainer = _trainer(data_root, split, f'{out}/{len(rows)}', width_mult, batch_size,
                                pipeline, amp, workers, device, prepared_dir)
             loader = trainer._batches()

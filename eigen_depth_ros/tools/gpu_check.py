@@ -31,7 +31,8 @@ needed). One command runs, in order, and exits non-zero when any part fails:
    agreeing to 1e-3 (relative);
 4. **onnx**: export to ONNX and run it with the CUDA execution provider (skipped without
    onnxruntime-gpu), against float32 PyTorch on the CPU;
-5. **throughput**: coarse-stage training samples/s of the KITTI network (AMP, preloaded);
+5. **throughput**: coarse-stage training samples/s of the KITTI network (AMP, prepared set)
+   against its compute alone;
 6. **node**: ``depth_node`` end to end with ``device:=auto`` under a camera stream (skipped,
    saying so, when rclpy is not importable).
 
@@ -284,21 +285,23 @@ def check_onnx(device: torch.device, config: Any, work: Path) -> dict[str, Any]:
 
 def check_throughput(device: torch.device, root: Path, splits: Path, width_mult: float,
                      steps: int) -> dict[str, Any]:
-    """Coarse-stage training samples/s (batch 32, AMP, preloaded) of the KITTI network."""
-    from eigen_depth_training.options import default_options
-    from eigen_depth_training.train import train
+    """
+    Coarse-stage training samples/s of the KITTI network (batch 32, AMP, prepared set).
+
+    The real loop against its compute alone (:func:`~eigen_depth_training.throughput.
+    bench_training`'s first two rows), and the host CPU time per sample of the data path.
+    """
+    from eigen_depth_training.throughput import bench_training, VARIANTS
 
     batch = 32
-    with tempfile.TemporaryDirectory(prefix='eigen_depth_gpu_check_') as out:
-        options = default_options(
-            data_root=root, train_split=splits / 'train_files.txt', out=out,
-            width_mult=width_mult, batch_size=batch, stage='coarse',
-            coarse_samples=steps * batch, val_every=0, checkpoint_every=steps + 1,
-            workers=1, preload='on', amp='on', device=str(device), no_tensorboard=True,
-            no_progress=True, deterministic='off')
-        result = train(options)
-    return {'ok': result.status == 'finished', 'width_mult': width_mult, 'batch': batch,
-            'steps': steps, 'samples_per_second': round(result.samples_per_second, 1),
+    report = bench_training(root, splits / 'train_files.txt', width_mult=width_mult,
+                            batch_size=batch, steps=steps, warmup=3, workers=4,
+                            device=str(device), variants=VARIANTS[:2])
+    compute, loop = report['rows']
+    return {'ok': loop['samples_per_second'] > 0, 'width_mult': width_mult, 'batch': batch,
+            'steps': steps, 'samples_per_second': loop['samples_per_second'],
+            'compute_only_samples_per_second': compute['samples_per_second'],
+            'ratio': loop['ratio'], 'host_ms_per_sample': report['host_ms_per_sample'],
             'goal_samples_per_second': 1000 if width_mult == 1.0 else None}
 
 
