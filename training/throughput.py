@@ -38,6 +38,7 @@ import tempfile
 import time
 from typing import Any
 
+from eigen_depth_ros.core.inference import select_device
 import torch
 
 #: (name, --data-pipeline, --amp, compute only) of each variant.
@@ -122,11 +123,15 @@ def host_cost(trainer: Any, batches: int = 4) -> dict[str, float]:
 
 
 def bench_training(data_root: str, split: str, width_mult: float = 0.125,
-                   batch_size: int = 32, steps: int = 40, warmup: int = 5, workers: int = 1,
-                   device: str = 'cpu', variants: tuple = VARIANTS) -> dict[str, Any]:
+                   batch_size: int = 32, steps: int = 40, warmup: int = 5,
+                   workers: int | None = None, device: str = 'cpu', variants: tuple = VARIANTS
+                   ) -> dict[str, Any]:
     """
     Measure coarse-stage training samples/s of every variant of ``variants``.
 
+    :param workers: data-loading workers (None: none on a CPU, where a worker process
+        pre-empts the step's threads for less work than it takes over, as the demo runs;
+        four on a GPU).
     :param variants: rows of :data:`VARIANTS` to run; each number format's compute-only row
         must come before the rows measured against it.
 
@@ -134,6 +139,8 @@ def bench_training(data_root: str, split: str, width_mult: float = 0.125,
         ``pipeline``, ``amp``, ``samples_per_second`` and ``ratio`` (to the compute-only row
         of its number format).
     """
+    if workers is None:
+        workers = 0 if select_device(device).type == 'cpu' else 4
     rows: list[dict[str, Any]] = []
     reference: dict[str, float] = {}
     host: dict[str, float] = {}

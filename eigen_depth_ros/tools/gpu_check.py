@@ -295,7 +295,7 @@ def check_throughput(device: torch.device, root: Path, splits: Path, width_mult:
 
     batch = 32
     report = bench_training(root, splits / 'train_files.txt', width_mult=width_mult,
-                            batch_size=batch, steps=steps, warmup=3, workers=4,
+                            batch_size=batch, steps=steps, warmup=3,
                             device=str(device), variants=VARIANTS[:2])
     compute, loop = report['rows']
     return {'ok': loop['samples_per_second'] > 0, 'width_mult': width_mult, 'batch': batch,

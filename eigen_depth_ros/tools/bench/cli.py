@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                              'and the host CPU time per sample of the data path')
     parser.add_argument('--train-steps', type=int, default=40,
                         help='timed optimiser steps per training variant')
+    parser.add_argument('--train-warmup', type=int, default=5,
+                        help='untimed optimiser steps before each training variant is timed')
     parser.add_argument('--train-width-mult', type=float, default=0.125,
                         help="channel multiplier of the trained network (0.125: the demo's "
                              "narrow variant; 1: the paper's network)")
@@ -199,11 +201,12 @@ def bench_training_throughput(args: argparse.Namespace, report: dict[str, Any]) 
     from eigen_depth_training.throughput import bench_training
 
     root, split = args.train_data
-    print(f'bench: training throughput on {split}, batch 32, {args.train_steps} steps',
+    print(f'bench: training throughput on {split}, batch 32, {args.train_steps} steps, '
+          f'width {args.train_width_mult}',
           flush=True)
     try:
         report['training'] = bench_training(root, split, steps=args.train_steps,
-                                            device=args.device,
+                                            warmup=args.train_warmup, device=args.device,
                                             width_mult=args.train_width_mult)
     except ValueError as exc:
         print(f'eigen-depth bench: error: {exc}', file=sys.stderr)
