@@ -55,7 +55,7 @@ def _batched(dataset: KittiDepthDataset, prepared: PreparedSet,
 
 def _per_sample(dataset: KittiDepthDataset, index: int, draw: Augmentation
                 ) -> tuple[torch.Tensor, np.ndarray]:
-    """The per-sample path's normalised window (3, h, w) and target (H_out, W_out)."""
+    """Return the per-sample path's normalised window (3, h, w) and target (H_out, W_out)."""
     rgb, depth = dataset.frame(dataset.entries[index])
     window, target, _ = apply_augmentation(rgb, depth, dataset.config, draw)
     image = normalize_image(torch.from_numpy(window.transpose(2, 0, 1).copy())[None])[0]

@@ -254,9 +254,10 @@ def augment_batch(raw: dict[str, Any], config: EigenDepthConfig, device: torch.d
 
     :return: the keys the training step reads, like a collated
         :class:`~eigen_depth_training.dataset.KittiDepthDataset` batch: ``image`` (B, 3, h,
-        w) normalised, channels-last, in ``dtype``; ``depth``, ``log_depth`` and ``mask`` (B, 1, H_out,
-        W_out), with ``mask = min_depth <= depth <= max_depth`` and ``log_depth = log(depth)``
-        there (0 elsewhere); ``ok`` (all true: a prepared frame always decodes); ``index``.
+        w) normalised, channels-last, in ``dtype``; ``depth``, ``log_depth`` and ``mask``
+        (B, 1, H_out, W_out), with ``mask = min_depth <= depth <= max_depth`` and
+        ``log_depth = log(depth)`` there (0 elsewhere); ``ok`` (all true: a prepared frame
+        always decodes); ``index``.
     """
     draws = raw['draws']
     geometries = [InputGeometry.fit(int(w), int(h), config, extra_scale=d.scale,

@@ -65,10 +65,9 @@ from typing import Any, Callable, Sequence
 from eigen_depth_ros.core.geometry import image_tensor, InputGeometry, resize_image
 from eigen_depth_ros.core.model import EigenDepthConfig
 import numpy as np
-import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .kitti import KittiFormatError, read_image
+from .kitti import KittiFormatError
 from .splits import SplitEntry
 
 PathLike = str | os.PathLike
@@ -184,7 +183,7 @@ class PreparedSet:
         return len(self.focal)
 
     def image(self, index: int) -> np.ndarray:
-        """Return frame ``index``'s stored image (H_k, W_k, 3) uint8, a read-only view."""
+        """Return the stored pixels of frame ``index``: (H_k, W_k, 3) uint8, read-only."""
         width, height = (int(n) for n in self.stored_size[index])
         return self.images[index, :height, :width]
 
@@ -261,8 +260,9 @@ def required_bytes(dataset: Any, scale_max: float) -> int:
 def build_prepared(dataset: Any, folder: PathLike, scale_max: float, workers: int = 0,
                    progress: bool = False) -> PreparedSet:
     """
-    Write the prepared set of ``dataset`` (a :class:`~eigen_depth_training.dataset.
-    KittiDepthDataset`) to ``folder``, atomically, and open it.
+    Write the prepared set of ``dataset`` to ``folder``, atomically, and open it.
+
+    ``dataset`` is a :class:`~eigen_depth_training.dataset.KittiDepthDataset`.
 
     Frames are decoded and resized by ``workers`` processes (0: in this one). A frame whose
     image fails to decode now stops the build with its name (the dataset already left out

@@ -43,11 +43,11 @@ GPU_RUN_DEFAULTS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The demo's parser with :data:`GPU_RUN_DEFAULTS`."""
+    """Return the demo's parser with :data:`GPU_RUN_DEFAULTS`."""
     parser = demo_parser()
     parser.prog = 'eigen-depth gpu-run'
-    parser.description = ("The first GPU run: render, prepare, train the paper-width network "
-                          "with AMP for --time-budget minutes, evaluate both test tables "
+    parser.description = ('The first GPU run: render, prepare, train the paper-width network '
+                          'with AMP for --time-budget minutes, evaluate both test tables '
                           "(docs/speed.md, 'First GPU run'). Every demo option applies.")
     parser.set_defaults(**GPU_RUN_DEFAULTS)
     return parser
