@@ -229,6 +229,7 @@ def node_b(ros: RosSide, nodes: dict) -> RosSide:
 # ------------------------------------------------------------------------ checks
 
 A_LOG, B_LOG = 'a.eigen_depth', 'b.eigen_depth_b'
+A_STATUS = 'a/eigen_depth: depth estimation'   # node A's /diagnostics status
 FIRST_LOG = 'first.eigen_depth_first'
 CAMERA_INFO_USED: dict[str, tuple] = {}   # namespace -> the camera_info its node logged
 
@@ -430,7 +431,7 @@ def test_diagnostics_report_rates_latency_and_counts(node_a: RosSide) -> None:
     ensure_camera_info(node_a)
     send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
     rec = node_a
-    name = 'eigen_depth: depth estimation'
+    name = A_STATUS
     status = rec.wait(lambda: next((d for d in reversed(rec.diagnostics(name))
                                     if int(d['frames processed (total)']) > 0), None),
                       what='diagnostics with processed frames')
@@ -492,7 +493,7 @@ def test_fast_camera_drops_frames_instead_of_queueing(node_a: RosSide) -> None:
     sent = time.monotonic()
     rec.wait_for('/a/depth/image', sec=single)
     reference = rec.arrival('/a/depth/image', sec=single) - sent
-    dropped_before = diagnostics_total(node_a, 'eigen_depth: depth estimation',
+    dropped_before = diagnostics_total(node_a, A_STATUS,
                                        'dropped frames (total)')
     burst = [next(STAMPS) for _ in range(60)]
     sent_at = {}
@@ -508,7 +509,7 @@ def test_fast_camera_drops_frames_instead_of_queueing(node_a: RosSide) -> None:
     assert len(served) < len(burst), 'every frame of the burst was processed'
     # Queueing would make the last frame wait for all earlier ones (about 60 x reference).
     assert latencies[-1] < max(10 * reference, 1.0), (reference, latencies)
-    rec.wait(lambda: diagnostics_total(node_a, 'eigen_depth: depth estimation',
+    rec.wait(lambda: diagnostics_total(node_a, A_STATUS,
                                        'dropped frames (total)') > dropped_before,
              what='dropped frames counted in /diagnostics')
 
@@ -553,7 +554,7 @@ def send_info(ros: RosSide, sec: int, fx: float, frame_id: str = 'camera_optical
 
 def test_camera_info_is_paired_by_stamp(node_a: RosSide) -> None:
     """An image gets the camera_info of its stamp, not the newest; else the newest, counted."""
-    rec, name = node_a, 'eigen_depth: depth estimation'
+    rec, name = node_a, A_STATUS
     ensure_camera_info(node_a)
     base_sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
     base = image_to_depth(rec.find(f'/a/{DEPTH}', sec=base_sec))
@@ -660,7 +661,7 @@ def test_namespaced_nodes_answer_their_own_camera_only(node_a: RosSide, node_b: 
     assert (rec.find(f'/a/{DEPTH}', sec=sec_a).width, rec.find(f'/b/{DEPTH}', sec=sec_b).width
             ) == (142, W)
     names = {d['_name'] for d in rec.diagnostics()}
-    assert {'eigen_depth: depth estimation', 'eigen_depth_b: depth estimation'} <= names
+    assert {A_STATUS, 'b/eigen_depth_b: depth estimation'} <= names
 
 
 def test_qos_override_reaches_dds(ros: RosSide, nodes: dict) -> None:
@@ -681,7 +682,7 @@ def test_qos_override_reaches_dds(ros: RosSide, nodes: dict) -> None:
 def test_idle_without_subscribers(ros: RosSide, nodes: dict) -> None:
     """Node ``/idle``, B's twin whose outputs nobody subscribes, skips the network."""
     rec = ros
-    name = 'eigen_depth_idle: depth estimation'
+    name = 'idle/eigen_depth_idle: depth estimation'
     status = ros.publish_until(
         '/idle/image/compressed', compressed_msg(next(STAMPS), (10, 20, 30)),
         lambda: next((d for d in reversed(rec.diagnostics(name))
@@ -743,7 +744,7 @@ def test_doubled_focal_length_doubles_the_depth(node_a: RosSide) -> None:
         info = rec.wait_for('/a/depth/camera_info', sec=sec)
         assert info.k[0] == pytest.approx(2 * base_info.k[0])
         status = rec.wait(lambda: next((d for d in reversed(rec.diagnostics(
-            'eigen_depth: depth estimation')) if d.get('f_in source') == 'camera_info'
+            A_STATUS)) if d.get('f_in source') == 'camera_info'
             and float(d['depth scale f_in/f_train']) == pytest.approx(2.0)), None),
             what='diagnostics with the doubled focal scale')
         assert status['focal scaling'] == 'on'
@@ -774,7 +775,7 @@ def test_bad_focal_camera_info_names_the_field_and_keeps_depth(node_a: RosSide) 
         # the frame's scale assumed f_in = f_train: the rejected focal length is not used,
         # nor the last valid one (said once in the log, reported per period)
         status = rec.wait(lambda: next((d for d in rec.diagnostics(
-            'eigen_depth: depth estimation', after=answered)), None),
+            A_STATUS, after=answered)), None),
             what='diagnostics after the frame')
         assert status['f_in source'].startswith('assumed f_in = f_train'), status
         assert status['f_in (px)'] == 'nan' and status['depth scale f_in/f_train'] == '1.0000'
@@ -847,7 +848,7 @@ def test_backend_parameter(ros: RosSide, module_checkpoint: str) -> None:
             depth = check_depth(ros.find(f'/{backend}/depth/image', sec=sec), sec, 142, 27)
             assert 7 < np.median(depth) < 14, backend   # the small net predicts about 10 m
             status = ros.wait(
-                lambda: next(iter(ros.diagnostics(f'eigen_depth_{backend}: depth '
+                lambda: next(iter(ros.diagnostics(f'{backend}/eigen_depth_{backend}: depth '
                                                   'estimation')), None),
                 what=f'diagnostics of the {backend} node')
             assert status['backend'] == backend

@@ -59,7 +59,7 @@ W, H = 416, 128
 WAIT_S = 30.0                  # generous: the machine is shared
 STOP_LIMIT_S = 1.0             # the target: a clean stop within a second
 BLOCKED_WRITE_MS = 50.0        # a reliable write blocked by a reader waits 100 ms (Fast DDS)
-STATUS = 'eigen_depth: depth estimation'   # both nodes' /diagnostics status
+STATUS = 'faults/eigen_depth: depth estimation'   # the NS node's /diagnostics status
 STAMPS = itertools.count(1)
 
 SUBSCRIBER = """
@@ -191,7 +191,7 @@ def test_camera_stops_and_resumes(camera: RosSide, nodes: dict) -> None:
     def silent_status() -> Any:
         for arrival in camera.received['/diagnostics']:
             for status in arrival.msg.status:
-                if (arrival.at > stopped + 0.3 and status.name.startswith('eigen_depth')
+                if (arrival.at > stopped + 0.3 and status.name == STATUS
                         and status.hardware_id and 'no images received' in status.message):
                     return status
         return None

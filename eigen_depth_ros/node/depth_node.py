@@ -794,7 +794,7 @@ class DepthCore:
                 device=str(estimator.device), backend=estimator.backend.name,
                 focal=self._focal, f_train=estimator.train_focal,
                 extra=gpu_memory_pairs(estimator.device))
-            message = DiagnosticStatus(name=f'{self.get_name()}: depth estimation',
+            message = DiagnosticStatus(name=status_name(self.get_fully_qualified_name()),
                                        hardware_id=str(estimator.device),
                                        level=bytes([status.level]), message=status.message,
                                        values=[KeyValue(key=k, value=v)
@@ -833,6 +833,16 @@ class DepthNode(DepthCore, Node):
         if hasattr(self, '_worker'):
             self._stop_worker()
         super().destroy_node()
+
+
+def status_name(node: str) -> str:
+    """
+    Return the ``/diagnostics`` status name of the node of fully qualified name ``node``.
+
+    ``eigen_depth: depth estimation`` in the root namespace, ``front/eigen_depth: depth
+    estimation`` in ``/front``: the namespace keeps several cameras' nodes apart.
+    """
+    return f"{node.lstrip('/')}: depth estimation"
 
 
 def start_error(exc: BaseException) -> str:

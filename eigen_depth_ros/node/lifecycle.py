@@ -30,6 +30,7 @@ import sys
 import threading
 from typing import Any
 
+from lifecycle_msgs.srv import ChangeState
 from rclpy.exceptions import ParameterException
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 
@@ -52,12 +53,27 @@ class ManagedDepthNode(DepthCore, LifecycleNode):
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self.finished = threading.Event()
+        # rclpy 7.1 (Jazzy) raises out of the change_state service when the transition does
+        # not start at the current state, which ends the process; rclpy 9.1 answers false.
+        self._rclpy_change_state = self._service_change_state.callback
+        self._service_change_state.callback = self._change_state
         try:
             self._declare()
         except (ValueError, ParameterException) as exc:
             self.get_logger().error(f'cannot start: {start_error(exc)}')
             self.destroy_node()
             raise StartupError(str(exc)) from None
+
+    def _change_state(self, request: ChangeState.Request, response: ChangeState.Response
+                      ) -> ChangeState.Response:
+        """Refuse a transition the current state has not (``success: false``), else make it."""
+        available = {transition[0] for transition in self._state_machine.available_transitions}
+        if not request.transition.label and request.transition.id not in available:
+            self.get_logger().warning(f'transition {request.transition.id} refused: none such '
+                                      f'from state {self._state_machine.current_state[1]}')
+            response.success = False
+            return response
+        return self._rclpy_change_state(request, response)
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         """Load and warm up the network and create the publishers; FAILURE says why."""
