@@ -274,6 +274,29 @@ def build_parser(prog: str = 'eigen-depth train') -> argparse.ArgumentParser:
     return parser
 
 
+def add_train_arguments(group: Any, defaults: dict[str, Any],
+                        notes: dict[str, str] | None = None) -> None:
+    """
+    Declare some of ``eigen-depth train``'s options on another parser (the demo's).
+
+    Each keeps train's flag, type (with its validation), choices, metavar and help, so the two
+    cannot drift apart; only its default is the one given.
+
+    :param group: an :class:`argparse.ArgumentParser` or one of its argument groups.
+    :param defaults: destination name -> default here, e.g. ``{'width_mult': 0.125}``.
+    :param notes: destination name -> what the help says of the default, instead of its
+        value (e.g. for a default of None that the caller resolves).
+    """
+    notes = notes or {}
+    actions = {action.dest: action for action in build_parser()._actions}
+    for dest, default in defaults.items():
+        action = actions[dest]
+        note = notes.get(dest, '%(default)s')
+        group.add_argument(*action.option_strings, type=action.type, choices=action.choices,
+                           metavar=action.metavar, default=default,
+                           help=f'{action.help} (default here: {note})')
+
+
 def parse_options(argv: list[str] | None = None, require_paths: bool = True
                   ) -> argparse.Namespace:
     """

@@ -69,6 +69,8 @@ def check_environment() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Options of ``eigen-depth demo``."""
+    from eigen_depth_training.options import add_train_arguments
+
     parser = argparse.ArgumentParser(
         prog='eigen-depth demo',
         description='Synthetic world -> training (cached) -> evaluation -> depth_node over '
@@ -95,25 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help='frames of each further test drive, all moving '
                             '(default: %(default)s)')
     world.add_argument('--seed', type=int, default=0, help='world seed (default: %(default)s)')
-    model = parser.add_argument_group('model')
-    model.add_argument('--width-mult', type=float, default=0.125,
-                       help="channel multiplier of the narrow variant; 1 = the paper's "
-                            'network (default: %(default)s)')
-    model.add_argument('--coarse-samples', type=int, default=19200,
-                       help='training samples of the coarse stage (default: %(default)s)')
-    model.add_argument('--fine-samples', type=int, default=6400,
-                       help='training samples of the fine stage (default: %(default)s)')
-    model.add_argument('--batch-size', type=int, default=32,
-                       help='training batch size (default: %(default)s)')
-    model.add_argument('--time-budget', type=float, default=0.0, metavar='MIN',
-                       help='train for at most MIN minutes, the stages ending early as if '
-                            'complete (train --time-budget; 0: the sample counts alone, '
-                            'default: %(default)s)')
-    model.add_argument('--val-every', type=int, default=0,
-                       help='validate every N steps (0: about 20 times per run, at least 100 '
-                            'steps apart; default: %(default)s)')
-    model.add_argument('--val-max-frames', type=int, default=0,
-                       help='validation frames (0: all; default: %(default)s)')
+    model = parser.add_argument_group('model and training (the options of eigen-depth train)')
+    add_train_arguments(model, {'width_mult': 0.125, 'coarse_samples': 19200,
+                                'fine_samples': 6400, 'batch_size': 32, 'time_budget': 0.0,
+                                'val_every': None, 'val_max_frames': 0},
+                        notes={'val_every': 'about 20 times per run, at least 100 steps apart'})
     model.add_argument('--retrain', action='store_true', help='ignore the cached model')
     run = parser.add_argument_group('node run')
     run.add_argument('--rate', type=float, default=1.0,
@@ -176,8 +164,6 @@ def check_world_options(args: argparse.Namespace) -> None:
         raise DemoError(f'--more-test-frames {args.more_test_frames}: need at least 1 frame')
     if not 0.1 <= args.train_scale <= 1.0:
         raise DemoError(f'--train-scale {args.train_scale} is outside 0.1..1')
-    if args.time_budget < 0 or args.val_every < 0 or args.val_max_frames < 0:
-        raise DemoError('--time-budget, --val-every and --val-max-frames must be >= 0')
     for flag in ('coarse_samples', 'fine_samples'):
         if getattr(args, flag) < args.batch_size:
             raise DemoError(f'--{flag.replace("_", "-")} {getattr(args, flag)} is less than one '
@@ -267,7 +253,7 @@ def train_model(args: argparse.Namespace, world: Path) -> Path:
             val_split=world / 'splits' / 'val_files.txt', out=tmp, width_mult=args.width_mult,
             batch_size=args.batch_size, coarse_samples=args.coarse_samples,
             fine_samples=args.fine_samples,
-            val_every=args.val_every or max(100, steps // 20),
+            val_every=max(100, steps // 20) if args.val_every is None else args.val_every,
             val_max_frames=args.val_max_frames, time_budget=args.time_budget,
             checkpoint_every=200, prepared_dir=args.out / 'prepared',
             workers=demo_workers(args.device), device=args.device, seed=args.seed)
@@ -467,12 +453,18 @@ def run_demo(args: argparse.Namespace) -> dict:
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``eigen-depth demo``."""
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None
+         ) -> int:
+    """
+    Entry point of ``eigen-depth demo`` (and, with its parser, of ``eigen-depth gpu-run``).
+
+    :return: 0, or 1 with a one-line error naming the program.
+    """
+    parser = parser or build_parser()
+    args = parser.parse_args(argv)
     try:
         run_demo(args)
     except (DemoError, ValueError, OSError, RuntimeError) as exc:
-        print(f'eigen-depth demo: error: {exc}', file=sys.stderr)
+        print(f'{parser.prog}: error: {exc}', file=sys.stderr)
         return 1
     return 0

@@ -30,9 +30,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-import sys
 
-from .demo import build_parser as demo_parser, DemoError, run_demo
+from .demo import build_parser as demo_parser, main as demo_main
 
 #: The demo options that differ for the first GPU run (see docs/speed.md, "First GPU run").
 GPU_RUN_DEFAULTS = {
@@ -54,11 +53,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``eigen-depth gpu-run``."""
-    args = build_parser().parse_args(argv)
-    try:
-        run_demo(args)
-    except (DemoError, ValueError, OSError, RuntimeError) as exc:
-        print(f'eigen-depth gpu-run: error: {exc}', file=sys.stderr)
-        return 1
-    return 0
+    """Entry point of ``eigen-depth gpu-run``: the demo's run with :func:`build_parser`."""
+    return demo_main(argv, build_parser())
