@@ -38,6 +38,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 SECONDS = float(os.environ.get('EIGEN_DEPTH_SOAK_SECONDS', '3'))
 RATES = (30, 100)
+RSS_MB = (200, 1500)   # the node's resident memory at the start of a phase, MiB
 
 
 def real(value: object) -> bool:
@@ -71,15 +72,23 @@ def check_phase(phase: dict, rate: int) -> None:
         [phase['points_latency']['count']] * 2
     latency = phase['latency']
     assert latency['count'] == phase['depth_received']
-    # a frame waits for at most the one in the network: no queue, even under load
-    assert 0 < latency['p50_ms'] <= latency['p99_ms'] <= latency['max_ms'] < 5_000
+    assert 0 < latency['p50_ms'] <= latency['p99_ms'] <= latency['max_ms']
+    # A frame waits for at most the one in the network: no queue. The node answers once per
+    # output period (the network's time per frame when the camera is faster, the camera's
+    # period when it is slower), so a typical answer is one to two periods old (three under
+    # heavy load, measured), in ms when idle as in seconds when loaded; with a queue of N
+    # frames it would be N periods old.
+    period_ms = 1000.0 / phase['output_rate_hz']
+    assert latency['p50_ms'] <= 3 * period_ms + 50, (latency, period_ms)
+    assert latency['max_ms'] <= 6 * period_ms + 500, (latency, period_ms)
     windows = phase['windows']
     assert len(windows) == 4 and sum(w['count'] for w in windows) == latency['count']
     first, last = phase['p99_first_window_ms'], phase['p99_last_window_ms']
     assert phase['p99_last_over_first'] == pytest.approx(last / first)
     assert phase['verdicts']['latency_flat'] == (last / first <= 1.2)
-    # resident memory of the node, read from /proc/PID/status every second
-    assert 50 < phase['rss_mb']['start'] < 20_000
+    # resident memory of the node, read from /proc/PID/status every second: torch, rclpy and
+    # a narrow network take about 500 MiB (510 on Kilted on the development machine)
+    assert RSS_MB[0] < phase['rss_mb']['start'] < RSS_MB[1], phase['rss_mb']
     assert len(phase['rss_mb']['samples']) >= SECONDS
     assert phase['verdicts']['answered'] and phase['verdicts']['memory_flat'], phase['verdicts']
 
