@@ -37,7 +37,13 @@ $(STAMP): $(REQUIREMENTS) setup.py setup.cfg
 	@touch $(STAMP)
 
 test: venv
-	$(BIN)/python -m pytest -q test
+	$(BIN)/python -m pytest -q -rs test
+
+# The tests too slow for `make test`, gated by EIGEN_DEPTH_SLOW_TESTS=1: the torch.compile
+# backend against eager (20-30 s on a 2-core CPU, C++ compiler needed). CI runs it too.
+.PHONY: test-slow
+test-slow: venv
+	EIGEN_DEPTH_SLOW_TESTS=1 $(BIN)/python -m pytest -q -rs 'test/test_backends.py::test_backend_close_to_eager[compile]'
 
 demo: venv
 	$(BIN)/eigen-depth demo
