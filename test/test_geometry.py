@@ -98,6 +98,8 @@ def test_output_to_image_is_nan_outside_and_linear_inside():
     assert np.allclose(full[row, cols], (cols - b_x) / a_x, atol=1e-3)
     filled = g.output_to_image(ramp, fill_outside=True)
     assert np.isfinite(filled).all() and filled[0, 0] == 0.0
+    # the border columns are extended: the last one holds the map's last column, w_out - 1
+    assert (filled[:, -1] == w_out - 1).all()
 
 
 def test_sparse_depth_binning_keeps_the_nearest():

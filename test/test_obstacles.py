@@ -19,6 +19,7 @@ The camera is KITTI's (1242x375, fx = fy = 721.5, cx = 609.6, cy = 172.9) 1.65 m
 road, looking level along z.
 """
 import math
+import warnings
 
 from eigen_depth_ros.core.obstacles import (add_counts, cloud_obstacle_counts,
                                             depth_obstacle_counts, flat_scores, match_cells,
@@ -271,3 +272,95 @@ def test_counts_start_at_zero_and_add_per_key():
         '20m': {'tp_truth': 0, 'truth': 6, 'tp_pred': 0, 'pred': 0}}
     assert add_counts(frame, total) == add_counts(total, frame)
     assert total == {'10m': {'tp_truth': 2, 'truth': 5, 'tp_pred': 3, 'pred': 4}}  # unchanged
+
+
+def test_height_band_and_forward_limits_are_inclusive_where_documented():
+    # camera 2 m up, band 0.5 .. 1.5 m above the road, 0.5 m cells: binary-exact values
+    spec = ObstacleGridSpec(min_height=0.5, max_height=1.5)
+    points = np.array([[0.1, 1.5, 0.6],      # height 0.5: the lowest obstacle point
+                       [1.1, 0.5, 0.6],      # height 1.5: the highest
+                       [2.1, 1.75, 0.6],     # 0.25: below the band
+                       [3.1, 0.25, 0.6],     # 1.75: above it
+                       [4.1, 1.0, 0.0]])     # z = 0: not in front of the camera
+    np.testing.assert_array_equal(occupied_cells(points, 2.0, spec), [[0, 1], [2, 1]])
+    # a camera half a metre up is a camera; none at 0 m or at an infinite height
+    assert occupied_cells(np.array([[0.1, 0.0, 1.0]]), 0.5, spec).tolist() == [[0, 2]]
+    for height in (0.0, math.inf):
+        assert 'camera height' in one_line_error(occupied_cells, points, height)
+
+
+def test_cells_too_far_for_their_key_are_left_out():
+    # index 2**31 - 1 fits the 32 bits of a key, 2**31 does not (about 1e6 km at 0.5 m)
+    points = np.array([[(2 ** 31 - 1 + 0.5) * 0.5, 0.65, 1.0],
+                       [(2 ** 31 + 0.5) * 0.5, 0.65, 1.0],
+                       [0.1, 0.65, -(2 ** 31 - 0.5) * 0.5]])    # behind: never a cell
+    assert occupied_cells(points, HEIGHT).tolist() == [[2 ** 31 - 1, 2]]
+
+
+def test_points_from_depth_keeps_near_points_and_drops_overflow_quietly():
+    depth = np.array([[0.5, 1e39, 2.0]])     # 1e39 m does not fit float32
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        points = points_from_depth(depth, 1.0, 1.0, 0.0, 0.0)
+    assert points.tolist() == [[0.0, 0.0, 0.5], [4.0, 0.0, 2.0]]
+    # sub-pixel focal lengths are valid; zero ones are not
+    assert points_from_depth(np.array([[1.0]]), 0.5, 0.5, -1.0, -1.0).tolist() == \
+        [[2.0, 2.0, 1.0]]
+    assert 'intrinsics' in one_line_error(points_from_depth, depth, 1.0, 0.0, 0.0, 0.0)
+    assert one_line_error(points_from_depth, np.ones((2, 2, 1)), *K) == \
+        'expected an (H, W) depth image, got shape (2, 2, 1)'
+
+
+def test_clouds_of_the_wrong_shape_or_with_nan_are_named():
+    assert occupied_cells(np.zeros(0), HEIGHT).shape == (0, 2)          # no point at all
+    assert one_line_error(occupied_cells, np.zeros((4, 2)), HEIGHT) == \
+        'expected an (N, 3) point cloud, got shape (4, 2)'
+    assert one_line_error(occupied_cells, np.array([[0.0, np.nan, 1.0]]), HEIGHT) == \
+        'point cloud has non-finite coordinates; drop NaN points first'
+    assert one_line_error(match_cells, np.zeros((3, 3), int), np.zeros((1, 2), int)) == \
+        'expected (M, 2) integer cells, got int64 (3, 3)'
+
+
+def test_match_cells_edges():
+    spec = ObstacleGridSpec(cell=1.0, tolerance=1.0, tolerance_per_m=0.0)
+    # one true cell, one prediction on it; then none; then an empty list of cells
+    one = np.array([[0, 5]])
+    assert match_cells(one, one, spec)['10m'] == {'tp_truth': 1, 'truth': 1, 'tp_pred': 1,
+                                                  'pred': 1}
+    for nothing in (np.zeros((0, 2), int), []):
+        assert match_cells(nothing, one, spec)['10m'] == {'tp_truth': 0, 'truth': 1,
+                                                          'tp_pred': 0, 'pred': 0}
+    # a cell's range is that of its centre: (6.5, 7.5) is 9.92 m, (0.5, 10.5) 10.51 m
+    truth = np.array([[6, 7], [0, 10]])
+    assert match_cells(truth, truth, spec)['10m']['truth'] == 1
+    # a cell exactly at a scored range is inside it, with its partner
+    exact = ObstacleGridSpec(cell=1.0, ranges=(float(np.hypot(0.5, 9.5)),))
+    key = f'{np.hypot(0.5, 9.5):g}m'
+    assert match_cells(np.array([[0, 9]]), np.array([[0, 9]]), exact)[key] == \
+        {'tp_truth': 1, 'truth': 1, 'tp_pred': 1, 'pred': 1}
+
+
+def test_a_neighbour_exactly_at_the_tolerance_matches():
+    # 0.3 m cells: the centres 0.15 and 0.45 differ by 0.30000000000000004 in binary
+    spec = ObstacleGridSpec(cell=0.3, tolerance=0.3, tolerance_per_m=0.0)
+    counts = match_cells(np.array([[1, 10]]), np.array([[0, 10]]), spec)
+    assert counts['10m'] == {'tp_truth': 1, 'truth': 1, 'tp_pred': 1, 'pred': 1}
+
+
+def test_the_spec_reaches_every_step_of_the_counts():
+    # one point 1 m above the road: an obstacle by default, not for a 1.5 .. 2.5 m band
+    spec = ObstacleGridSpec(min_height=1.5, max_height=2.5, ranges=(5.0,))
+    points = np.array([[0.2, HEIGHT - 1.0, 3.0]], np.float32)
+    nothing = {'5m': {'tp_truth': 0, 'truth': 0, 'tp_pred': 0, 'pred': 0}}
+    assert cloud_obstacle_counts(points, points, HEIGHT, spec) == nothing
+    assert cloud_obstacle_counts(points, np.zeros((0, 3)), HEIGHT)['10m']['pred'] == 1
+    # a depth pixel of a camera with fx = fy = 10, cx = cy = 0: pixel (1, 1) at 3 m is
+    # (1 - 0) * 3 / 10 = 0.3 m right and down, 1.35 m above the road
+    depth = np.full((2, 2), np.nan)
+    depth[1, 1] = 3.0
+    assert depth_obstacle_counts(depth, depth, 10.0, 10.0, 0.0, 0.0, HEIGHT, spec) == nothing
+    assert depth_obstacle_counts(depth, depth, 10.0, 10.0, 0.0, 0.0, HEIGHT)['10m'] == \
+        {'tp_truth': 1, 'truth': 1, 'tp_pred': 1, 'pred': 1}
+    assert one_line_error(depth_obstacle_counts, depth, depth, 10.0, 10.0, 0.0, 0.0, HEIGHT,
+                          valid=np.ones((3, 3), bool)) == \
+        'valid mask (3, 3) does not match the depth (2, 2)'
