@@ -98,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                             '(default: %(default)s)')
     world.add_argument('--seed', type=int, default=0, help='world seed (default: %(default)s)')
     model = parser.add_argument_group('model and training (the options of eigen-depth train)')
-    add_train_arguments(model, {'width_mult': 0.125, 'coarse_samples': 19200,
-                                'fine_samples': 6400, 'batch_size': 32, 'time_budget': 0.0,
+    add_train_arguments(model, {'width_mult': 0.125, 'coarse_samples': 38400,
+                                'fine_samples': 12800, 'batch_size': 32, 'time_budget': 0.0,
                                 'val_every': None, 'val_max_frames': 0},
                         notes={'val_every': 'about 20 times per run, at least 100 steps apart'})
     model.add_argument('--retrain', action='store_true', help='ignore the cached model')
