@@ -39,9 +39,8 @@ ALLOWED = {
     'bags': {'core', 'msg', 'node', 'bags', 'training'},
     'tools': {'core', 'msg', 'node', 'bags', 'tools', 'training'},
     'training': {'core', 'training'},
-    'aliases': {'core'},
 }
-"""Which layers each layer may import (``aliases``: the old top-level module names)."""
+"""Which layers each layer may import."""
 ROS_PACKAGES = frozenset({'rclpy', 'rosbags', 'sensor_msgs', 'std_msgs', 'diagnostic_msgs',
                           'builtin_interfaces', 'geometry_msgs', 'tf2_msgs', 'rcl_interfaces',
                           'launch', 'launch_ros', 'ament_index_python', 'rosidl_runtime_py'})
@@ -87,7 +86,12 @@ def imported_modules(path: Path) -> list[tuple[int, str]]:
 
 
 def layer(dotted: str) -> str | None:
-    """Return the layer of one of this project's modules, None for any other module."""
+    """
+    Return the layer of one of this project's modules, None for any other module.
+
+    A module of the package outside the five layers is ``'no layer'`` (which no rule
+    allows).
+    """
     parts = dotted.split('.')
     if parts[0] == TRAINING:
         return 'training'
@@ -95,7 +99,7 @@ def layer(dotted: str) -> str | None:
         return None
     if len(parts) == 1:
         return 'package'
-    return parts[1] if parts[1] in LAYERS else 'aliases'
+    return parts[1] if parts[1] in LAYERS else 'no layer'
 
 
 def project_module(dotted: str) -> str | None:
@@ -180,12 +184,13 @@ def test_layer_imports_without_ros(layer_name: str) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-def test_old_names_are_the_core_modules() -> None:
-    from eigen_depth_ros import checkpoint, loss, metrics, model
-    from eigen_depth_ros.core import checkpoint as core_checkpoint
-    from eigen_depth_ros.core import loss as core_loss
-    from eigen_depth_ros.core import metrics as core_metrics
-    from eigen_depth_ros.core import model as core_model
-
-    assert model is core_model and model.EigenDepthNet is core_model.EigenDepthNet
-    assert (loss, metrics, checkpoint) == (core_loss, core_metrics, core_checkpoint)
+def test_the_package_holds_only_its_layers() -> None:
+    # eigen_depth_ros.core.* is the one public path of the library: no top-level modules
+    # beside the five layers (the old aliases eigen_depth_ros.model, .loss, .metrics and
+    # .checkpoint are gone)
+    top = sorted(p.name for p in (ROOT / PACKAGE).iterdir()
+                 if p.suffix == '.py' or (p / '__init__.py').is_file())
+    assert top == sorted(['__init__.py', *LAYERS])
+    for old in ('model', 'loss', 'metrics', 'checkpoint'):
+        with pytest.raises(ModuleNotFoundError):
+            __import__(f'{PACKAGE}.{old}')
