@@ -637,6 +637,19 @@ def test_lens_distortion_is_undone_before_the_network(node_a: RosSide) -> None:
             send_frame(node_a, '/a/image', image, 'points')
             errors[rectify] = cloud_colour_error(rec.find('/a/points', sec=sec))
             assert rec.find('/a/depth/camera_info', sec=sec).d.tolist() == [0.0] * 5
+        # a D of the wrong length: the pinhole model, depth and cloud still published, and a
+        # throttled error naming the field
+        (result,) = node_a.set_parameters('/a/eigen_depth', rectify='auto')
+        assert result.successful, result.reason
+        start = len(rec.logs(A_LOG))
+        sec = next(STAMPS)
+        image, info = distorted_frame(sec)
+        info.d = LENS_D[:3]
+        for _ in range(2):
+            node_a.publish('/a/camera_info', info)
+        send_frame(node_a, '/a/image', image, 'points')
+        rec.wait_log(A_LOG, 'camera_info distortion ignored, the image is taken as rectified '
+                     '(pinhole model): d has 3 coefficients, plumb_bob needs 5', start)
     finally:
         (result,) = node_a.set_parameters('/a/eigen_depth', rectify='auto')
         assert result.successful

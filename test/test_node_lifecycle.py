@@ -61,6 +61,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, NodeProcess]:
     yield procs
     for proc in procs.values():
         proc.stop()
+    for proc in procs.values():
         assert 'Traceback' not in proc.log_text(), proc.log_text()[-3000:]
 
 
@@ -128,6 +129,16 @@ def test_every_transition_and_no_depth_while_inactive(ros: RosSide, nodes: dict)
     # the wrong state: refused as rclpy refuses it, and the node keeps running
     assert not change(ros, ns, Transition.TRANSITION_ACTIVATE)
     assert state(ros, ns) == State.PRIMARY_STATE_UNCONFIGURED
+    # a checkpoint that cannot load fails configure with one error; the node stays
+    # unconfigured and configures once the parameter is right
+    good = ros.get_parameter(f'{ns}/eigen_depth', 'checkpoint')
+    (result,) = ros.set_parameters(f'{ns}/eigen_depth', checkpoint='/missing.pt')
+    assert result.successful, result.reason       # unconfigured: kept for configure
+    assert not change(ros, ns, Transition.TRANSITION_CONFIGURE)
+    ros.wait_log(log, 'cannot configure: /missing.pt: checkpoint file not found')
+    assert state(ros, ns) == State.PRIMARY_STATE_UNCONFIGURED
+    (result,) = ros.set_parameters(f'{ns}/eigen_depth', checkpoint=good)
+    assert result.successful, result.reason
     # configure: the network is loaded, the publishers exist, the camera is not subscribed
     assert change(ros, ns, Transition.TRANSITION_CONFIGURE)
     assert state(ros, ns) == State.PRIMARY_STATE_INACTIVE
