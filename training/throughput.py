@@ -24,8 +24,9 @@ batch, optimiser and number format ``train`` uses) and times its steady state, a
 - **compute only**: one batch taken from the loader, already on the device, stepped again
   and again: the rate the hardware allows, the reference of every ratio;
 - **prepared**: the real loop on the prepared set (``--data-pipeline prepared``);
-- **raw**: the real loop decoding PNGs and augmenting sample by sample
-  (``--data-pipeline raw --preload off``, the path before the prepared set).
+- **raw**: the real loop augmenting sample by sample in numpy (``--data-pipeline raw``, the
+  path before the prepared set), decoding a PNG per sample (``--preload off``, what a data
+  set too large for memory gets) or from frames preloaded in memory (what the demo used).
 
 Each row has ``samples_per_second`` and ``ratio`` (to the compute-only row of the same
 number format). The host CPU time of the data path per sample (:func:`host_cost`) is
@@ -41,16 +42,18 @@ from typing import Any
 from eigen_depth_ros.core.inference import select_device
 import torch
 
-#: (name, --data-pipeline, --amp, compute only) of each variant.
-VARIANTS = (('compute only', 'prepared', 'auto', True),
-            ('prepared (batched torch augmentation)', 'prepared', 'auto', False),
-            ('raw (PNG + numpy per sample, before)', 'raw', 'auto', False),
-            ('compute only, float32', 'prepared', 'off', True),
-            ('prepared, float32', 'prepared', 'off', False))
+#: (name, --data-pipeline, --preload, --amp, compute only) of each variant.
+VARIANTS = (('compute only', 'prepared', 'off', 'auto', True),
+            ('prepared (batched torch augmentation)', 'prepared', 'off', 'auto', False),
+            ('raw, PNG per sample (before)', 'raw', 'off', 'auto', False),
+            ('raw, preloaded (before, the demo)', 'raw', 'on', 'auto', False),
+            ('compute only, float32', 'prepared', 'off', 'off', True),
+            ('prepared, float32', 'prepared', 'off', 'off', False))
 
 
 def _trainer(data_root: str, split: str, out: str, width_mult: float, batch_size: int,
-             pipeline: str, amp: str, workers: int, device: str, prepared_dir: str) -> Any:
+             pipeline: str, preload: str, amp: str, workers: int, device: str,
+             prepared_dir: str) -> Any:
     """Build and set up a coarse-stage Trainer (no validation, no TensorBoard)."""
     from .distributed import setup_distributed
     from .options import default_options
@@ -59,7 +62,7 @@ def _trainer(data_root: str, split: str, out: str, width_mult: float, batch_size
     options = default_options(
         data_root=data_root, train_split=split, out=out, width_mult=width_mult,
         batch_size=batch_size, stage='coarse', coarse_samples=10 ** 9, val_every=0,
-        workers=workers, preload='off', data_pipeline=pipeline, prepared_dir=prepared_dir,
+        workers=workers, preload=preload, data_pipeline=pipeline, prepared_dir=prepared_dir,
         amp=amp, device=device, no_tensorboard=True, no_progress=True)
     trainer = Trainer(options, None, setup_distributed(options.device, 'auto', 10.0))
     trainer.setup()
@@ -146,9 +149,9 @@ def bench_training(data_root: str, split: str, width_mult: float = 0.125,
     host: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix='eigen_depth_train_bench_') as out:
         prepared_dir = f'{out}/prepared'
-        for name, pipeline, amp, compute_only in variants:
+        for name, pipeline, preload, amp, compute_only in variants:
             trainer = _trainer(data_root, split, f'{out}/{len(rows)}', width_mult, batch_size,
-                               pipeline, amp, workers, device, prepared_dir)
+                               pipeline, preload, amp, workers, device, prepared_dir)
             loader = trainer._batches()
             try:
                 batches = _repeat(next(loader)) if compute_only else loader
@@ -159,7 +162,7 @@ def bench_training(data_root: str, split: str, width_mult: float = 0.125,
                 reference[amp] = rate
             if not host and trainer.prepared is not None:
                 host = host_cost(trainer)
-            rows.append({'name': name, 'pipeline': pipeline, 'amp': amp,
+            rows.append({'name': name, 'pipeline': pipeline, 'preload': preload, 'amp': amp,
                          'bf16_or_fp16': trainer.use_amp,
                          'samples_per_second': round(rate, 1),
                          'ratio': round(rate / reference[amp], 3)})
