@@ -20,7 +20,11 @@ Helpers shared by several test modules (plain functions; fixtures live in confte
 - the synthetic KITTI drives of the training and evaluation tests (written once per
   session) and the options of a seconds-long training run on them;
 - the 3-frame synthetic drive of the bag tests and running ``eigen-depth bag-eval`` on a
-  bag.
+  bag;
+- what tests do over DDS beyond the harness (:mod:`eigen_depth_ros.node.harness`), which
+  tools and bags share: read a node's ``/rosout`` (:func:`subscribe_rosout`, :func:`logs`,
+  :func:`wait_log`) and repeat a best-effort message until it took effect
+  (:func:`publish_until`).
 """
 from __future__ import annotations
 
@@ -30,11 +34,13 @@ import functools
 from pathlib import Path
 import shutil
 import tempfile
-from typing import Any
+import time
+from typing import Any, Callable
 
 from eigen_depth_ros.bags import bag_eval
 from eigen_depth_ros.core.checkpoint import save_checkpoint
 from eigen_depth_ros.core.model import EigenDepthConfig, EigenDepthNet, KITTI
+from eigen_depth_ros.node.harness import HarnessTimeout, RosSide, WAIT_S
 from eigen_depth_training.options import default_options
 from eigen_depth_training.splits import build_eigen_split
 from eigen_depth_training.synth import write_synthetic_kitti
@@ -44,6 +50,7 @@ import torch
 SYNTH_SIZE = (414, 125)  # a third of KITTI's 1242x375: fast to render, same aspect
 CLI_WIDTH_MULT = 0.0625  # the narrow network of cli_args
 BAG_DRIVE = '2011_09_26_drive_0002'  # the drive of the bag tests (an Eigen test drive)
+ROSOUT_DEPTH = 1000  # /rosout history kept by subscribe_rosout (also lines logged before)
 
 # The KITTI sizes with narrow layers: same geometry, milliseconds per forward pass.
 SMALL_KITTI = EigenDepthConfig('kitti-small', KITTI.input_width, KITTI.input_height,
@@ -149,3 +156,54 @@ def run_eval(tmp_path: Path, bag: Path, checkpoint: Path, *extra: str) -> tuple[
     code = bag_eval.main([str(bag), '--checkpoint', str(checkpoint), '--out', str(out),
                           '--device', 'cpu', *extra])
     return code, out
+
+
+# --------------------------------------------------------------------------- a node's log
+
+def subscribe_rosout(ros: RosSide) -> Any:
+    """Subscribe ``/rosout`` on ``ros``, also what was logged before (read with :func:`logs`)."""
+    from rcl_interfaces.msg import Log
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    return ros.subscribe('/rosout', Log, QoSProfile(
+        depth=ROSOUT_DEPTH, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL))
+
+
+def logs(ros: RosSide, node: str) -> list[str]:
+    """Return what the node of logger name ``node`` (``ns.eigen_depth``) logged so far."""
+    with ros.cond:
+        return [a.msg.msg for a in ros.received.get('/rosout', ()) if a.msg.name == node]
+
+
+def wait_log(ros: RosSide, node: str, text: str, start: int = 0,
+             timeout: float = WAIT_S) -> str:
+    """Wait for a log line of ``node`` containing ``text``, from its ``start``-th line."""
+    return ros.wait(lambda: next((m for m in logs(ros, node)[start:] if text in m), None),
+                    timeout, f'log {text!r} from {node}')
+
+
+def publish_until(ros: RosSide, topic: str, msg: Any, predicate: Callable[[], Any],
+                  what: str, period: float = 0.5, timeout: float = WAIT_S) -> Any:
+    """
+    Publish ``msg`` every ``period`` s until ``predicate()`` holds; return its value.
+
+    Best effort may lose a first message while the node's side of discovery still lags
+    ours, so a message that must arrive is repeated.
+
+    :raises HarnessTimeout: after ``timeout`` s.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        ros.publish(topic, msg)
+        try:
+            return ros.wait(predicate, period, what)
+        except HarnessTimeout:
+            if time.monotonic() > deadline:
+                raise HarnessTimeout(f'timed out after {timeout:g} s waiting for {what}'
+                                     ) from None
+
+
+# Test modules written before these helpers left the harness call them as methods of
+# RosSide (``ros.wait_log(...)``); for the tests only, RosSide answers to that spelling too.
+for _helper in (subscribe_rosout, logs, wait_log, publish_until):
+    setattr(RosSide, _helper.__name__, _helper)

@@ -45,7 +45,7 @@ from eigen_depth_ros.node.harness import (camera_image, node_command, NodeProces
 from eigen_depth_ros.tools import export
 import numpy as np
 import pytest
-from support import write_small_checkpoint
+from support import publish_until, write_small_checkpoint
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -455,8 +455,8 @@ def test_node_opens_no_socket_and_takes_a_hostile_path_as_a_path(
         pub = ros.publisher('/security/image', Image)
         ros.wait_connected([pub], [sub], 90.0)
         image = camera_image(np.zeros((32, 64, 3), np.uint8))
-        ros.publish_until('/security/image', image, lambda: ros.counts['/security/depth'],
-                          'an answer', period=0.2, timeout=90.0)
+        publish_until(ros, '/security/image', image, lambda: ros.counts['/security/depth'],
+                      'an answer', period=0.2, timeout=90.0)
         sockets = process_sockets(proc.pid)
     text = log.read_text(errors='replace')
     assert str(checkpoint) in text and 'Traceback' not in text

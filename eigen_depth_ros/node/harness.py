@@ -58,7 +58,6 @@ WAIT_S = 30.0
 """Default limit of a wait (discovery, an answer): generous, the machine may be shared."""
 OUTPUT_DEPTH = 100
 """History depth of the output subscriptions (reliable): nothing is lost to a slow reader."""
-ROSOUT_DEPTH = 1000
 
 
 class HarnessError(RuntimeError):
@@ -403,24 +402,6 @@ class RosSide:
         pub.publish(msg)
         return sent
 
-    def publish_until(self, topic: str, msg: Any, predicate: Callable[[], Any], what: str,
-                      period: float = 0.5, timeout: float = WAIT_S) -> Any:
-        """
-        Publish ``msg`` every ``period`` s until ``predicate()`` holds; return its value.
-
-        Best effort may lose a first message while the node's side of discovery still lags
-        ours, so a message that must arrive is repeated.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            self.publish(topic, msg)
-            try:
-                return self.wait(predicate, period, what)
-            except HarnessTimeout:
-                if time.monotonic() > deadline:
-                    raise HarnessTimeout(f'timed out after {timeout:g} s waiting for {what}'
-                                         ) from None
-
     # --------------------------------------------------------------- subscribing
 
     def subscribe(self, topic: str, msg_type: type, qos: Any = None, keep: bool = True,
@@ -479,14 +460,6 @@ class RosSide:
         from diagnostic_msgs.msg import DiagnosticArray
         return self.subscribe('/diagnostics', DiagnosticArray)
 
-    def subscribe_rosout(self) -> Any:
-        """Subscribe ``/rosout``, also what was logged before (read with :meth:`logs`)."""
-        from rcl_interfaces.msg import Log
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-        return self.subscribe('/rosout', Log, QoSProfile(
-            depth=ROSOUT_DEPTH, reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.TRANSIENT_LOCAL))
-
     # --------------------------------------------------------------- waiting
 
     def wait(self, predicate: Callable[[], Any], timeout: float = WAIT_S,
@@ -543,16 +516,6 @@ class RosSide:
         """Wait for the message under ``key`` with that stamp (see :meth:`find`)."""
         return self.wait(lambda: self.find(key, stamp, sec), timeout,
                          f'{key} stamp {sec if sec is not None else stamp}')
-
-    def logs(self, node: str) -> list[str]:
-        """Return what the node of logger name ``node`` (``ns.eigen_depth``) logged so far."""
-        with self.cond:
-            return [a.msg.msg for a in self.received.get('/rosout', ()) if a.msg.name == node]
-
-    def wait_log(self, node: str, text: str, start: int = 0, timeout: float = WAIT_S) -> str:
-        """Wait for a log line of ``node`` containing ``text``, from its ``start``-th line."""
-        return self.wait(lambda: next((m for m in self.logs(node)[start:] if text in m), None),
-                         timeout, f'log {text!r} from {node}')
 
     def diagnostics(self, name: str | None = None, after: float | None = None
                     ) -> list[dict[str, str]]:
