@@ -25,8 +25,8 @@ import json
 import math
 import shutil
 
-from eigen_depth_ros.bags import bag_eval, synth_bag
-from eigen_depth_ros.bags.bag_eval import BagGroundTruth
+from eigen_depth_ros.bags import synth_bag
+from eigen_depth_ros.bags.ground_truth import BagGroundTruth, CameraInfos
 from eigen_depth_ros.bags.tf_tree import transform_matrix
 from eigen_depth_ros.core.projection import rotation_to_quaternion
 from eigen_depth_training import kitti
@@ -278,7 +278,7 @@ def test_sqlite_bag_without_metadata(tmp_path, robot_bags, small_checkpoint, cap
 
 
 def test_camera_info_pairs_by_stamp_not_order():
-    infos = bag_eval.CameraInfos()
+    infos = CameraInfos()
     message = synth_bag.camera_info_message(2_000, 640, 480, (500.0, 500.0, 320.0, 240.0))
     infos.add(2_000, message)
     assert infos.for_image(1_000, 5_000)[0].fx == 500.0      # written after, within tolerance

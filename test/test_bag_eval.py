@@ -21,7 +21,8 @@ projection against the synthetic world, and each bad-input case.
 import json
 
 from eigen_depth_ros.bags import bag_eval, synth_bag
-from eigen_depth_ros.bags.bag_eval import BagEvalError, BagGroundTruth
+from eigen_depth_ros.bags.ground_truth import (BagEvalError, BagGroundTruth, nearest_pairs,
+                                               parse_transform)
 import numpy as np
 import pytest
 from rosbags.highlevel import AnyReader
@@ -264,10 +265,10 @@ def test_good_custom_bag_and_explicit_transform_parsing(tmp_path, small_checkpoi
     assert code == 0
     frame = json.loads((out / 'metrics.json').read_text())['per_frame'][0]
     assert frame['n'] == 640 * 480
-    transform = bag_eval.parse_transform('1 2 3 0 0 0 1')
+    transform = parse_transform('1 2 3 0 0 0 1')
     assert np.allclose(transform[:3, 3], [1, 2, 3]) and np.allclose(transform[:3, :3], np.eye(3))
     with pytest.raises(BagEvalError, match='7 numbers'):
-        bag_eval.parse_transform('1 2 3')
+        parse_transform('1 2 3')
 
 
 def test_backend_option_is_used_and_recorded(tmp_path, mcap_bag, small_checkpoint, capsys):
@@ -298,7 +299,7 @@ def test_backend_option_is_used_and_recorded(tmp_path, mcap_bag, small_checkpoin
 
 
 def test_nearest_pairs():
-    pairs = bag_eval.nearest_pairs([100, 200, 300], [95, 210, 500], tolerance_ns=10)
+    pairs = nearest_pairs([100, 200, 300], [95, 210, 500], tolerance_ns=10)
     assert pairs == {100: 95, 200: 210}
 
 

@@ -36,7 +36,7 @@ import textwrap
 from typing import Callable
 
 from eigen_depth_ros.bags import bag_eval, synth_bag
-from eigen_depth_ros.bags.bag_eval import BagGroundTruth
+from eigen_depth_ros.bags.ground_truth import BagGroundTruth
 from eigen_depth_ros.core.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, load_checkpoint,
                                              read_checkpoint, save_checkpoint)
 from eigen_depth_ros.core.model import config_to_dict, EigenDepthNet

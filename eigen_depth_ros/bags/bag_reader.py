@@ -43,7 +43,8 @@ class BagReadError(ValueError):
     """The bag cannot be read at all; the message names it and says why on one line."""
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """Return the first line of an exception's text (``'no detail'`` when it has none)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else 'no detail'
 
@@ -188,7 +189,7 @@ def open_bag(path: Path) -> BagReader:
     except Exception as exc:  # noqa: B902  a damaged file fails in reader-specific ways
         mcaps = [f for f in (_storage_files(path) if path.is_dir() else files)
                  if f.suffix == '.mcap']
-        reason = f'{type(exc).__name__}: {_first_line(exc)}'
+        reason = f'{type(exc).__name__}: {first_line(exc)}'
         if not mcaps:
             raise BagReadError(f'{path}: cannot read bag ({reason})') from None
         try:

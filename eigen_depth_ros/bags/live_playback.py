@@ -98,7 +98,7 @@ def play_into_node(source, args, backend: str = 'eager') -> LiveRun:
     """
     Start a node, play ``source``'s images and camera infos into it, collect its outputs.
 
-    :param source: an open :class:`~eigen_depth_ros.bags.bag_eval.BagGroundTruth`.
+    :param source: an open :class:`~eigen_depth_ros.bags.ground_truth.BagGroundTruth`.
     :param args: bag-eval options (``checkpoint``, ``device``, ``rate``, ``record``, ``out``,
         ``image_topic``, ``camera_info_topic``, ``camera_height``; optional
         ``node_overrides``).
