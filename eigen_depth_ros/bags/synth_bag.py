@@ -39,6 +39,7 @@ import tempfile
 
 import cv2
 from eigen_depth_ros.core.projection import rotation_to_quaternion
+from eigen_depth_ros.msg.camera_info import depth_camera_info_fields
 from eigen_depth_training import kitti
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -96,14 +97,17 @@ def _header(stamp_ns: int, frame_id: str):
 
 def camera_info_message(stamp_ns: int, width: int, height: int,
                         intrinsics: tuple[float, float, float, float]):
-    """Build a rosbags CameraInfo for an undistorted pinhole camera."""
-    fx, fy, cx, cy = intrinsics
+    """
+    Build a rosbags CameraInfo for an undistorted pinhole camera.
+
+    Its fields are those the node publishes for its depth image
+    (:func:`~eigen_depth_ros.msg.camera_info.depth_camera_info_fields`: plumb_bob with zero
+    distortion, identity R, ``P = [K | 0]``), the arrays as rosbags wants them (float64).
+    """
+    fields = depth_camera_info_fields(*intrinsics, width, height)
+    arrays = {name: np.asarray(fields[name], np.float64) for name in ('d', 'k', 'r', 'p')}
     return TYPESTORE.types['sensor_msgs/msg/CameraInfo'](
-        header=_header(stamp_ns, CAMERA_FRAME), height=height, width=width,
-        distortion_model='plumb_bob', d=np.zeros(5),
-        k=np.array([fx, 0, cx, 0, fy, cy, 0, 0, 1], dtype=np.float64),
-        r=np.eye(3).ravel(), p=np.array([fx, 0, cx, 0, 0, fy, cy, 0, 0, 0, 1, 0], np.float64),
-        binning_x=0, binning_y=0,
+        header=_header(stamp_ns, CAMERA_FRAME), **{**fields, **arrays},
         roi=TYPESTORE.types['sensor_msgs/msg/RegionOfInterest'](
             x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
 
