@@ -89,11 +89,13 @@ def test_load_calibration_of_the_synthetic_rig(world):
     np.testing.assert_array_equal(left.P_rect, values['P_rect_02'].reshape(3, 4))
     np.testing.assert_array_equal(left.R_rect_00, values['R_rect_00'].reshape(3, 3))
     assert left.image_size == (1242, 375) and left.cam == 2
-    assert left.camera_offset == pytest.approx(0.06, abs=0.005)
     assert left.velo_to_cam[3].tolist() == [0, 0, 0, 1]
     np.testing.assert_allclose(left.velo_to_cam[:3, 3], [-0.0041, -0.0763, -0.2718])
     right = kitti.load_calibration(world / DATE, cam=3)
-    assert right.camera_offset == pytest.approx(-0.47, abs=0.01)
+    np.testing.assert_array_equal(right.P_rect, values['P_rect_03'].reshape(3, 4))
+    # the x offsets P[0, 3] / P[0, 0] of the two colour cameras: KITTI's 0.54 m baseline
+    offsets = [cal.P_rect[0, 3] / cal.P_rect[0, 0] for cal in (left, right)]
+    assert offsets == pytest.approx([0.06, -0.47], abs=0.01)
     with pytest.raises(ValueError):
         kitti.load_calibration(world / DATE, cam=4)
 

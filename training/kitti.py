@@ -172,16 +172,6 @@ class Calibration:
         rect[:3, :3] = self.R_rect_00
         return self.P_rect @ rect @ self.velo_to_cam
 
-    @property
-    def camera_offset(self) -> float:
-        """
-        Return ``P_rect[0, 3] / P_rect[0, 0]``.
-
-        This is the x offset (m) of this camera's centre from camera 0, positive to the left
-        (about +0.06 for camera 2, -0.47 for camera 3).
-        """
-        return float(self.P_rect[0, 3] / self.P_rect[0, 0])
-
 
 def load_calibration(calib_dir: PathLike, cam: int = 2) -> Calibration:
     """

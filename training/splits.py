@@ -178,11 +178,6 @@ def write_split_file(path: PathLike, entries: list[SplitEntry] | tuple[SplitEntr
     return path
 
 
-def is_test_drive(drive: str) -> bool:
-    """Whether ``drive`` (any spelling) is one of the 28 Eigen test drives."""
-    return normalise_drive(drive) in EIGEN_TEST_DRIVES
-
-
 def discover_drives(root: PathLike) -> list[str]:
     """
     All ``<date>/<date>_drive_NNNN_sync`` folders under a KITTI raw root, sorted.
