@@ -31,9 +31,9 @@ from eigen_depth_ros.core.backends import default_backend
 from eigen_depth_ros.core.inference import BACKEND_ENV
 from eigen_depth_ros.node.diagnostics import (Counters, depth_status, FocalState, Level,
                                               STAGES)
-from eigen_depth_ros.node.parameters import (check_depth_resolution, choose_backend,
-                                             DEPTH_RESOLUTIONS, DYNAMIC, NODE_NAME,
-                                             PARAMETERS)
+from eigen_depth_ros.node.parameters import (check_depth_resolution, check_rectify,
+                                             choose_backend, DEPTH_RESOLUTIONS, DYNAMIC,
+                                             NODE_NAME, PARAMETERS, RECTIFY_MODES)
 from eigen_depth_ros.node.settings import Settings
 import pytest
 import yaml
@@ -140,6 +140,10 @@ def test_settings_from_the_defaults_and_from_changes() -> None:
     ({'fallback_fx': -1.0}, 'fallback_fx'),
     ({'fallback_fy': -1.0}, 'fallback_fy'),
     ({'max_input_pixels': 0}, 'max_input_pixels'),
+    ({'info_sync_tolerance': math.nan}, 'info_sync_tolerance'),
+    ({'info_sync_tolerance': math.inf}, 'info_sync_tolerance'),
+    ({'rectify': 'maybe'}, 'rectify'),
+    ({'rectify': 'True'}, 'rectify'),
 ])
 def test_settings_refuse_values_that_do_not_fit(changes: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -151,6 +155,14 @@ def test_settings_need_every_field_without_a_default() -> None:
     del values['max_depth']
     with pytest.raises(TypeError, match='max_depth'):
         Settings.from_parameters(values)
+
+
+def test_rectify_takes_its_words_and_bools() -> None:
+    """The words true and false arrive as bools from the command line and YAML: the same."""
+    for value, mode in (('auto', 'auto'), ('true', 'true'), ('false', 'false'), (True, 'true'),
+                        (False, 'false')):
+        assert Settings.from_parameters({**DEFAULTS, 'rectify': value}).rectify == mode
+    assert check_rectify(True) == 'true' and RECTIFY_MODES == ('auto', 'true', 'false')
 
 
 def test_depth_resolution_is_network_or_input() -> None:
