@@ -310,7 +310,8 @@ def test_device_context_and_tf32_settings():
 
 
 def test_onnx_session_that_fell_back_to_the_cpu_fails_clearly(monkeypatch, tmp_path):
-    ort = pytest.importorskip('onnxruntime')
+    ort = pytest.importorskip('onnxruntime', reason='onnxruntime is not installed (pip install '
+                              '-e .[tools])')
     from eigen_depth_ros.core import backends
 
     class Session:
