@@ -151,6 +151,7 @@ def test_fallback_intrinsics_default_to_the_centre() -> None:
     # 0 is a real principal point (the corner pixel), only a negative one means "the centre"
     assert fallback_intrinsics(10, 20, 5.0, cx=0.0, cy=0.0).pinhole == (5.0, 5.0, 0.0, 0.0)
     assert fallback_intrinsics(10, 20, 5.0, cx=-0.5, cy=-0.5).pinhole == (5.0, 5.0, 4.5, 9.5)
+    assert fallback_intrinsics(10, 20, 5.0, fy=0.5).pinhole == (5.0, 0.5, 4.5, 9.5)
     with pytest.raises(CameraInfoError):
         fallback_intrinsics(10, 10, 0.0)
 

@@ -452,12 +452,12 @@ def test_image_to_depth_kind_and_limit() -> None:
 
 
 def test_colorize_depth_follows_inverse_depth() -> None:
-    # min 1 m, max 4 m: t = (1/d - 1/4) / (3/4), so 1 m -> 1, 4/3 m -> 2/3, 2 m -> 1/3,
-    # 4 m -> 0; nearer and farther saturate. Level = t * 255 + 0.5, truncated.
-    depth = np.array([[1.0, 4.0 / 3.0, 2.0, 4.0, 8.0, 0.5]], np.float32)
+    # min 2 m, max 8 m: t = (1/d - 1/8) / (3/8), so 2 m -> 1, 8/3 m -> 2/3, 4 m -> 1/3,
+    # 8 m -> 0; nearer and farther saturate. Level = t * 255 + 0.5, truncated.
+    depth = np.array([[2.0, 8.0 / 3.0, 4.0, 8.0, 16.0, 1.0]], np.float32)
     levels = np.array([[255, 170, 85, 0, 0, 255]], np.uint8)
     expected = cv2.cvtColor(cv2.applyColorMap(levels, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
-    np.testing.assert_array_equal(colorize_depth(depth, 1.0, 4.0), expected)
+    np.testing.assert_array_equal(colorize_depth(depth, 2.0, 8.0), expected)
 
 
 def test_colorize_depth_is_quiet_about_invalid_pixels_and_needs_a_range() -> None:

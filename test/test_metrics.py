@@ -154,3 +154,50 @@ def test_json_safe_rounds_floats_and_makes_nan_and_inf_none():
     assert kept['abs_rel'] == 0.123456789 and kept['pair'] == [2.5, 1 / 3]
     assert kept['rows'][:3] == [None, None, None]
     assert json_safe(True) is True and json_safe(None) is None
+
+
+def test_evaluate_depth_gates_crops_and_caps_each_pixel():
+    gt = np.full((375, 1242), 10.0)
+    pred = gt.copy()
+    pred[10, 600] = 1000.0     # outside the Garg crop (its rows start at 153): not scored
+    gt[200, 600] = pred[200, 600] = 0.5      # 0.5 m truth is above the 1 mm floor: scored
+    gt[200, 601] = 80.5                       # beyond the 80 m cap: not scored
+    pred[200, 602] = -1.0                     # no prediction: not scored
+    pred[200, 603] = 0.0                      # no prediction either
+    pred[200, 604] = 0.5                      # 0.5 m for 10 m: |0.5 - 10| / 10 = 0.95
+    pred[200, 605] = 1e-5                     # capped to 1 mm: |0.001 - 10| / 10 = 0.9999
+    m = evaluate_depth(pred, gt)
+    n = int(garg_crop_mask(375, 1242).sum()) - 3
+    assert m['n'] == n and m['scale'] == 1.0
+    assert m['abs_rel'] == pytest.approx((0.95 + 0.9999) / n, rel=1e-9)
+    with pytest.raises(ValueError) as info:
+        evaluate_depth(np.ones((375, 1242)), np.zeros((375, 1242)))
+    assert str(info.value) == 'no valid pixel to evaluate'
+
+
+def test_threshold_accuracies_are_strict_at_powers_of_1_25():
+    # ratios exactly 1.25, 1.25^2 and 1.25^3 (5/4, 25/16, 125/64 are exact in binary)
+    m = compute_depth_metrics(np.array([[5.0, 25.0, 125.0]]), np.array([[4.0, 16.0, 64.0]]))
+    assert (m['a1'], m['a2'], m['a3']) == (0.0, 1 / 3, 2 / 3)
+
+
+def test_compute_depth_metrics_inputs():
+    gt = np.array([[2.0, 4.0, 8.0]])
+    # a zero prediction is no prediction; a 0/1 mask of ints is a mask
+    m = compute_depth_metrics(np.array([[0.0, 4.0, 4.0]]), gt, mask=[[1, 1, 0]])
+    assert m['n'] == 1 and m['abs_rel'] == 0.0
+    # a tensor that requires grad is read through detach()
+    pred = torch.tensor([[2.0, 4.0, 16.0]], requires_grad=True)
+    assert compute_depth_metrics(pred, gt)['abs_rel'] == pytest.approx(1 / 3)
+    # float32 in, float64 arithmetic: the same numbers as for float64 copies of the inputs
+    rng = np.random.default_rng(4)
+    gt32 = rng.uniform(1, 80, (60, 70)).astype(np.float32)
+    pred32 = (gt32 * rng.uniform(0.7, 1.3, gt32.shape)).astype(np.float32)
+    assert compute_depth_metrics(pred32, gt32) == \
+        compute_depth_metrics(pred32.astype(np.float64), gt32.astype(np.float64))
+    with pytest.raises(ValueError) as info:
+        compute_depth_metrics(np.ones((2, 2)), np.ones((2, 3)))
+    assert str(info.value) == 'prediction (2, 2) and ground truth (2, 3) differ in shape'
+    with pytest.raises(ValueError) as info:
+        compute_depth_metrics(np.ones((2, 2)), np.zeros((2, 2)))
+    assert str(info.value) == 'no valid pixel to evaluate'

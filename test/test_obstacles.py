@@ -238,6 +238,7 @@ def test_points_in_image_area_keeps_every_point_on_a_kept_pixel():
         [0.0, 0.0, 7.0],       # the same pixel, farther: kept too (not only the nearest)
         [0.2, 0.1, 1.0],       # column 4, row 2, the last pixel: kept
         [-0.2, -0.1, 1.0],     # column 0, row 0, the first pixel: kept
+        [0.4, 0.2, 2.0],       # column 4, row 2 again, at 2 m: kept
         [0.26, 0.0, 1.0],      # column 5: right of the image
         [0.0, 0.16, 1.0],      # row 3: below the image
         [-0.26, 0.0, 1.0],     # column -1
@@ -247,9 +248,10 @@ def test_points_in_image_area_keeps_every_point_on_a_kept_pixel():
         [0.1, 0.0, 1.0],       # column 3, row 1: outside the area
     ])
     kept = points_in_image_area(points, 10.0, 10.0, 2.0, 1.0, area)
-    np.testing.assert_array_equal(kept, points[:4])
+    np.testing.assert_array_equal(kept, points[:5])
     np.testing.assert_array_equal(
-        points_in_image_area(points, 10.0, 10.0, 2.0, 1.0, area, min_depth=1.5), points[:2])
+        points_in_image_area(points, 10.0, 10.0, 2.0, 1.0, area, min_depth=1.5),
+        points[[0, 1, 4]])
 
 
 def test_grid_spec_edges():
