@@ -283,7 +283,7 @@ def test_checkpoint_swapped_at_runtime(camera: RosSide, nodes: dict, folder: Pat
     # still answered by the old network while the new one loaded
     during = [sec for sec in sent if (camera.arrival(f'{NS}/depth/image', sec=sec) or 0) > replied
               and median_depth(camera.find(f'{NS}/depth/image', sec=sec)) < 14]
-    assert len(during) >= 3, f'{len(during)} frames answered during the load'
+    assert len(during) >= 2, f'{len(during)} frames answered during the load'
     print(f'\n{len(during)} frames answered by the old network during the load')
     assert 14 < median_depth(round_trip(camera, NS, info=pinhole())) < 28
     # every frame answered during the swap came from one network or the other, whole, and
@@ -321,6 +321,12 @@ def test_checkpoint_swapped_at_runtime(camera: RosSide, nodes: dict, folder: Pat
     camera.wait(lambda: camera.get_parameter(f'{NS}/eigen_depth', 'checkpoint') == str(twenty),
                 what='checkpoint to be set back')
     assert 14 < median_depth(round_trip(camera, NS, info=pinhole())) < 28
+    # back to the small network, which the later tests' timings assume
+    result = camera.set_parameters(f'{NS}/eigen_depth', checkpoint=str(folder / 'ten.pt'))[0]
+    assert result.successful, result.reason
+    camera.wait(lambda: any('checkpoint swapped' in line and str(folder / 'ten.pt') in line
+                            for line in camera.logs('faults.eigen_depth')[start:]),
+                what='the swap back to be logged')
     alive(nodes)
 
 
