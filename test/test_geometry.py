@@ -236,3 +236,17 @@ def test_crop_input_needs_a_colour_image():
     with pytest.raises(ValueError) as info:
         g.crop_input(np.zeros((48, 64), np.uint8))
     assert str(info.value) == 'expected an (H, W, C) image, got shape (48, 64)'
+
+
+def test_one_pixel_images_fit_and_extra_scale_below_one_is_named():
+    # a 1-pixel-wide or -high camera image is odd but not empty: scaled up to fit the input
+    # (x576 and x172), the window centred: (216000 - 172) / 2 and (213624 - 576) / 2
+    tall = InputGeometry.fit(1, 375, KITTI)
+    assert (tall.resized_width, tall.resized_height, tall.crop_x, tall.crop_y) == \
+        (576, 216000, 0, 107914)
+    wide = InputGeometry.fit(1242, 1, KITTI)
+    assert (wide.resized_width, wide.resized_height, wide.crop_x, wide.crop_y) == \
+        (213624, 172, 106524, 0)
+    with pytest.raises(ValueError) as info:
+        InputGeometry.fit(1242, 375, KITTI, extra_scale=0.5)
+    assert str(info.value) == 'extra_scale must be >= 1, got 0.5'
