@@ -494,7 +494,7 @@ class DepthCore:
                       else f'{type(exc).__name__}: {exc}')
             self.get_logger().error(f'checkpoint not changed: {reason}; still running the '
                                     f'network from {self._checkpoint} (parameter reverted)')
-            self.set_parameters([Parameter('checkpoint', value=self._checkpoint)])
+            self._revert_checkpoint()
             return
         finally:
             with self._lock:
@@ -506,6 +506,19 @@ class DepthCore:
             f'{config.input_height} -> {config.output_size[0]}x{config.output_size[1]}, '
             f'from {path} (backend {estimator.backend.name} on {estimator.device}), loaded '
             f'and swapped in between two frames in {time.monotonic() - started:.2f} s')
+
+    def _revert_checkpoint(self) -> None:
+        """
+        Set ``checkpoint`` back to the running file, on the executor thread.
+
+        A one-shot timer does it: the executor runs it after the parameter request that
+        asked for the failed file has stored its value, which a load failing within
+        milliseconds would otherwise overtake.
+        """
+        def revert() -> None:
+            self.destroy_timer(timer)
+            self.set_parameters([Parameter('checkpoint', value=self._checkpoint)])
+        timer = self.create_timer(0.0, revert)
 
     def _install(self, estimator: DepthEstimator, path: str) -> None:
         """Warm ``estimator`` up and make it the running network (on the worker thread)."""
