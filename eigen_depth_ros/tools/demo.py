@@ -348,7 +348,7 @@ def play_into_node(args: argparse.Namespace, world: Path, test_drive: str,
         str(bag), '--checkpoint', str(checkpoint), '--image-topic', '/camera/image_raw',
         '--camera-info-topic', '/camera/camera_info', '--lidar-topic', '/velodyne_points',
         '--crop', 'garg', '--live', '--rate', str(args.rate), '--device', args.device,
-        '--out', str(args.out / 'live')])
+        '--backend', 'auto', '--out', str(args.out / 'live')])
     live_args.node_overrides = {'max_depth': 40.0}
     live, live_run = bag_eval.run(live_args)
     stamps = synth_bag.read_stamps(world / 'kitti' / test_drive.split('/')[0] /

@@ -57,6 +57,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from eigen_depth_ros.node.depth_node import status_name
 from eigen_depth_ros.node.harness import (camera_image, camera_info, HarnessError, HarnessTimeout,
                                           node_command, NodeProcess, output_qos, RosSide,
                                           set_stamp, stamp_ns)
@@ -70,7 +71,7 @@ STARTUP_TIMEOUT_S = 90.0       # torch import + checkpoint load + discovery, on 
 DRAIN_S = 2.0                  # wait this long after a phase for outstanding outputs
 RSS_PERIOD_S = 1.0
 NAMESPACE = '/eigen_depth_soak'
-STATUS_NAME = 'eigen_depth: depth estimation'   # the node's /diagnostics status
+STATUS_NAME = status_name(f'{NAMESPACE}/eigen_depth')  # the node's /diagnostics status
 CAMERA_FRAME = 'soak_camera_optical'
 
 
