@@ -330,9 +330,9 @@ def test_live_through_a_real_node_agrees_with_offline(tmp_path, mcap_bag, small_
         for key in ('abs_rel', 'rmse', 'a1'):
             assert frame[key] == pytest.approx(offline_frames[frame['stamp']][key], rel=1e-5)
     with AnyReader([tmp_path / 'rec'], default_typestore=synth_bag.TYPESTORE) as reader:
-        assert {'/eigen_depth/depth', '/eigen_depth/points',
+        assert {'/eigen_depth/depth/image', '/eigen_depth/points',
                 '/eigen_depth/depth/camera_info'} <= set(reader.topics)
-        assert reader.topics['/eigen_depth/depth'].msgcount == live['depth_received']
+        assert reader.topics['/eigen_depth/depth/image'].msgcount == live['depth_received']
 
 
 def test_offline_eval_applies_and_reports_the_canonical_focal_rule(

@@ -44,7 +44,7 @@ STARTUP_TIMEOUT_S = 60.0   # torch import + checkpoint load + DDS discovery, on 
 DRAIN_TIMEOUT_S = 5.0      # after the last image, wait while outputs keep coming this often
 DRAIN_LIMIT_S = 60.0       # how long to wait for a first depth (a first inference can be slow)
 KEPT_CLOUDS = 3            # whole clouds kept (for pictures); obstacle cells are kept for all
-RECORDED_TYPES = {'depth': 'sensor_msgs/msg/Image', 'points': 'sensor_msgs/msg/PointCloud2',
+RECORDED_TYPES = {'depth/image': 'sensor_msgs/msg/Image', 'points': 'sensor_msgs/msg/PointCloud2',
                   'depth/camera_info': 'sensor_msgs/msg/CameraInfo'}
 
 
@@ -142,7 +142,7 @@ def _play(source, args, ros: RosSide, compressed: bool, recorder: _Recorder | No
         stamp = stamp_ns(msg)
         with ros.cond:
             sent = ros.sent_at.get(stamp)
-        if sent is not None and name == 'depth':
+        if sent is not None and name == 'depth/image':
             depth = image_to_depth(msg)
             with ros.cond:
                 run.latency_s[stamp] = now - sent
@@ -156,7 +156,7 @@ def _play(source, args, ros: RosSide, compressed: bool, recorder: _Recorder | No
             recorder.write(f'/eigen_depth/{name}', RECORDED_TYPES[name],
                            serialize_message(msg))
 
-    subs = ros.subscribe_outputs('', ('depth', 'points', 'depth/camera_info'), keep=False,
+    subs = ros.subscribe_outputs('', tuple(RECORDED_TYPES), keep=False,
                                  on_message=on_output, qos=output_qos(10))
     image_type = CompressedImage if compressed else Image
     image_pub = ros.publisher(args.image_topic, image_type)

@@ -15,11 +15,12 @@
 """
 Pinhole intrinsics from sensor_msgs/CameraInfo, and the CameraInfo of the depth image.
 
-The node treats its input as a rectified image, as depth_image_proc and
-``image_geometry.PinholeCameraModel`` do: fx, fy, cx, cy come from the projection matrix
-``P`` (falling back to ``K`` when a driver leaves ``P`` zero), binning and a region of
-interest are applied, and lens distortion is not modelled. Feed ``image_rect`` for exact
-geometry; a raw image with noticeable distortion gives a cloud bent by that distortion.
+The intrinsics are those of a rectified image, as depth_image_proc and
+``image_geometry.PinholeCameraModel`` read them: fx, fy, cx, cy come from the projection
+matrix ``P`` (falling back to ``K`` when a driver leaves ``P`` zero), and binning and a region
+of interest are applied. Lens distortion is not modelled here: the node undistorts a raw
+image whose camera_info has a non-zero ``D`` before the network
+(:mod:`eigen_depth_ros.node.rectify`, parameter ``rectify``), so that these intrinsics hold.
 
 Nothing here imports rclpy; messages are duck-typed.
 """

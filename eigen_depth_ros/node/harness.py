@@ -432,7 +432,7 @@ class RosSide:
             msg_type, topic, arrived, output_qos() if qos is None else qos)
 
     def subscribe_outputs(self, namespace: str = '',
-                          names: Iterable[str] = ('depth', 'depth/camera_info', 'points'),
+                          names: Iterable[str] = ('depth/image', 'depth/camera_info', 'points'),
                           **kwargs: Any) -> list[Any]:
         """
         Subscribe outputs of the node in ``namespace`` (keys ``f'{namespace}/{name}'``).

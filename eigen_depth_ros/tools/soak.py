@@ -200,7 +200,7 @@ class Consumers:
         self.subscriptions = []
         for index in range(count):
             self.subscriptions += self.ros.subscribe_outputs(
-                '', ('depth', 'points'), qos=output_qos(10), keep=False,
+                '', ('depth/image', 'points'), qos=output_qos(10), keep=False,
                 node=self.ros.add_node(f'soak_consumer_{index}'),
                 on_message=self._on_output(index))
         self.ros.subscribe_diagnostics()
@@ -208,6 +208,7 @@ class Consumers:
     def _on_output(self, index: int) -> Callable[[str, Any, float], None]:
         def callback(kind: str, msg: Any, now: float) -> None:
             stamp = stamp_ns(msg)
+            kind = 'depth' if kind == 'depth/image' else kind  # the report's key
             with self.lock:
                 phase = self.phase
                 if kind == 'depth' and index == 0:

@@ -157,10 +157,11 @@ def _stream(ros: Any, image: np.ndarray, rate: float, args: argparse.Namespace
     def on_output(name: str, msg: Any, _: float) -> None:
         now = ros.node.get_clock().now().nanoseconds
         with ros.cond:
-            arrivals[name].append((stamp_ns(msg), (now - stamp_ns(msg)) / 1e9))
+            arrivals['depth' if name == 'depth/image' else name].append(
+                (stamp_ns(msg), (now - stamp_ns(msg)) / 1e9))
 
-    subs = ros.subscribe_outputs('', ('depth', 'points') if args.node_points else ('depth',),
-                                 keep=False, on_message=on_output)
+    subs = ros.subscribe_outputs('', ('depth/image', 'points') if args.node_points
+                                 else ('depth/image',), keep=False, on_message=on_output)
     ros.subscribe_diagnostics()
     publisher = ros.publisher('image', Image)
     info_publisher = ros.publisher('camera_info', CameraInfo)
