@@ -201,9 +201,3 @@ def publish_until(ros: RosSide, topic: str, msg: Any, predicate: Callable[[], An
             if time.monotonic() > deadline:
                 raise HarnessTimeout(f'timed out after {timeout:g} s waiting for {what}'
                                      ) from None
-
-
-# Test modules written before these helpers left the harness call them as methods of
-# RosSide (``ros.wait_log(...)``); for the tests only, RosSide answers to that spelling too.
-for _helper in (subscribe_rosout, logs, wait_log, publish_until):
-    setattr(RosSide, _helper.__name__, _helper)

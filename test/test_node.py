@@ -51,6 +51,7 @@ from eigen_depth_ros.node.harness import (camera_info, HarnessTimeout, node_comm
 import numpy as np
 import pytest
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from support import logs, publish_until, subscribe_rosout, wait_log
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -173,7 +174,7 @@ def module_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope='module')
 def ros() -> RosSide:
     side = RosSide('depth_node_test')
-    side.subscribe_rosout()
+    subscribe_rosout(side)
     side.subscribe_diagnostics()
     yield side
     side.close()
@@ -284,6 +285,14 @@ def diagnostics_total(ros: RosSide, name: str, key: str) -> int:
     return int(values[-1][key]) if values else 0
 
 
+def fresh_total(ros: RosSide, name: str, key: str) -> int:
+    """Return ``key`` of a ``/diagnostics`` status published after this call (no stale one)."""
+    after = time.monotonic()
+    status = ros.wait(lambda: (ros.diagnostics(name, after) or [None])[-1],
+                      what=f'a fresh /diagnostics status of {name}')
+    return int(status[key])
+
+
 # ------------------------------------------------------------------------ node A
 
 
@@ -292,7 +301,7 @@ def test_no_camera_info_publishes_depth_only(ros: RosSide, nodes: dict) -> None:
     warm_up(ros, '/first', image_msg, '/first/image')
     sec = send_frame(ros, '/first/image', image_msg(next(STAMPS)))
     check_depth(ros.find('/first/depth/image', sec=sec), sec, 142, 27)
-    ros.wait_log(FIRST_LOG, 'no camera_info received and fallback_fx is 0')
+    wait_log(ros, FIRST_LOG, 'no camera_info received and fallback_fx is 0')
     assert ros.find('/first/depth/camera_info', sec=sec) is None
     # The cloud starts once camera_info arrives; the first frames never got one.
     ensure_camera_info(ros, ns='/first')
@@ -300,21 +309,21 @@ def test_no_camera_info_publishes_depth_only(ros: RosSide, nodes: dict) -> None:
     assert ros.find('/first/points', sec=later) is not None
     assert ros.find('/first/points', sec=sec) is None
     assert ros.find('/first/depth/camera_info', sec=later) is not None
-    assert sum('no camera_info received' in m for m in ros.logs(FIRST_LOG)) == 1
+    assert sum('no camera_info received' in m for m in logs(ros, FIRST_LOG)) == 1
 
 
 def ensure_camera_info(ros: RosSide, fx: float = FX, width: int = W, height: int = H,
                        fy: float = FY, ns: str = '/a') -> None:
     """Send camera_info and wait until the node in ``ns`` uses it (it logs every change)."""
     log = {'/a': A_LOG, '/first': FIRST_LOG}[ns]
-    start = len(ros.logs(log))
+    start = len(logs(ros, log))
     msg = camera_info_msg(fx, width, height, fy)
     if CAMERA_INFO_USED.get(ns) == (fx, width, height, fy):
         ros.publish(f'{ns}/camera_info', msg)
         return
     text = f'intrinsics from camera_info: {width}x{height} fx={fx:.2f} fy={fy:.2f}'
-    ros.publish_until(f'{ns}/camera_info', msg,
-                      lambda: any(text in m for m in ros.logs(log)[start:]), text)
+    publish_until(ros, f'{ns}/camera_info', msg,
+                  lambda: any(text in m for m in logs(ros, log)[start:]), text)
     CAMERA_INFO_USED[ns] = (fx, width, height, fy)
 
 
@@ -387,10 +396,10 @@ BAD_FRAMES = {
 def test_bad_frame_is_logged_and_skipped(node_a: RosSide, case: str) -> None:
     factory, text = BAD_FRAMES[case]
     rec = node_a
-    start = len(rec.logs(A_LOG))
+    start = len(logs(rec, A_LOG))
     bad = next(STAMPS)
     node_a.publish('/a/image', factory(bad))
-    line = rec.wait_log(A_LOG, text, start)
+    line = wait_log(rec, A_LOG, text, start)
     assert f'stamp {bad}.000000250' in line and "frame 'camera_optical'" in line
     good = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
     assert rec.find('/a/depth/image', sec=good) is not None
@@ -400,11 +409,11 @@ def test_bad_frame_is_logged_and_skipped(node_a: RosSide, case: str) -> None:
 
 def test_zero_focal_camera_info_stops_the_cloud_not_the_depth(node_a: RosSide) -> None:
     rec = node_a
-    start = len(rec.logs(A_LOG))
+    start = len(logs(rec, A_LOG))
     text = 'camera_info rejected: camera_info focal length is fx=0.0'
     CAMERA_INFO_USED.pop('/a', None)
-    node_a.publish_until('/a/camera_info', camera_info_msg(fx=0.0),
-                         lambda: any(text in m for m in rec.logs(A_LOG)[start:]), text)
+    publish_until(node_a, '/a/camera_info', camera_info_msg(fx=0.0),
+                  lambda: any(text in m for m in logs(rec, A_LOG)[start:]), text)
     sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
     check_depth(rec.find('/a/depth/image', sec=sec), sec, 142, 27)
     ensure_camera_info(node_a)
@@ -416,10 +425,10 @@ def test_zero_focal_camera_info_stops_the_cloud_not_the_depth(node_a: RosSide) -
 
 def test_camera_info_of_another_size_stops_the_cloud(node_a: RosSide) -> None:
     rec = node_a
-    start = len(rec.logs(A_LOG))
+    start = len(logs(rec, A_LOG))
     ensure_camera_info(node_a, width=640, height=480)
     sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
-    rec.wait_log(A_LOG, f'camera_info is for 640x480 but the image is {W}x{H}', start)
+    wait_log(rec, A_LOG, f'camera_info is for 640x480 but the image is {W}x{H}', start)
     ensure_camera_info(node_a)
     later = send_frame(node_a, '/a/image', image_msg(next(STAMPS)), 'points')
     assert rec.find('/a/points', sec=later) is not None
@@ -440,8 +449,9 @@ def test_diagnostics_report_rates_latency_and_counts(node_a: RosSide) -> None:
                 'bad frames (total)', 'frames skipped, no subscriber (total)'):
         assert key in status
     assert status['device'] == 'cpu'
-    # a bad frame is counted: the total grows by exactly one
-    bad_before = diagnostics_total(rec, name, 'bad frames (total)')
+    # a bad frame is counted: the total grows by exactly one (the frames of earlier tests
+    # are all processed: the good frame above was answered after them)
+    bad_before = fresh_total(rec, name, 'bad frames (total)')
     node_a.publish('/a/image', BAD_FRAMES['truncated data'][0](next(STAMPS)))
     rec.wait(lambda: diagnostics_total(rec, name, 'bad frames (total)') > bad_before,
              what='the bad frame counted in /diagnostics')
@@ -523,16 +533,16 @@ def test_legacy_depth_topic_while_subscribed_with_one_deprecation_line(
         rec.wait_connected(subscriptions=[sub], what='the legacy depth topic')
         # the node publishes there once it sees the subscriber (its side of discovery)
         first = image_msg(next(STAMPS))
-        rec.publish_until('/a/image', first,
-                          lambda: rec.counts['/a/depth'], 'a depth image on /a/depth')
+        publish_until(rec, '/a/image', first,
+                      lambda: rec.counts['/a/depth'], 'a depth image on /a/depth')
         secs = [send_frame(node_a, '/a/image', image_msg(next(STAMPS)), 'depth')
                 for _ in range(2)]
         for sec in secs:
             legacy, new = rec.find('/a/depth', sec=sec), rec.wait_for(f'/a/{DEPTH}', sec=sec)
             assert legacy.data == new.data and legacy.header == new.header
-        rec.wait_log(A_LOG, '/a/depth is deprecated: subscribe /a/depth/image (beside '
-                     '/a/depth/camera_info')
-        assert sum('is deprecated' in m for m in rec.logs(A_LOG)) == 1
+        wait_log(rec, A_LOG, '/a/depth is deprecated: subscribe /a/depth/image (beside '
+                 '/a/depth/camera_info')
+        assert sum('is deprecated' in m for m in logs(rec, A_LOG)) == 1
     finally:
         rec.node.destroy_subscription(sub)
 
@@ -544,12 +554,12 @@ def send_info(ros: RosSide, sec: int, fx: float, frame_id: str = 'camera_optical
 
     Stamped as :func:`image_msg` stamps frame ``sec``, plus ``offset_ns``.
     """
-    start = len(ros.logs(A_LOG))
+    start = len(logs(ros, A_LOG))
     msg = stamped(camera_info(W, H, fx, fx * FY / FX, CX, CY), sec, frame_id)
     msg.header.stamp.nanosec += offset_ns
     text = f'intrinsics from camera_info: {W}x{H} fx={fx:.2f}'
-    ros.publish_until('/a/camera_info', msg,
-                      lambda: any(text in m for m in ros.logs(A_LOG)[start:]), text)
+    publish_until(ros, '/a/camera_info', msg,
+                  lambda: any(text in m for m in logs(ros, A_LOG)[start:]), text)
 
 
 def test_camera_info_is_paired_by_stamp(node_a: RosSide) -> None:
@@ -568,8 +578,8 @@ def test_camera_info_is_paired_by_stamp(node_a: RosSide) -> None:
         send_frame(node_a, '/a/image', image_msg(paired))
         np.testing.assert_array_equal(image_to_depth(rec.find(f'/a/{DEPTH}', sec=paired)),
                                       2 * base)
-        rec.wait_log(A_LOG, "camera_info frame_id 'another_frame' is not the image's "
-                     "'camera_optical'")
+        wait_log(rec, A_LOG, "camera_info frame_id 'another_frame' is not the image's "
+                 "'camera_optical'")
         # 0.3 s off: not paired at tolerance 0 (the newest serves, counted) ...
         send_info(node_a, near, 2 * FX, offset_ns=300_000_000)
         send_info(node_a, later + 1, FX)
@@ -641,15 +651,15 @@ def test_lens_distortion_is_undone_before_the_network(node_a: RosSide) -> None:
         # throttled error naming the field
         (result,) = node_a.set_parameters('/a/eigen_depth', rectify='auto')
         assert result.successful, result.reason
-        start = len(rec.logs(A_LOG))
+        start = len(logs(rec, A_LOG))
         sec = next(STAMPS)
         image, info = distorted_frame(sec)
         info.d = LENS_D[:3]
         for _ in range(2):
             node_a.publish('/a/camera_info', info)
         send_frame(node_a, '/a/image', image, 'points')
-        rec.wait_log(A_LOG, 'camera_info distortion ignored, the image is taken as rectified '
-                     '(pinhole model): d has 3 coefficients, plumb_bob needs 5', start)
+        wait_log(rec, A_LOG, 'camera_info distortion ignored, the image is taken as rectified '
+                 '(pinhole model): d has 3 coefficients, plumb_bob needs 5', start)
     finally:
         (result,) = node_a.set_parameters('/a/eigen_depth', rectify='auto')
         assert result.successful
@@ -696,8 +706,8 @@ def test_idle_without_subscribers(ros: RosSide, nodes: dict) -> None:
     """Node ``/idle``, B's twin whose outputs nobody subscribes, skips the network."""
     rec = ros
     name = 'idle/eigen_depth_idle: depth estimation'
-    status = ros.publish_until(
-        '/idle/image/compressed', compressed_msg(next(STAMPS), (10, 20, 30)),
+    status = publish_until(
+        ros, '/idle/image/compressed', compressed_msg(next(STAMPS), (10, 20, 30)),
         lambda: next((d for d in reversed(rec.diagnostics(name))
                       if int(d['frames skipped, no subscriber (total)'])), None),
         'an idle frame in /diagnostics')
@@ -721,7 +731,7 @@ def test_compressed_input_resolution_and_fallback_intrinsics(node_b: RosSide) ->
     colorized = rec.find('/b/depth/colorized', sec=sec)
     check_header(colorized, sec)
     assert (colorized.encoding, colorized.width, colorized.height) == ('rgb8', W, H)
-    rec.wait_log(B_LOG, 'no camera_info received: using the fallback intrinsics')
+    wait_log(rec, B_LOG, 'no camera_info received: using the fallback intrinsics')
 
 
 def test_jpeg_and_corrupt_compressed_frames(node_b: RosSide) -> None:
@@ -729,11 +739,11 @@ def test_jpeg_and_corrupt_compressed_frames(node_b: RosSide) -> None:
     sec = send_frame(node_b, '/b/image/compressed',
                      compressed_msg(next(STAMPS), (128, 128, 128), '.jpg'))
     check_depth(rec.find('/b/depth/image', sec=sec), sec, W, H)
-    start = len(rec.logs(B_LOG))
+    start = len(logs(rec, B_LOG))
     bad = next(STAMPS)
     node_b.publish('/b/image/compressed', stamped(CompressedImage(
         format='jpeg', data=b'\xff\xd8\xff\xe0' + bytes(range(256)) * 8), bad))
-    rec.wait_log(B_LOG, 'could not decode the compressed frame', start)
+    wait_log(rec, B_LOG, 'could not decode the compressed frame', start)
     good = send_frame(node_b, '/b/image/compressed', compressed_msg(next(STAMPS), (1, 2, 3)))
     assert rec.find('/b/depth/image', sec=good) is not None
     assert rec.find('/b/depth/image', sec=bad) is None
@@ -775,12 +785,12 @@ def test_doubled_focal_length_doubles_the_depth(node_a: RosSide) -> None:
 
 def test_bad_focal_camera_info_names_the_field_and_keeps_depth(node_a: RosSide) -> None:
     rec = node_a
-    start = len(rec.logs(A_LOG))
+    start = len(logs(rec, A_LOG))
     text = 'bad field p[5] (fy)'
     CAMERA_INFO_USED.pop('/a', None)
     msg = camera_info_msg(fy=float('nan'))
-    node_a.publish_until('/a/camera_info', msg,
-                         lambda: any(text in m for m in rec.logs(A_LOG)[start:]), text)
+    publish_until(node_a, '/a/camera_info', msg,
+                  lambda: any(text in m for m in logs(rec, A_LOG)[start:]), text)
     try:
         sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
         check_depth(rec.find('/a/depth/image', sec=sec), sec, 142, 27)
@@ -792,21 +802,21 @@ def test_bad_focal_camera_info_names_the_field_and_keeps_depth(node_a: RosSide) 
             what='diagnostics after the frame')
         assert status['f_in source'].startswith('assumed f_in = f_train'), status
         assert status['f_in (px)'] == 'nan' and status['depth scale f_in/f_train'] == '1.0000'
-        assert sum('the depth scale assumes' in m for m in rec.logs(A_LOG)) == 1
+        assert sum('the depth scale assumes' in m for m in logs(rec, A_LOG)) == 1
     finally:
         ensure_camera_info(node_a)
 
 
 def test_focal_ratio_beyond_four_is_published_and_warned_once(node_a: RosSide) -> None:
     rec = node_a
-    start = len(rec.logs(A_LOG))
+    start = len(logs(rec, A_LOG))
     try:
         ensure_camera_info(node_a, fx=5 * FX, fy=5 * FY)
         sec = send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
         check_depth(rec.find('/a/depth/image', sec=sec), sec, 142, 27)
-        rec.wait_log(A_LOG, 'focal ratio f_in / f_train = 5.000 is outside 0.25x-4x', start)
+        wait_log(rec, A_LOG, 'focal ratio f_in / f_train = 5.000 is outside 0.25x-4x', start)
         send_frame(node_a, '/a/image', image_msg(next(STAMPS)))
-        assert sum('is outside 0.25x-4x' in m for m in rec.logs(A_LOG)) == 1
+        assert sum('is outside 0.25x-4x' in m for m in logs(rec, A_LOG)) == 1
     finally:
         ensure_camera_info(node_a)
 
@@ -856,7 +866,7 @@ def test_backend_parameter(ros: RosSide, module_checkpoint: str) -> None:
         for backend in backends:
             node = f'{backend}.eigen_depth_{backend}'
             warm_up(ros, f'/{backend}', image_msg, f'/{backend}/image')
-            ros.wait_log(node, f"backend '{backend}' -> {backend} (")
+            wait_log(ros, node, f"backend '{backend}' -> {backend} (")
             sec = send_frame(ros, f'/{backend}/image', image_msg(next(STAMPS)))
             depth = check_depth(ros.find(f'/{backend}/depth/image', sec=sec), sec, 142, 27)
             assert 7 < np.median(depth) < 14, backend   # the small net predicts about 10 m

@@ -50,6 +50,7 @@ from eigen_depth_ros.node.harness import (camera_image, camera_info, HarnessTime
 import numpy as np
 import pytest
 from sensor_msgs.msg import CameraInfo, Image
+from support import logs, subscribe_rosout
 import torch
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -165,7 +166,7 @@ def camera(nodes: dict[str, NodeProcess]) -> RosSide:
     with RosSide('node_faults_test') as side:
         subs = [sub for ns in (NS, NS_INT) for sub in side.subscribe_outputs(
             ns, ('depth/image', 'depth/camera_info', 'points'))]
-        side.subscribe_rosout()
+        subscribe_rosout(side)
         side.subscribe_diagnostics()
         pubs = [side.publisher(f'{ns}/{name}', kind) for ns in (NS, NS_INT)
                 for name, kind in (('image', Image), ('camera_info', CameraInfo))]
@@ -206,13 +207,13 @@ def test_camera_stops_and_resumes(camera: RosSide, nodes: dict) -> None:
 
 def test_image_size_and_camera_info_change_mid_stream(camera: RosSide, nodes: dict) -> None:
     round_trip(camera, NS, info=pinhole())
-    start = len(camera.logs('faults.eigen_depth'))
+    start = len(logs(camera, 'faults.eigen_depth'))
     # a bigger camera, still described by the old camera_info: depth yes, cloud no
     send(camera, NS, info=pinhole())
     depth = round_trip(camera, NS, width=640, height=192)
     assert (depth.width, depth.height) == (142, 27) and 7 < median_depth(depth) < 14
     camera.wait(lambda: any('camera_info is for 416x128 but the image is 640x192' in line
-                            for line in camera.logs('faults.eigen_depth')[start:]),
+                            for line in logs(camera, 'faults.eigen_depth')[start:]),
                 what='the size mismatch to be logged')
     sec = send(camera, NS, width=640, height=192)
     camera.wait(lambda: camera.find(f'{NS}/depth/image', sec=sec), what='depth')
@@ -253,7 +254,7 @@ def test_image_size_and_camera_info_change_mid_stream(camera: RosSide, nodes: di
 def test_checkpoint_swapped_at_runtime(camera: RosSide, nodes: dict, folder: Path) -> None:
     twenty = write_checkpoint(folder / 'twenty.pt', 20.0, fc_width=2048)
     assert 7 < median_depth(round_trip(camera, NS, info=pinhole())) < 14
-    start = len(camera.logs('faults.eigen_depth'))
+    start = len(logs(camera, 'faults.eigen_depth'))
     # frames keep coming while the new network loads beside the old one, from before the
     # swap (the old network answered one of them) until the new network answered one
     streaming = threading.Event()
@@ -294,7 +295,7 @@ def test_checkpoint_swapped_at_runtime(camera: RosSide, nodes: dict, folder: Pat
     assert networks[0] is False and networks[-1] is True, answered   # both networks seen
     assert networks == sorted(networks), answered
     camera.wait(lambda: any('checkpoint swapped' in line and str(twenty) in line
-                            for line in camera.logs('faults.eigen_depth')[start:]),
+                            for line in logs(camera, 'faults.eigen_depth')[start:]),
                 what='the swap to be logged')
     # a bad file is refused with a reason; the running network stays
     bad = folder / 'bad.pt'
@@ -305,7 +306,7 @@ def test_checkpoint_swapped_at_runtime(camera: RosSide, nodes: dict, folder: Pat
     assert not result.successful and 'missing.pt' in result.reason
     camera.wait(lambda: any(line.startswith('checkpoint not changed: ') and str(bad) in line
                             and line.endswith(f'still running the network from {twenty}')
-                            for line in camera.logs('faults.eigen_depth')[start:]),
+                            for line in logs(camera, 'faults.eigen_depth')[start:]),
                 what='the refusal to be logged')
     # a zip archive that is no checkpoint passes the quick checks: accepted, then the load
     # fails on the loader thread, the error is logged and the parameter set back
@@ -316,7 +317,7 @@ def test_checkpoint_swapped_at_runtime(camera: RosSide, nodes: dict, folder: Pat
     assert result.successful, result.reason
     camera.wait(lambda: any(line.startswith('checkpoint not changed: ') and str(archive) in line
                             and line.endswith(f'from {twenty} (parameter reverted)')
-                            for line in camera.logs('faults.eigen_depth')[start:]),
+                            for line in logs(camera, 'faults.eigen_depth')[start:]),
                 what='the failed load to be logged')
     camera.wait(lambda: camera.get_parameter(f'{NS}/eigen_depth', 'checkpoint') == str(twenty),
                 what='checkpoint to be set back')
@@ -325,7 +326,7 @@ def test_checkpoint_swapped_at_runtime(camera: RosSide, nodes: dict, folder: Pat
     result = camera.set_parameters(f'{NS}/eigen_depth', checkpoint=str(folder / 'ten.pt'))[0]
     assert result.successful, result.reason
     camera.wait(lambda: any('checkpoint swapped' in line and str(folder / 'ten.pt') in line
-                            for line in camera.logs('faults.eigen_depth')[start:]),
+                            for line in logs(camera, 'faults.eigen_depth')[start:]),
                 what='the swap back to be logged')
     alive(nodes)
 

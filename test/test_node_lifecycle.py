@@ -35,6 +35,7 @@ from lifecycle_msgs.srv import ChangeState, GetState
 import numpy as np
 import pytest
 from sensor_msgs.msg import CameraInfo, Image
+from support import subscribe_rosout, wait_log
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -68,7 +69,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, NodeProcess]:
 @pytest.fixture(scope='module')
 def ros(nodes: dict[str, NodeProcess]) -> RosSide:
     with RosSide('lifecycle_test') as side:
-        side.subscribe_rosout()
+        subscribe_rosout(side)
         for ns in nodes:
             side.subscribe(f'{ns}/depth/image', Image)
         yield side
@@ -135,7 +136,7 @@ def test_every_transition_and_no_depth_while_inactive(ros: RosSide, nodes: dict)
     (result,) = ros.set_parameters(f'{ns}/eigen_depth', checkpoint='/missing.pt')
     assert result.successful, result.reason       # unconfigured: kept for configure
     assert not change(ros, ns, Transition.TRANSITION_CONFIGURE)
-    ros.wait_log(log, 'cannot configure: /missing.pt: checkpoint file not found')
+    wait_log(ros, log, 'cannot configure: /missing.pt: checkpoint file not found')
     assert state(ros, ns) == State.PRIMARY_STATE_UNCONFIGURED
     (result,) = ros.set_parameters(f'{ns}/eigen_depth', checkpoint=good)
     assert result.successful, result.reason
@@ -153,7 +154,7 @@ def test_every_transition_and_no_depth_while_inactive(ros: RosSide, nodes: dict)
     assert change(ros, ns, Transition.TRANSITION_DEACTIVATE)
     ros.wait(lambda: ros.node.count_subscribers(f'{ns}/image') == 0, what='unsubscribed')
     inactive = frame(ros, ns)
-    ros.wait_log(log, 'inactive: camera unsubscribed')
+    wait_log(ros, log, 'inactive: camera unsubscribed')
     assert change(ros, ns, Transition.TRANSITION_ACTIVATE)
     ros.wait(lambda: ros.node.count_subscribers(f'{ns}/image') == 1, what='the subscription')
     answered(ros, ns)
@@ -162,7 +163,7 @@ def test_every_transition_and_no_depth_while_inactive(ros: RosSide, nodes: dict)
     assert change(ros, ns, Transition.TRANSITION_DEACTIVATE)
     assert change(ros, ns, Transition.TRANSITION_CLEANUP)
     assert state(ros, ns) == State.PRIMARY_STATE_UNCONFIGURED
-    ros.wait_log(log, 'unconfigured: network freed')
+    wait_log(ros, log, 'unconfigured: network freed')
     assert ros.node.count_publishers(f'{ns}/depth/image') == 0
     assert change(ros, ns, Transition.TRANSITION_CONFIGURE)
     assert change(ros, ns, Transition.TRANSITION_INACTIVE_SHUTDOWN)
