@@ -31,12 +31,13 @@ def test_tiny_gpu_run_on_the_cpu_writes_both_tables_and_pictures(tmp_path):
     cmd = [sys.executable, '-m', 'eigen_depth_ros.tools.cli', 'gpu-run', '--out', str(out),
            '--train-drives', '2', '--frames', '5', '--test-frames', '4', '--batch-size', '2',
            '--more-test-drives', '1', '--more-test-frames', '1', '--time-budget', '0.001',
-           '--val-max-frames', '2', '--device', 'cpu']
+           '--val-max-frames', '2', '--device', 'cpu',
+           '--width-mult', '0.0625']  # the paper's 364 MB checkpoints take seconds each to write
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((out / 'summary.json').read_text())
     training = summary['training']
-    assert training['network'] == 'kitti' and training['parameters'] == 90_881_799
+    assert training['network'] == 'kitti-narrow0.0625' and training['parameters'] > 0
     assert training['budget_ended'] == ['coarse', 'fine']  # stopped by the clock, not the plan
     assert training['samples'] >= 4 and training['samples_per_second'] > 0
     assert set(summary['metrics']) == {'coarse', 'fine', 'baseline: mean'}  # no node run
