@@ -166,6 +166,7 @@ class DepthCore:
         # The checkpoint a loader thread is loading, None when none is.
         self._loading: str | None = None
         self._subscriptions: list[Any] = []
+        self._taking_frames = False  # active; a managed node's camera stays subscribed
         self._diagnostics_timer = None
         for spec in PARAMETERS:
             self.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
@@ -207,8 +208,11 @@ class DepthCore:
         self._create_publishers()
 
     def _activate(self) -> None:
-        """Subscribe the camera and start the diagnostics timer."""
-        self._create_subscriptions()
+        """Subscribe the camera (once), take its frames and start the diagnostics timer."""
+        if not self._subscriptions:
+            self._create_subscriptions()
+        with self._lock:
+            self._taking_frames = True
         self._diagnostics_timer = self.create_timer(self._param('diagnostics_period'),
                                                     self._publish_diagnostics)
         self.get_logger().info(
@@ -216,18 +220,25 @@ class DepthCore:
             f'({self._resolution} resolution), {self._points_pub.topic_name}')
 
     def _deactivate(self) -> None:
-        """Stop taking frames: unsubscribe the camera, drop a waiting frame, stop diagnostics."""
-        for subscription in self._subscriptions:
-            self.destroy_subscription(subscription)
-        self._subscriptions = []
+        """
+        Stop taking frames: ignore the camera's, drop a waiting one, stop diagnostics.
+
+        The subscriptions stay (until :meth:`_cleanup`): a subscription destroyed and made
+        again is sometimes never matched by a camera's running publisher on Fast DDS 2.14
+        (Jazzy), which still counts the old one.
+        """
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
             self._diagnostics_timer = None
         with self._lock:
+            self._taking_frames = False
             self._slot = None
 
     def _cleanup(self) -> None:
-        """Stop the worker (after the frame in progress), free the network and publishers."""
+        """Unsubscribe, stop the worker (after its frame), free the network and publishers."""
+        for subscription in self._subscriptions:
+            self.destroy_subscription(subscription)
+        self._subscriptions = []
         self._stop_worker()
         for publisher in getattr(self, '_outputs', ()) + (
                 (self._diagnostics_pub,) if hasattr(self, '_diagnostics_pub') else ()):
@@ -566,6 +577,8 @@ class DepthCore:
             age_s = (now_ns - stamp) / 1e9 if stamp > 0 and now_ns > 0 else math.nan
             frame = _Frame(msg, time.monotonic(), age_s)
             with self._lock:
+                if not self._taking_frames:
+                    return  # inactive (managed node)
                 self._totals.received += 1
                 self._window.received += 1
                 if self._slot is not None:

@@ -19,8 +19,8 @@ The same node as :class:`~eigen_depth_ros.node.depth_node.DepthNode`, brought up
 lifecycle transitions (``lifecycle_msgs``: ``<node>/change_state``, ``<node>/get_state``) as
 Nav2's lifecycle_manager does: *configure* loads and warms up the network and creates the
 publishers, *activate* subscribes the camera (frames are answered from then on),
-*deactivate* unsubscribes it (no frame is taken), *cleanup* stops the worker and frees the
-network, *shutdown* ends the process with exit status 0. A transition asked for in the wrong
+*deactivate* stops taking its frames (the subscription stays, so a running camera need not
+match a new one), *cleanup* unsubscribes, stops the worker and frees the network, *shutdown* ends the process with exit status 0. A transition asked for in the wrong
 state is refused by rclpy and the node keeps running. With ``--autostart`` on the command
 line (the launch file's ``autostart:=true``) the node configures and activates itself.
 """
@@ -96,13 +96,13 @@ class ManagedDepthNode(DepthCore, LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        """Unsubscribe the camera: no frame is taken until activated again."""
+        """Stop taking the camera's frames until activated again."""
         self._deactivate()
-        self.get_logger().info('inactive: camera unsubscribed')
+        self.get_logger().info('inactive: camera frames ignored until activated')
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        """Stop the worker and free the network and the publishers."""
+        """Unsubscribe, stop the worker and free the network and the publishers."""
         self._cleanup()
         self.get_logger().info('unconfigured: network freed')
         return TransitionCallbackReturn.SUCCESS
