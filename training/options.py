@@ -138,9 +138,9 @@ def build_parser(prog: str = 'eigen-depth train') -> argparse.ArgumentParser:
                            'to (depth x F / f_frame) and that the checkpoint records as '
                            'f_train; default: the mean over the training frames')
     data.add_argument('--preload', choices=('auto', 'on', 'off'), default='auto',
-                      help='decode every training and validation frame once and keep it in '
-                           'memory (auto: when the frames fit in 6 GiB), so that samples '
-                           'cost only the augmentation')
+                      help='decode every validation frame (and, with --data-pipeline raw, '
+                           'every training frame) once and keep it in memory (auto: when the '
+                           'frames fit in 6 GiB), so that samples cost only the augmentation')
     data.add_argument('--data-pipeline', choices=('prepared', 'raw'), default='prepared',
                       help='prepared: decode and resize every training frame once into a '
                            'memory-mapped prepared set (--prepared-dir; rebuilt when the '
