@@ -20,9 +20,10 @@ lifecycle transitions (``lifecycle_msgs``: ``<node>/change_state``, ``<node>/get
 Nav2's lifecycle_manager does: *configure* loads and warms up the network and creates the
 publishers, *activate* subscribes the camera (frames are answered from then on),
 *deactivate* stops taking its frames (the subscription stays, so a running camera need not
-match a new one), *cleanup* unsubscribes, stops the worker and frees the network, *shutdown* ends the process with exit status 0. A transition asked for in the wrong
-state is refused by rclpy and the node keeps running. With ``--autostart`` on the command
-line (the launch file's ``autostart:=true``) the node configures and activates itself.
+match a new one), *cleanup* unsubscribes, stops the worker and frees the network,
+*shutdown* ends the process with exit status 0. A transition asked for in the wrong state is
+refused by rclpy and the node keeps running. With ``--autostart`` on the command line (the
+launch file's ``autostart:=true``) the node configures and activates itself.
 """
 from __future__ import annotations
 
