@@ -94,24 +94,23 @@ class PreparedBatches(Dataset):
         Return one batch of the frames ``keys`` (``(frame index, augmentation seed)``).
 
         Raw: ``images`` (B, H_max, W_max, 3) uint8, ``stored_size`` and ``image_size``
-        (B, 2), ``points_uv`` (P, 2) int32, ``points_z`` (P,) float32, ``points_frame``
-        (P,) int64 (the batch position of each point), ``focal`` (B,) float64, ``index``
-        (B,) and ``draws`` (the :class:`~eigen_depth_training.dataset.Augmentation` of each).
+        (B, 2), ``points_uv`` (P, 2) int32 and ``points_z`` (P,) float32 (the frames' points
+        one after another), ``points_count`` (B,) int64 (how many each frame has), ``focal``
+        (B,) float64, ``index`` (B,) and ``draws`` (the
+        :class:`~eigen_depth_training.dataset.Augmentation` of each).
         """
         prepared = self.prepared
         indices = [int(index) for index, _ in keys]
         draws = [self.draw.augmentation(int(index), int(seed)) for index, seed in keys]
         images = torch.from_numpy(np.stack([prepared.images[i] for i in indices]))
         uv, z = zip(*(prepared.points(i) for i in indices))
-        counts = [len(part) for part in z]
         return {
             'images': images,                                               # (B, Hc, Wc, 3)
             'stored_size': torch.from_numpy(prepared.stored_size[indices].astype(np.int64)),
             'image_size': torch.from_numpy(prepared.image_size[indices].astype(np.int64)),
             'points_uv': torch.from_numpy(np.concatenate(uv).astype(np.int32)),   # (P, 2)
             'points_z': torch.from_numpy(np.concatenate(z)),                       # (P,)
-            'points_frame': torch.repeat_interleave(torch.arange(len(indices)),
-                                                    torch.tensor(counts)),         # (P,)
+            'points_count': torch.tensor([len(part) for part in z]),              # (B,)
             'focal': torch.from_numpy(prepared.focal[indices]),
             'index': torch.tensor(indices),
             'draws': draws,
@@ -214,8 +213,7 @@ def binned_targets(raw: dict[str, Any], geometries: list[InputGeometry],
     batch = len(geometries)
     uv = raw['points_uv'].to(device, non_blocking=True).double()           # (P, 2)
     depth = raw['points_z'].to(device, non_blocking=True)                  # (P,)
-    offsets = [0] + torch.cumsum(torch.bincount(raw['points_frame'], minlength=batch),
-                                 0).tolist()
+    offsets = [0] + torch.cumsum(raw['points_count'], 0).tolist()
     cells: list[torch.Tensor] = [uv.new_empty(0)] * batch
 
     def bin_frames(frames: range) -> None:

@@ -246,19 +246,32 @@ def _estimate_point_bytes(dataset: Any) -> int:
     return int(1.25 * per_frame * len(dataset.entries) * 8)
 
 
+def _layout(dataset: Any, scale_max: float
+            ) -> tuple[list[tuple[int, int]], list[tuple[int, int]], tuple[int, int]]:
+    """Return each frame's camera size, its stored size, and the (width, height) canvas."""
+    image_sizes = _image_sizes(dataset)
+    sizes = [stored_size(size, dataset.config, scale_max) for size in image_sizes]
+    return image_sizes, sizes, (max(w for w, _ in sizes), max(h for _, h in sizes))
+
+
+def _bytes_needed(dataset: Any, canvas: tuple[int, int]) -> int:
+    """Images exactly (N x H_max x W_max x 3), points from the first frames' counts."""
+    return (len(dataset.entries) * canvas[0] * canvas[1] * 3 + _estimate_point_bytes(dataset)
+            + (1 << 20))
+
+
 def required_bytes(dataset: Any, scale_max: float) -> int:
     """
     Return the disk space a prepared set of ``dataset`` needs, in bytes (an upper estimate).
 
     Images exactly (N x H_max x W_max x 3), points from the first frames' counts.
     """
-    sizes = [stored_size(size, dataset.config, scale_max) for size in _image_sizes(dataset)]
-    canvas_w, canvas_h = max(w for w, _ in sizes), max(h for _, h in sizes)
-    return len(sizes) * canvas_w * canvas_h * 3 + _estimate_point_bytes(dataset) + (1 << 20)
+    return _bytes_needed(dataset, _layout(dataset, scale_max)[2])
 
 
 def build_prepared(dataset: Any, folder: PathLike, scale_max: float, workers: int = 0,
-                   progress: bool = False) -> PreparedSet:
+                   progress: bool = False, expected_fingerprint: str | None = None
+                   ) -> PreparedSet:
     """
     Write the prepared set of ``dataset`` to ``folder``, atomically, and open it.
 
@@ -268,6 +281,8 @@ def build_prepared(dataset: Any, folder: PathLike, scale_max: float, workers: in
     image fails to decode now stops the build with its name (the dataset already left out
     the files that are missing or not PNGs).
 
+    :param expected_fingerprint: :func:`fingerprint` of ``dataset``, when the caller has it
+        (it reads every source file's stamp).
     :raises PreparedSetError: too little disk space (before anything is written), or a
         frame that cannot be decoded.
     """
@@ -275,15 +290,13 @@ def build_prepared(dataset: Any, folder: PathLike, scale_max: float, workers: in
 
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    needed = required_bytes(dataset, scale_max)
+    image_sizes, sizes, canvas = _layout(dataset, scale_max)
+    needed = _bytes_needed(dataset, canvas)
     free = shutil.disk_usage(folder.parent).free
     if needed + DISK_MARGIN > free:
         raise PreparedSetError(f'{folder}: preparing {len(dataset.entries)} frames needs about '
                                f'{needed / 1e9:.2f} GB, {free / 1e9:.2f} GB free on that disk '
                                '(use --prepared-dir elsewhere or --data-pipeline raw)')
-    image_sizes = _image_sizes(dataset)
-    sizes = [stored_size(size, dataset.config, scale_max) for size in image_sizes]
-    canvas = (max(w for w, _ in sizes), max(h for _, h in sizes))
     frames = len(sizes)
     for stale in folder.parent.glob(f'.{folder.name}.partial-*'):
         shutil.rmtree(stale, ignore_errors=True)
@@ -317,8 +330,8 @@ def build_prepared(dataset: Any, folder: PathLike, scale_max: float, workers: in
                  stored_size=np.array(sizes, np.int32), point_offset=offsets,
                  focal=np.array([dataset.frame_focal(i) for i in range(frames)], np.float64))
         manifest = {'format': FORMAT,
-                    'fingerprint': fingerprint(dataset.root, dataset.entries, dataset.config,
-                                               scale_max),
+                    'fingerprint': expected_fingerprint or fingerprint(
+                        dataset.root, dataset.entries, dataset.config, scale_max),
                     'frames': frames, 'points': int(len(z_all)), 'canvas': list(canvas),
                     'scale_max': float(scale_max), 'config': dataset.config.name,
                     'lines': [entry.line() for entry in dataset.entries]}
@@ -349,7 +362,7 @@ def ensure_prepared(dataset: Any, folder: PathLike, scale_max: float, workers: i
         if Path(folder).exists():
             say(f'{exc}: preparing it again')
     started = time.perf_counter()
-    prepared = build_prepared(dataset, folder, scale_max, workers, progress)
+    prepared = build_prepared(dataset, folder, scale_max, workers, progress, expected)
     size = sum(p.stat().st_size for p in Path(folder).iterdir())
     say(f'prepared {len(prepared)} frames in {folder} ({size / 1e6:.0f} MB, '
         f'{time.perf_counter() - started:.1f} s)')
